@@ -1,0 +1,100 @@
+"""rfanalysis: exact receptive fields, route counts and border coverage of CNNs.
+
+A pixel near the middle of a deep unit's receptive field reaches that unit along many routes,
+a border pixel along few. This package counts them exactly.
+
+Layers (frozen, hashable; an int means the same on every spatial axis)
+    Conv, LocallyConnected, Pool, ConvTranspose, Upsample, Dense, Residual, Concat, Network
+Specs
+    parse (compact grammar, e.g. ``"conv7s2p3,maxpool3s2p1,res(conv3p1,conv3p1)*2"``),
+    load / save (JSON or TOML spec files), zoo.names / zoo.get
+Geometry
+    output_shape, geometry (per-layer table), receptive_field
+Route counting
+    routes (every input pixel to one unit), coverage (summed over all output units);
+    float64, ``exact=True`` (Python ints) or ``log=True`` (log10)
+Plotting
+    ``rfanalysis.plotting`` (imported on demand; needs matplotlib)
+
+Padding modes (what a tap outside the input reads; input ``a b c d``, padding 2)::
+
+    zeros      0 0 | a b c d | 0 0     no route
+    reflect    c b | a b c d | c b     mirrored, edge not repeated (torch, numpy 'reflect')
+    symmetric  b a | a b c d | d c     mirrored, edge repeated (numpy 'symmetric', TF)
+    replicate  a a | a b c d | d d     edge pixel (torch 'replicate', numpy 'edge')
+    circular   c d | a b c d | a b     wrapped (torch 'circular', numpy 'wrap')
+
+A tap that lands on a pixel is a route, so a reflected tap adds a second route to the pixel it
+mirrors. For a single-channel, bias-free linear network with all weights 1, the derivative of
+output unit ``u`` with respect to input pixel ``i`` equals the number of routes from ``i`` to
+``u``.
+
+>>> import rfanalysis as rfa
+>>> rfa.routes("conv2*10", (11,)).astype(int).tolist()
+[1, 10, 45, 120, 210, 252, 210, 120, 45, 10, 1]
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from . import zoo
+from ._engine import CountOverflowError, coverage, output_shape, routes
+from ._geometry import Geometry, GeometryRow, ReceptiveField, geometry, receptive_field
+from ._io import load, save
+from ._layers import (
+    Concat,
+    Conv,
+    ConvTranspose,
+    Dense,
+    Layer,
+    LocallyConnected,
+    Network,
+    Pool,
+    Residual,
+    Upsample,
+)
+from ._parse import parse
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Concat",
+    "Conv",
+    "ConvTranspose",
+    "CountOverflowError",
+    "Dense",
+    "Geometry",
+    "GeometryRow",
+    "Layer",
+    "LocallyConnected",
+    "Network",
+    "Pool",
+    "ReceptiveField",
+    "Residual",
+    "Upsample",
+    "__version__",
+    "coverage",
+    "geometry",
+    "load",
+    "output_shape",
+    "parse",
+    "receptive_field",
+    "routes",
+    "save",
+    "zoo",
+]
+
+_LAZY = ("plotting",)
+
+
+def __getattr__(name: str) -> Any:
+    # submodules that import heavy dependencies load on first use
+    if name in _LAZY:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'rfanalysis' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(__all__) | set(_LAZY))

@@ -1,0 +1,476 @@
+"""Command-line interface (``rfanalysis``): one thin function per subcommand.
+
+User errors (a malformed spec, an impossible size, an unknown option) exit with status 2 and
+one line ``Error: ...`` on stderr, and never leave a partial output file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+import rfanalysis as rfa
+from rfanalysis._io import write_atomic
+
+IMAGE_SUFFIXES = (".png", ".svg", ".pdf")
+DATA_SUFFIXES = (".npy", ".csv", ".json")
+
+
+class UserError(click.ClickException):
+    """Bad input: exit status 2, one line."""
+
+    exit_code = 2
+
+
+class _Group(click.Group):
+    """A group whose every error, click's usage errors included, is one line on stderr."""
+
+    def main(
+        self,
+        args: Any = None,
+        prog_name: Any = None,
+        complete_var: Any = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, False, **extra)
+        except click.ClickException as exc:
+            message = " ".join(exc.format_message().split())
+            if isinstance(exc, click.UsageError) and exc.ctx is not None:
+                message += f" (see '{exc.ctx.command_path} --help')"
+            click.echo(f"Error: {message}", err=True)
+            sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn the library's documented errors into one-line CLI errors."""
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        raise UserError(" ".join(str(exc).split())) from None
+    except OSError as exc:
+        raise UserError(
+            f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)
+        ) from None
+    except MemoryError:
+        raise UserError("not enough memory for this input size; use a smaller input") from None
+
+
+# --------------------------------------------------------------------------- parameter parsing
+def resolve_spec(text: str) -> rfa.Network:
+    """A spec file path, a zoo name, or a compact spec string."""
+    path = Path(text)
+    if path.suffix.lower() in (".json", ".toml"):
+        return rfa.load(path)
+    if text in rfa.zoo.names():
+        return rfa.zoo.get(text)
+    try:
+        return rfa.parse(text)
+    except ValueError:
+        import difflib
+
+        close = difflib.get_close_matches(text, rfa.zoo.names(), n=2, cutoff=0.6)
+        if close:
+            raise ValueError(
+                f"unknown network {text!r}: not a zoo name (did you mean "
+                f"{' or '.join(repr(c) for c in close)}?), a spec file or a valid spec"
+            ) from None
+        raise
+
+
+def _ints(value: str, what: str) -> tuple[int, ...]:
+    parts = value.replace("x", ",").split(",")
+    try:
+        out = tuple(int(p) for p in parts)
+    except ValueError:
+        raise click.BadParameter(f"expected integers like 224 or 224,224; got {value!r}") from None
+    return out
+
+
+def _input_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    shape = _ints(value, "input")
+    if any(n < 1 for n in shape):
+        raise click.BadParameter(f"sizes must be >= 1, got {value!r}")
+    return shape[0] if len(shape) == 1 else shape
+
+
+def _unit_callback(ctx: click.Context, param: click.Parameter, value: str) -> Any:
+    if value == "center":
+        return "center"
+    try:
+        return tuple(int(p) for p in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected 'center' or ROW,COL; got {value!r}") from None
+
+
+def _output_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    path = Path(value)
+    if path.suffix.lower() not in IMAGE_SUFFIXES + DATA_SUFFIXES:
+        raise click.BadParameter(
+            f"unsupported file type {path.suffix or '(none)'!r}; use one of "
+            + ", ".join(IMAGE_SUFFIXES + DATA_SUFFIXES)
+        )
+    if path.parent and not path.parent.exists():
+        raise click.BadParameter(f"folder {str(path.parent)!r} does not exist")
+    return path
+
+
+spec_argument = click.argument("spec", metavar="SPEC")
+input_option = click.option(
+    "--input",
+    "input_shape",
+    metavar="N[,N...]",
+    callback=_input_callback,
+    help="Input size: one number for every axis (2-D unless the network fixes its axes), "
+    "or one per axis (224,160).",
+)
+output_option = click.option(
+    "-o",
+    "--output",
+    metavar="FILE",
+    callback=_output_callback,
+    help="Write an image (.png .svg .pdf) or data (.npy .csv .json) instead of a summary.",
+)
+dpi_option = click.option(
+    "--dpi",
+    type=click.IntRange(10, 1200),
+    default=150,
+    show_default=True,
+    help="Resolution of PNG output.",
+)
+
+
+# --------------------------------------------------------------------------- output
+def _summary(
+    counts: np.ndarray, what: str, net: rfa.Network, shape: tuple[int, ...], log: bool
+) -> str:
+    flat = counts.ravel()
+    lines = [f"{what} of {net.display_name} at input {'x'.join(map(str, shape))}"]
+    finite = flat[np.isfinite(flat.astype(float))] if log else flat
+    if log:
+        lines.append(f"log10 counts: max {finite.max():.6g}, min non-zero {finite.min():.6g}")
+    else:
+        nonzero = [v for v in flat.tolist() if v != 0]
+        lines.append(
+            f"max {max(flat.tolist()):,.6g}; min non-zero "
+            f"{min(nonzero) if nonzero else 0:,.6g}; total {sum(flat.tolist()):,.6g}"
+        )
+        corner = counts[(0,) * counts.ndim]
+        centre = counts[tuple((n - 1) // 2 for n in counts.shape)]
+        lines.append(
+            f"centre {centre:,.6g}; corner {corner:,.6g}"
+            + (f"; centre/corner {float(centre) / float(corner):.6g}" if corner else "")
+        )
+    zero = int(np.count_nonzero(np.isneginf(counts.astype(float)) if log else counts == 0))
+    lines.append(f"pixels with no route: {zero} of {counts.size}")
+    if counts.size <= 400 and counts.ndim <= 2:
+        with np.printoptions(linewidth=120, suppress=True, floatmode="maxprec"):
+            lines.append(str(counts if counts.dtype == object or log else _intlike(counts)))
+    return "\n".join(lines)
+
+
+def _intlike(a: np.ndarray) -> np.ndarray:
+    return a.astype(np.int64) if np.all(a == np.round(a)) and np.abs(a).max() < 2**53 else a
+
+
+def _write_data(path: Path, counts: np.ndarray, meta: dict[str, Any]) -> None:
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        if counts.dtype == object:
+            raise ValueError(
+                "exact counts are Python integers, which .npy cannot hold without pickling; "
+                "write .csv or .json instead"
+            )
+        buf = io.BytesIO()
+        np.save(buf, counts, allow_pickle=False)
+        data = buf.getvalue()
+    elif suffix == ".csv":
+        if counts.ndim > 2:
+            raise ValueError(f"CSV holds 1-D or 2-D maps; this map is {counts.ndim}-D (use .npy)")
+        rows = counts.reshape(1, -1) if counts.ndim == 1 else counts
+        text = "\n".join(",".join(_num(v) for v in row) for row in rows) + "\n"
+        data = text.encode()
+    else:
+        payload = dict(meta, shape=list(counts.shape), values=_nested(counts))
+        data = (json.dumps(payload) + "\n").encode()
+    write_atomic(path, data)
+
+
+def _num(v: Any) -> str:
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    f = float(v)
+    if f == -np.inf:
+        return "-inf"
+    return str(int(f)) if f.is_integer() and abs(f) < 2**53 else repr(f)
+
+
+def _nested(a: np.ndarray) -> Any:
+    if a.ndim == 0:
+        v = a.item()
+        if isinstance(v, float):
+            if v == -np.inf:
+                return None  # log10 of zero routes
+            return int(v) if v.is_integer() and abs(v) < 2**53 else v
+        return int(v)
+    return [_nested(x) for x in a]
+
+
+def _write_image(path: Path, draw: Callable[[Any], None], dpi: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    from matplotlib import pyplot as plt
+
+    suffix = path.suffix.lower()
+    metadata = {
+        "png": {"Software": None},
+        "pdf": {"CreationDate": None, "Producer": None},
+        "svg": {"Date": None},
+    }[suffix[1:]]
+    with matplotlib.rc_context({"svg.hashsalt": "rfanalysis", "svg.fonttype": "none"}):
+        fig = plt.figure(figsize=(6.4, 5.2))
+        try:
+            draw(fig)
+            buf = io.BytesIO()
+            fig.savefig(buf, format=suffix[1:], dpi=dpi, metadata=metadata, bbox_inches="tight")
+        finally:
+            plt.close(fig)
+    write_atomic(path, buf.getvalue())
+
+
+def _draw_counts(counts: np.ndarray, title: str, log_scale: bool, is_log10: bool):
+    from rfanalysis import plotting
+
+    def draw(fig: Any) -> None:
+        ax = fig.add_subplot()
+        data = counts
+        if data.ndim == 3:
+            mid = (data.shape[0] - 1) // 2
+            data = data[mid]
+            title_ = f"{title} (slice {mid} of axis 0)"
+        else:
+            title_ = title
+        if data.ndim == 1:
+            plotting.plot_profile(10.0**data if is_log10 else data, ax=ax, log=log_scale)
+        else:
+            plotting.plot_coverage(data, ax=ax, log=log_scale, is_log10=is_log10)
+            ax.set_xlabel("column")
+            ax.set_ylabel("row")
+        ax.set_title(title_, fontsize=10)
+
+    return draw
+
+
+def _emit_counts(
+    what: str,
+    net: rfa.Network,
+    shape: Any,
+    counts: np.ndarray,
+    output: Path | None,
+    log: bool,
+    dpi: int,
+    extra: dict[str, Any],
+) -> None:
+    full_shape = counts.shape
+    if output is None:
+        click.echo(_summary(counts, what, net, full_shape, log))
+        return
+    size = "x".join(map(str, full_shape))
+    if output.suffix.lower() in IMAGE_SUFFIXES:
+        title = f"{what} of {net.display_name}, input {size}"
+        if len(title) > 70:
+            title = f"{what}, input {size}"
+        _write_image(output, _draw_counts(counts, title, True, log), dpi)
+    else:
+        meta = {
+            "what": what,
+            "network": net.display_name,
+            "input_shape": list(full_shape),
+            "values_are": "log10 routes (null: no route)" if log else "routes",
+            **extra,
+        }
+        _write_data(output, counts, meta)
+    click.echo(f"wrote {output}", err=True)
+
+
+def _compute(
+    fn: Callable[..., np.ndarray],
+    net: rfa.Network,
+    shape: Any,
+    output: Path | None,
+    log: bool | None,
+    exact: bool,
+    **kwargs: Any,
+) -> tuple[np.ndarray, bool]:
+    """Images use log10 counts (they never overflow); data files get what was asked for."""
+    image = output is not None and output.suffix.lower() in IMAGE_SUFFIXES
+    if image:
+        if log is False:
+            counts = fn(net, shape, **kwargs)
+            return counts, False
+        return fn(net, shape, log=True, **kwargs), True
+    return fn(net, shape, exact=exact, log=bool(log), **kwargs), bool(log)
+
+
+# --------------------------------------------------------------------------- commands
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(rfa.__version__, prog_name="rfanalysis")
+def main() -> None:
+    """Receptive fields, route counts and border coverage of convolutional networks.
+
+    SPEC is a zoo name (see 'rfanalysis zoo'), a compact spec such as
+    'conv7s2p3,maxpool3s2p1,res(conv3p1,conv3p1)*2', or a .json/.toml spec file.
+    """
+
+
+@main.command()
+@spec_argument
+@input_option
+@output_option
+@click.option(
+    "--log/--linear",
+    "log",
+    default=None,
+    help="Images: colour scale (log by default). Data files and the summary: "
+    "write log10 counts (--log) or counts (default).",
+)
+@click.option(
+    "--exact", is_flag=True, help="Exact integer counts (for .csv/.json and the summary)."
+)
+@dpi_option
+def coverage(
+    spec: str, input_shape: Any, output: Path | None, log: bool | None, exact: bool, dpi: int
+) -> None:
+    """Routes from every input pixel, summed over all output units."""
+    with _user_errors():
+        if input_shape is None:
+            raise click.UsageError("Missing option '--input'.")
+        net = resolve_spec(spec)
+        counts, is_log = _compute(rfa.coverage, net, input_shape, output, log, exact)
+        _emit_counts("coverage", net, input_shape, counts, output, is_log, dpi, {})
+
+
+@main.command()
+@spec_argument
+@input_option
+@click.option(
+    "--unit",
+    default="center",
+    show_default=True,
+    callback=_unit_callback,
+    metavar="center|ROW,COL",
+    help="Output unit the routes lead to.",
+)
+@output_option
+@click.option(
+    "--log/--linear",
+    "log",
+    default=None,
+    help="Images: colour scale (log by default). Data files and the summary: "
+    "write log10 counts (--log) or counts (default).",
+)
+@click.option(
+    "--exact", is_flag=True, help="Exact integer counts (for .csv/.json and the summary)."
+)
+@dpi_option
+def routes(
+    spec: str,
+    input_shape: Any,
+    unit: Any,
+    output: Path | None,
+    log: bool | None,
+    exact: bool,
+    dpi: int,
+) -> None:
+    """Routes from every input pixel to one output unit."""
+    with _user_errors():
+        if input_shape is None:
+            raise click.UsageError("Missing option '--input'.")
+        net = resolve_spec(spec)
+        counts, is_log = _compute(rfa.routes, net, input_shape, output, log, exact, unit=unit)
+        _emit_counts(
+            "routes",
+            net,
+            input_shape,
+            counts,
+            output,
+            is_log,
+            dpi,
+            {"unit": unit if isinstance(unit, str) else list(unit)},
+        )
+
+
+@main.command()
+@spec_argument
+@input_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json", "markdown"]),
+    default="table",
+    show_default=True,
+)
+@click.option(
+    "-o",
+    "--output",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Write to FILE instead of standard output.",
+)
+def geometry(spec: str, input_shape: Any, fmt: str, output: str | None) -> None:
+    """The receptive-field table: size, jump, start, effective padding and parameters."""
+    with _user_errors():
+        net = resolve_spec(spec)
+        table = rfa.geometry(net, input_shape)
+        text = {
+            "table": lambda: str(table) + "\n",
+            "csv": table.to_csv,
+            "json": lambda: json.dumps(table.to_dict(), indent=2) + "\n",
+            "markdown": table.to_markdown,
+        }[fmt]()
+        if output:
+            write_atomic(Path(output), text.encode())
+            click.echo(f"wrote {output}", err=True)
+        else:
+            click.echo(text, nl=False)
+
+
+@main.command()
+@click.argument("name", required=False)
+def zoo(name: str | None) -> None:
+    """List the zoo, or describe one network."""
+    with _user_errors():
+        if name is None:
+            for n in rfa.zoo.names():
+                click.echo(f"{n:<16} {rfa.zoo.describe(n)[:100]}")
+            return
+        net = rfa.zoo.get(name)
+        click.echo(f"{name}: {rfa.zoo.describe(name)}")
+        click.echo(f"spec: {net.spec()}")
+        rf = rfa.receptive_field(net)
+        click.echo(f"receptive field {rf.size}, jump {rf.stride}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
