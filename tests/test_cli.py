@@ -1,0 +1,120 @@
+"""The command-line interface, through click's CliRunner."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import rfanalysis as rfa
+from rfanalysis.cli import main
+
+
+@pytest.fixture
+def run():
+    runner = CliRunner()
+
+    def invoke(*args):
+        return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+    return invoke
+
+
+def test_coverage_summary_prints_small_maps(run):
+    result = run("coverage", "conv3p1", "--input", "5")
+    assert result.exit_code == 0
+    assert "centre 9; corner 4; centre/corner 2.25" in result.output
+    assert "[[4 6 6 6 4]" in result.output
+
+
+def test_coverage_data_files(run, tmp_path):
+    npy, csv, js = tmp_path / "c.npy", tmp_path / "c.csv", tmp_path / "c.json"
+    assert run("coverage", "conv3p1*2", "--input", "6,7", "-o", npy).exit_code == 0
+    np.testing.assert_array_equal(np.load(npy), rfa.coverage("conv3p1*2", (6, 7)))
+    assert run("coverage", "conv2*70", "--input", "71", "--exact", "-o", csv).exit_code == 0
+    first = csv.read_text().splitlines()[0].split(",")
+    assert len(first) == 71 and int(first[35]) == int(
+        rfa.coverage("conv2*70", 71, exact=True)[0, 35]
+    )
+    assert run("coverage", "conv3d2", "--input", "5", "--log", "-o", js).exit_code == 0
+    payload = json.loads(js.read_text())
+    assert payload["values_are"].startswith("log10") and payload["values"][0][1] is None
+
+
+def test_routes_unit_and_images(run, tmp_path):
+    png = tmp_path / "r.png"
+    result = run("routes", "conv3p1*4", "--input", "16", "--unit", "0,3", "-o", png)
+    assert result.exit_code == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = run("routes", "conv2*4", "--input", "5", "--unit", "0,0")
+    # conv2*4 on 5x5 has one output unit; its routes are the outer product of 1 4 6 4 1
+    assert summary.exit_code == 0 and "[ 6 24 36 24  6]" in summary.output
+    for suffix in ("svg", "pdf"):
+        out = tmp_path / f"c.{suffix}"
+        assert run("coverage", "lenet", "--input", "28", "-o", out).exit_code == 0
+        assert out.stat().st_size > 1000
+
+
+def test_images_are_byte_for_byte_reproducible(run, tmp_path):
+    for suffix in ("png", "svg", "pdf"):
+        a, b = tmp_path / f"a.{suffix}", tmp_path / f"b.{suffix}"
+        run("coverage", "conv3p1:reflect*3,conv3s2p1", "--input", "24", "-o", a)
+        run("coverage", "conv3p1:reflect*3,conv3s2p1", "--input", "24", "-o", b)
+        assert a.read_bytes() == b.read_bytes()
+
+
+def test_geometry_formats(run, tmp_path):
+    table = run("geometry", "lenet", "--input", "28")
+    assert table.exit_code == 0 and "520" in table.output and "299,520" in table.output
+    data = json.loads(run("geometry", "conv3p1*10", "--format", "json").output)
+    assert data["receptive_field"]["size"] == [21, 21]
+    assert run("geometry", "conv3", "--format", "csv").output.startswith("index,layer")
+    assert run("geometry", "conv3", "--format", "markdown").output.startswith("| # |")
+
+
+def test_spec_files_and_zoo(run, tmp_path):
+    path = tmp_path / "net.toml"
+    rfa.save(rfa.parse("conv3p1*3"), path)
+    assert (
+        "rf 7" in run("geometry", path).output.replace("  ", " ")
+        or "receptive field 7" in run("geometry", path).output
+    )
+    listing = run("zoo")
+    assert listing.exit_code == 0 and "lenet" in listing.output
+    assert "Nielsen" in run("zoo", "lenet").output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["coverage", "conv3,,", "--input", "8"], "cannot parse spec 'conv3,,'"),
+        (["coverage", "conv9", "--input", "4"], "layer 1 (conv9): output size 0 for input 4"),
+        (["coverage", "conv3", "--input", "abc"], "expected integers like 224"),
+        (["coverage", "conv3", "--input", "0"], "sizes must be >= 1"),
+        (["coverage", "conv3"], "Missing option '--input'"),
+        (["coverage", "conv3", "--input", "8", "-o", "OUT.gif"], "unsupported file type '.gif'"),
+        (["coverage", "conv3", "--input", "1000000"], "of memory"),
+        (
+            ["coverage", "conv3p1*800", "--input", "9", "--linear", "-o", "OUT.npy"],
+            "exceed the float64 range",
+        ),
+        (["coverage", "conv3", "--input", "8", "--exact", "-o", "OUT.npy"], "write .csv or .json"),
+        (["routes", "conv3", "--input", "8", "--unit", "9,9"], "out of range on axis 0"),
+        (["routes", "conv3", "--input", "8", "--unit", "x"], "expected 'center' or ROW,COL"),
+        (["geometry", "lenet", "--format", "yaml"], "Invalid value for '--format'"),
+        (["geometry", "lenett"], "did you mean 'lenet'"),
+        (["geometry", "missing.json"], "No such file or directory"),
+        (["zoo", "resnet9000"], "unknown zoo network 'resnet9000'"),
+        (["frobnicate"], "No such command 'frobnicate'"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_no_file(run, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    assert message in lines[0]
+    assert "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []
