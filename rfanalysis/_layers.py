@@ -15,6 +15,7 @@ import math
 import operator
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
+from functools import lru_cache
 from typing import Any, ClassVar
 
 PADDING_MODES = ("zeros", "reflect", "symmetric", "replicate", "circular")
@@ -94,7 +95,7 @@ def _common_ndim(lengths: dict[str, int], owner: str) -> int | None:
     return distinct.pop()
 
 
-def _expand(values: tuple, ndim: int) -> tuple:
+def _broadcast(values: tuple, ndim: int) -> tuple:
     return values * ndim if len(values) == 1 else values
 
 
@@ -188,6 +189,9 @@ class Layer:
 
     def expand(self, ndim: int) -> Layer:
         """Return this layer with every per-axis parameter written out for ``ndim`` axes."""
+        return _expand_cached(self, ndim)
+
+    def _expand(self, ndim: int) -> Layer:
         if self.ndim is not None:
             if self.ndim != ndim:
                 raise ValueError(
@@ -198,7 +202,7 @@ class Layer:
         for f in self._axis_fields:
             value = getattr(self, f)
             if not isinstance(value, str):
-                changes[f] = _expand(value, ndim)
+                changes[f] = _broadcast(value, ndim)
         return replace(self, **changes) if changes else self  # type: ignore[type-var]
 
     def spec(self) -> str:  # pragma: no cover - every subclass overrides
@@ -262,7 +266,7 @@ class _Windowed(Layer):
         # compare equal; only "same" (which depends on the input size) stays a word
         if p in ("valid", "full"):
             ndim = _common_ndim(lengths, type(self).__name__) or 1
-            k_eff = [dd * (kk - 1) + 1 for kk, dd in zip(_expand(k, ndim), _expand(d, ndim))]
+            k_eff = [dd * (kk - 1) + 1 for kk, dd in zip(_broadcast(k, ndim), _broadcast(d, ndim))]
             pad = 0 if p == "valid" else 1
             object.__setattr__(self, "padding", tuple((pad * (ke - 1),) * 2 for ke in k_eff))
         return lengths
@@ -274,13 +278,13 @@ class _Windowed(Layer):
             for f in self._axis_fields:
                 value = getattr(self, f)
                 if not isinstance(value, str):
-                    object.__setattr__(self, f, _expand(value, ndim))
+                    object.__setattr__(self, f, _broadcast(value, ndim))
         object.__setattr__(self, "ndim", ndim)
 
     def _window_spec(self, kind: str, stride_default: Ints | None = None) -> str:
         out = kind + _fmt_axes(self.kernel_size)
         default = stride_default if stride_default is not None else (1,) * len(self.stride)
-        if tuple(self.stride) != tuple(_expand(default, len(self.stride))):
+        if tuple(self.stride) != tuple(_broadcast(default, len(self.stride))):
             out += "s" + _fmt_axes(self.stride)
         if isinstance(self.padding, str) or any(b or a for b, a in self.padding):
             out += "p" + _fmt_padding(self.padding)
@@ -291,7 +295,7 @@ class _Windowed(Layer):
     def _window_repr(self, stride_default: Ints | None = None) -> list[str]:
         args = [_repr_axes(self.kernel_size, self.ndim)]
         default = stride_default if stride_default is not None else (1,)
-        if tuple(self.stride) != tuple(_expand(default, len(self.stride))):
+        if tuple(self.stride) != tuple(_broadcast(default, len(self.stride))):
             args.append(f"stride={_repr_axes(self.stride, self.ndim)}")
         if isinstance(self.padding, str) or any(b or a for b, a in self.padding):
             args.append(f"padding={_repr_padding(self.padding, self.ndim)}")
@@ -534,11 +538,11 @@ class ConvTranspose(Layer):
         ndim = _common_ndim(lengths, "ConvTranspose")
         if ndim is not None:
             for f in self._axis_fields:
-                object.__setattr__(self, f, _expand(getattr(self, f), ndim))
+                object.__setattr__(self, f, _broadcast(getattr(self, f), ndim))
         for op, s, d in zip(
-            _expand(self.output_padding, ndim or 1),
-            _expand(self.stride, ndim or 1),
-            _expand(self.dilation, ndim or 1),
+            _broadcast(self.output_padding, ndim or 1),
+            _broadcast(self.stride, ndim or 1),
+            _broadcast(self.dilation, ndim or 1),
         ):
             if op >= max(s, d):
                 raise ValueError(
@@ -668,7 +672,7 @@ class Dense(Layer):
         object.__setattr__(self, "in_channels", cin)
         object.__setattr__(self, "ndim", None)
 
-    def expand(self, ndim: int) -> Layer:
+    def _expand(self, ndim: int) -> Layer:
         return self
 
     def spec(self) -> str:
@@ -714,8 +718,8 @@ class Residual(Layer):
         """``(body, shortcut)``; an identity shortcut is the empty tuple."""
         return (self.body, self.shortcut or ())
 
-    def expand(self, ndim: int) -> Layer:
-        Layer.expand(self, ndim)  # checks a fixed ndim
+    def _expand(self, ndim: int) -> Layer:
+        Layer._expand(self, ndim)  # checks a fixed ndim
         return replace(
             self,
             body=tuple(layer.expand(ndim) for layer in self.body),
@@ -766,8 +770,8 @@ class Concat(Layer):
             self, "ndim", _sequence_ndim([x for b in normalised for x in b], "Concat")
         )
 
-    def expand(self, ndim: int) -> Layer:
-        Layer.expand(self, ndim)
+    def _expand(self, ndim: int) -> Layer:
+        Layer._expand(self, ndim)
         return Concat(*(tuple(x.expand(ndim) for x in b) for b in self.branches), name=self.name)
 
     def spec(self) -> str:
@@ -778,6 +782,12 @@ class Concat(Layer):
         if self.name:
             args.append(f"name={self.name!r}")
         return args
+
+
+@lru_cache(maxsize=4096)
+def _expand_cached(layer: Layer, ndim: int) -> Layer:
+    # layers are hashable values, so a stack of identical layers expands once
+    return layer._expand(ndim)
 
 
 # --------------------------------------------------------------------------- network
