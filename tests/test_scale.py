@@ -1,0 +1,160 @@
+"""Property tests at scale: many random stacks against both oracles, and a fuzz pass on the
+spec parser. Marked ``slow``; the default run (and CI) includes them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import rfanalysis as rfa
+
+from .oracles import brute_coverage, brute_routes, torch_grad
+from .strategies import stacks
+
+pytestmark = pytest.mark.slow
+
+MANY = settings(
+    max_examples=400,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
+)
+
+
+def _valid(net, shape):
+    try:
+        return rfa.output_shape(net, shape)
+    except ValueError:
+        return None
+
+
+# 400 (1-D) + 400 (2-D) + 200 (3-D) = 1000 stacks against the brute-force enumerator
+@MANY
+@given(net=stacks(ndim=1, max_layers=5), n=st.integers(2, 12), data=st.data())
+def test_brute_force_1d_at_scale(net, n, data):
+    out = _valid(net, (n,))
+    assume(out is not None)
+    unit = tuple(data.draw(st.integers(0, m - 1)) for m in out)
+    assert (
+        rfa.routes(net, (n,), unit, exact=True).tolist() == brute_routes(net, (n,), unit).tolist()
+    )
+    assert rfa.coverage(net, (n,), exact=True).tolist() == brute_coverage(net, (n,)).tolist()
+
+
+@MANY
+@given(net=stacks(ndim=2, max_layers=3), h=st.integers(2, 7), w=st.integers(2, 7))
+def test_brute_force_2d_at_scale(net, h, w):
+    assume(_valid(net, (h, w)) is not None)
+    assert rfa.coverage(net, (h, w), exact=True).tolist() == brute_coverage(net, (h, w)).tolist()
+
+
+@settings(
+    max_examples=200,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
+)
+@given(net=stacks(ndim=3, max_layers=2, upsample=False), n=st.integers(2, 4))
+def test_brute_force_3d_at_scale(net, n):
+    assume(_valid(net, (n, n, n)) is not None)
+    assert rfa.routes(net, (n, n, n), exact=True).tolist() == brute_routes(net, (n, n, n)).tolist()
+
+
+# 120 (1-D) + 80 (2-D) + 40 (3-D) = 240 stacks against torch autograd
+@pytest.mark.torch
+@settings(
+    max_examples=120,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
+)
+@given(net=stacks(ndim=1, max_layers=6), n=st.integers(3, 16))
+def test_torch_1d_at_scale(net, n):
+    assume(_valid(net, (n,)) is not None)
+    np.testing.assert_array_equal(rfa.coverage(net, (n,)), torch_grad(net, (n,)))
+    np.testing.assert_array_equal(rfa.routes(net, (n,)), torch_grad(net, (n,), "center"))
+
+
+@pytest.mark.torch
+@settings(
+    max_examples=80,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
+)
+@given(net=stacks(ndim=2, max_layers=5), h=st.integers(3, 12), w=st.integers(3, 12))
+def test_torch_2d_at_scale(net, h, w):
+    assume(_valid(net, (h, w)) is not None)
+    np.testing.assert_array_equal(rfa.coverage(net, (h, w)), torch_grad(net, (h, w)))
+
+
+@pytest.mark.torch
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
+)
+@given(net=stacks(ndim=3, max_layers=3, ceil=False), n=st.integers(3, 6))
+def test_torch_3d_at_scale(net, n):
+    assume(_valid(net, (n, n, n)) is not None)
+    np.testing.assert_array_equal(rfa.coverage(net, (n, n, n)), torch_grad(net, (n, n, n)))
+
+
+# --------------------------------------------------------------------------- parser fuzz
+_ALPHABET = "convlcmaxpgltupfresidcat()|,*:xsodpf0123456789 reflectsymmetric"
+_TOKENS = [
+    "conv",
+    "lc",
+    "maxpool",
+    "avgpool",
+    "lppool",
+    "tconv",
+    "up",
+    "fc",
+    "res(",
+    "cat(",
+    "id",
+    ")",
+    "|",
+    ",",
+    "*",
+    ":",
+    "x",
+    "s",
+    "p",
+    "d",
+    "o",
+    "c",
+    "same",
+    "valid",
+    "full",
+    "reflect",
+    "circular",
+    "0",
+    "1",
+    "2",
+    "3",
+    "17",
+]
+
+
+@settings(max_examples=1500, deadline=None, derandomize=True)
+@given(
+    text=st.one_of(
+        st.text(max_size=30),
+        st.text(alphabet=_ALPHABET, max_size=40),
+        st.lists(st.sampled_from(_TOKENS), max_size=14).map("".join),
+    )
+)
+def test_parse_returns_a_network_or_raises_value_error(text):
+    try:
+        net = rfa.parse(text)
+    except ValueError as exc:
+        assert str(exc).startswith("cannot parse spec")
+        assert "\n" not in str(exc)
+        return
+    assert isinstance(net, rfa.Network) and len(net) >= 1
+    assert rfa.parse(net.spec()) == net
