@@ -156,7 +156,7 @@ dpi_option = click.option(
     type=click.IntRange(10, 1200),
     default=150,
     show_default=True,
-    help="Resolution of PNG output.",
+    help="Resolution of PNG images (and of the heatmap raster inside PDF and SVG).",
 )
 
 
@@ -236,50 +236,54 @@ def _nested(a: np.ndarray) -> Any:
     return [_nested(x) for x in a]
 
 
-def _write_image(path: Path, draw: Callable[[Any], None], dpi: int) -> None:
-    import matplotlib
+def _write_image(
+    path: Path, draw: Callable[[Any], None], dpi: int, figsize: tuple[float, float]
+) -> None:
+    """Draw in the paper style on a pyplot-free Figure and write bytes that depend only on
+    the content (no dates or versions)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=True)
-    from matplotlib import pyplot as plt
+    from rfanalysis._style import figure_bytes, paper_style
 
-    suffix = path.suffix.lower()
-    metadata = {
-        "png": {"Software": None},
-        "pdf": {"CreationDate": None, "Producer": None},
-        "svg": {"Date": None},
-    }[suffix[1:]]
-    with matplotlib.rc_context({"svg.hashsalt": "rfanalysis", "svg.fonttype": "none"}):
-        fig = plt.figure(figsize=(6.4, 5.2))
-        try:
-            draw(fig)
-            buf = io.BytesIO()
-            fig.savefig(buf, format=suffix[1:], dpi=dpi, metadata=metadata, bbox_inches="tight")
-        finally:
-            plt.close(fig)
-    write_atomic(path, buf.getvalue())
+    with paper_style():
+        fig = Figure(figsize=figsize, layout="constrained")
+        draw(fig)
+        data = figure_bytes(fig, path.suffix, dpi)
+    write_atomic(path, data)
 
 
-def _draw_counts(counts: np.ndarray, title: str, log_scale: bool, is_log10: bool):
+def _draw_counts(counts: np.ndarray, title: str, label: str, is_log10: bool):
+    """Heatmap (2-D), profile (1-D) or central slice along the first axis (3-D); log10
+    counts are drawn on a log scale, plain counts on a linear one."""
     from rfanalysis import plotting
 
     def draw(fig: Any) -> None:
         ax = fig.add_subplot()
-        data = counts
+        data, heading = counts, title
         if data.ndim == 3:
             mid = (data.shape[0] - 1) // 2
             data = data[mid]
-            title_ = f"{title} (slice {mid} of axis 0)"
-        else:
-            title_ = title
+            heading += f"\ncentral slice: index {mid} of {counts.shape[0]} along axis 0"
         if data.ndim == 1:
-            plotting.plot_profile(10.0**data if is_log10 else data, ax=ax, log=log_scale)
+            plotting.plot_profile(data, ax=ax, log=is_log10, is_log10=is_log10)
+            ax.set_ylabel(label)
         else:
-            plotting.plot_coverage(data, ax=ax, log=log_scale, is_log10=is_log10)
+            plotting.plot_coverage(data, ax=ax, log=is_log10, is_log10=is_log10, label=label)
             ax.set_xlabel("column")
             ax.set_ylabel("row")
-        ax.set_title(title_, fontsize=10)
+        ax.set_title(heading)
 
     return draw
+
+
+def _image_title(what: str, net: rfa.Network, size: str, unit: Any) -> str:
+    name = net.display_name
+    if len(name) > 48:
+        name = name[:47] + "…"
+    if what == "routes":
+        to = "the centre unit" if unit in (None, "center") else f"unit {tuple(unit)}"
+        return f"routes to {to} of {name}\ninput {size}"
+    return f"{what} of {name}\ninput {size}"
 
 
 def _emit_counts(
@@ -298,10 +302,10 @@ def _emit_counts(
         return
     size = "x".join(map(str, full_shape))
     if output.suffix.lower() in IMAGE_SUFFIXES:
-        title = f"{what} of {net.display_name}, input {size}"
-        if len(title) > 70:
-            title = f"{what}, input {size}"
-        _write_image(output, _draw_counts(counts, title, True, log), dpi)
+        title = _image_title(what, net, size, extra.get("unit"))
+        label = "routes to the unit" if what == "routes" else "routes to all output units"
+        figsize = (6.0, 3.6) if counts.ndim == 1 else (5.2, 4.6)
+        _write_image(output, _draw_counts(counts, title, label, log), dpi, figsize)
     else:
         meta = {
             "what": what,

@@ -1,22 +1,67 @@
-"""Plotting: ``plot_*(data, *, ax=None, **kwargs)`` draws on one Axes and returns the main
-artist. Nothing here calls ``show()`` or ``savefig``; user keyword arguments override the
-defaults. Count maps use a logarithmic colour scale by default (counts span many decades).
+"""Plots of route counts, coverage and their comparisons.
+
+Every ``plot_*(data, *, ax=None, **kwargs)`` function draws on one Axes (the current one by
+default) and returns its main artist; keyword arguments go to that artist and override the
+defaults. Figure builders (``comparison_figure``, ``grid_figure``) compose them and return
+``(fig, axes)``. Nothing here calls ``show()`` or ``savefig`` or changes rcParams: a paper style
+belongs to whoever makes the figure.
+
+Count maps use a logarithmic colour scale by default, since counts span many decades. Pixels
+with no route are masked and drawn in a separate colour (``zero_color``), noted under the
+colourbar. The functions that take count maps also take log10 counts (``is_log10=True``,
+``-inf`` where there is no route), which stay finite at any depth; their scale is linear in the
+exponent and labelled ``10^k``.
+
+Heatmaps and profiles
+    plot_coverage, add_colorbar, plot_profile, plot_blind_spots
+Sweeps
+    plot_depth_ratio (edge/centre ratio against depth), plot_erf_radius (radius against sqrt(depth))
+Figure builders
+    comparison_figure (analytic vs empirical with a difference or ratio panel),
+    grid_figure (several maps on one colour scale, e.g. one per padding mode)
+Diagrams
+    plot_route_diagram (a small 1-D network as neurons labelled with their route counts)
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from matplotlib import colors
+from matplotlib import colors, ticker
 from matplotlib import pyplot as plt
 from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection, PathCollection
+from matplotlib.colorbar import Colorbar
+from matplotlib.figure import Figure, SubFigure
 from matplotlib.image import AxesImage
 from matplotlib.lines import Line2D
+from matplotlib.patches import FancyArrowPatch, Patch
 
-__all__ = ["as_float_counts", "plot_coverage", "plot_profile"]
+__all__ = [
+    "ZERO_COLOR",
+    "add_colorbar",
+    "as_float_counts",
+    "comparison_figure",
+    "grid_figure",
+    "plot_blind_spots",
+    "plot_coverage",
+    "plot_depth_ratio",
+    "plot_erf_radius",
+    "plot_profile",
+    "plot_route_diagram",
+]
+
+#: colour of pixels with no route (masked in every count map)
+ZERO_COLOR = "#c8c8c8"
+
+#: largest map (units per layer) that :func:`plot_route_diagram` draws
+MAX_DIAGRAM_UNITS = 64
 
 
+# --------------------------------------------------------------------------- input handling
 def _axes(ax: Axes | None) -> Axes:
     return plt.gca() if ax is None else ax
 
@@ -25,6 +70,9 @@ def as_float_counts(counts: Any) -> np.ndarray:
     """Counts (float64, or exact Python ints) as float64 for display.
 
     Exact integers beyond the float64 range raise ``ValueError``; plot log10 counts instead.
+
+    >>> as_float_counts(np.array([1, 10**20], dtype=object))
+    array([1.e+00, 1.e+20])
     """
     arr = np.asarray(counts)
     if arr.dtype == object:
@@ -32,78 +80,1072 @@ def as_float_counts(counts: Any) -> np.ndarray:
             return np.array([float(v) for v in arr.ravel()]).reshape(arr.shape)
         except OverflowError:
             raise ValueError(
-                "exact counts exceed the float64 range; plot log10 counts (log=True) instead"
+                "exact counts exceed the float64 range; compute log10 counts (log=True) and "
+                "plot them with is_log10=True"
             ) from None
-    return arr.astype(np.float64, copy=False)
+    try:
+        return arr.astype(np.float64, copy=False)
+    except (TypeError, ValueError):
+        raise TypeError(f"counts must be numbers, got an array of {arr.dtype}") from None
 
 
+def _counts(data: Any, name: str, ndims: tuple[int, ...], is_log10: bool = False) -> np.ndarray:
+    """Validate a count map (or log10 count map) and return it as float64."""
+    arr = np.asarray(data, dtype=np.float64) if is_log10 else as_float_counts(data)
+    if arr.ndim not in ndims:
+        want = " or ".join(f"{n}-D" for n in ndims)
+        hint = {1: "; use plot_profile for 1-D maps", 2: "; use plot_coverage for 2-D maps"}
+        other = next((hint[n] for n in hint if n not in ndims and arr.ndim == n), "")
+        raise ValueError(f"`{name}` must be {want}, got shape {arr.shape}{other}")
+    if arr.size == 0:
+        raise ValueError(f"`{name}` must not be empty, got shape {arr.shape}")
+    if is_log10:
+        if np.isnan(arr).any() or np.isposinf(arr).any():
+            raise ValueError(f"`{name}` log10 counts must not be NaN or +inf")
+    else:
+        if not np.isfinite(arr).all():
+            raise ValueError(
+                f"`{name}` must be finite counts (found NaN or inf); "
+                "pass log10 counts with is_log10=True for counts beyond float64"
+            )
+        if (arr < 0).any():
+            raise ValueError(f"`{name}` must be non-negative counts, got minimum {arr.min():g}")
+    return arr
+
+
+def _from_log10(data: np.ndarray, name: str) -> np.ndarray:
+    """log10 counts as counts, for a linear scale."""
+    if data.max() > 307:
+        raise ValueError(
+            f"`{name}` holds counts up to 1e{data.max():.0f}, beyond float64; "
+            "use a logarithmic scale (log=True)"
+        )
+    return np.power(10.0, data)
+
+
+def _pow10(value: float, _pos: Any = None) -> str:
+    """Tick label of an exponent axis: ``10^k``, ``m×10^k`` or a plain number."""
+    k = math.floor(value + 1e-9)
+    m = 10.0 ** (value - k)
+    if abs(m - round(m)) > 1e-6:
+        return f"$10^{{{value:.3g}}}$"
+    m = round(m)
+    if -2 <= k <= 3:
+        return f"{m * 10.0**k:g}"
+    return f"$10^{{{k}}}$" if m == 1 else f"${m}\\times10^{{{k}}}$"
+
+
+def _exponent_locator(lo: float, hi: float) -> ticker.Locator:
+    """Integer exponents over three decades or more; below that, mantissas 1, 2, 5; under one
+    decade, mantissas 1 to 9 (the ticks :func:`_plain_log_ticks` gives a log axis)."""
+    if hi - lo >= 3:
+        return ticker.MaxNLocator(integer=True)
+    for mantissas in ((1, 2, 5) if hi - lo >= 1 else (), range(1, 10)):
+        ticks = [
+            k + math.log10(m)
+            for k in range(math.floor(lo), math.ceil(hi) + 1)
+            for m in mantissas
+            if lo - 1e-9 <= k + math.log10(m) <= hi + 1e-9
+        ]
+        if len(ticks) >= 2:
+            return ticker.FixedLocator(ticks)
+    return ticker.MaxNLocator()
+
+
+def _plain_log_ticks(axis: Any, lo: float, hi: float) -> None:
+    """On a log axis spanning under three decades, label 1, 2, 5 x 10^k (every m x 10^k under
+    one decade) as plain numbers."""
+    if 0 < lo and hi / lo < 1e3:
+        subs = (1.0, 2.0, 5.0) if hi / lo >= 10 else tuple(float(m) for m in range(1, 10))
+        axis.set_major_locator(ticker.LogLocator(subs=subs))
+        axis.set_major_formatter(ticker.FuncFormatter(lambda v, _pos: f"{v:g}"))
+        axis.set_minor_formatter(ticker.NullFormatter())
+
+
+def _limits(values: list[np.ndarray], positive: bool) -> tuple[float, float] | None:
+    """(min, max) over the finite (and, for a log scale, positive) values, or None."""
+    finite = [v[np.isfinite(v) & (v > 0 if positive else True)] for v in values]
+    finite = [v for v in finite if v.size]
+    if not finite:
+        return None
+    return float(min(v.min() for v in finite)), float(max(v.max() for v in finite))
+
+
+class _Scale:
+    """How a count map is displayed: the values to draw (zeros masked as NaN), which pixels
+    have no route, and the default norm."""
+
+    def __init__(self, data: np.ndarray, name: str, log: bool, is_log10: bool) -> None:
+        self.exponent = is_log10 and log
+        if is_log10 and not log:
+            data = _from_log10(data, name)
+        self.zero = np.isneginf(data) if self.exponent else data == 0
+        self.values = np.where(self.zero, np.nan, data)
+        self.log = log and not is_log10
+
+    def norm(self, limits: tuple[float, float] | None, **kwargs: Any) -> colors.Normalize:
+        """Default norm for ``limits``; ``vmin``/``vmax`` in ``kwargs`` override them."""
+        if self.log:
+            lo, hi = limits or (1.0, 10.0)
+            if hi <= lo:  # a flat map: one decade around its value
+                lo, hi = lo / math.sqrt(10), hi * math.sqrt(10)
+            return colors.LogNorm(kwargs.get("vmin", lo), kwargs.get("vmax", hi))
+        lo, hi = limits or (0.0, 1.0)
+        if not self.exponent:
+            lo = 0.0
+        if hi <= lo:
+            lo, hi = (lo - 0.5, hi + 0.5) if self.exponent else (0.0, 1.0)
+        return colors.Normalize(kwargs.get("vmin", lo), kwargs.get("vmax", hi))
+
+    def limits(self) -> tuple[float, float] | None:
+        return _limits([self.values], positive=self.log)
+
+
+def _with_bad(cmap: Any, bad: Any) -> colors.Colormap:
+    cmap = plt.get_cmap(cmap) if not isinstance(cmap, colors.Colormap) else cmap
+    return cmap if bad is None else cmap.with_extremes(bad=bad)
+
+
+def _image_opts(scale: _Scale, limits: Any, zero_color: Any, kwargs: dict[str, Any]) -> dict:
+    opts: dict[str, Any] = {"interpolation": "nearest", "origin": "upper"}
+    opts["cmap"] = _with_bad(kwargs.pop("cmap", "viridis"), zero_color)
+    if "norm" not in kwargs:
+        opts["norm"] = scale.norm(limits, **kwargs)
+        kwargs.pop("vmin", None)
+        kwargs.pop("vmax", None)
+    opts.update(kwargs)
+    return opts
+
+
+# --------------------------------------------------------------------------- heatmaps
 def plot_coverage(
     counts: Any,
     *,
     ax: Axes | None = None,
     log: bool = True,
-    colorbar: bool = True,
     is_log10: bool = False,
+    colorbar: bool = True,
+    label: str | None = "routes",
+    zero_color: Any = ZERO_COLOR,
     **kwargs: Any,
 ) -> AxesImage:
-    """Heatmap of a 2-D count map (routes or coverage).
+    """Heatmap of a 2-D count map (coverage or routes to one unit).
 
     Parameters
     ----------
     counts : array_like of shape (H, W)
-        Route counts; or log10 counts with ``is_log10=True``.
+        Non-negative route counts (float64 or exact Python ints), or log10 counts with
+        ``is_log10=True``.
     ax : Axes, optional
         Axes to draw on (default: the current Axes).
     log : bool
-        Logarithmic colour scale (default). Pixels with no route are left blank (NaN colour).
-    colorbar : bool
-        Add a colourbar beside ``ax``.
+        Logarithmic colour scale (default): ``LogNorm`` from the smallest non-zero count to
+        the largest. With ``log=False`` the scale is linear from 0.
     is_log10 : bool
-        ``counts`` already holds log10 counts (``-inf`` where there is no route); the colour
-        scale is then linear in the exponent.
+        ``counts`` holds log10 counts (``-inf`` where there is no route); the colour scale is
+        linear in the exponent and the colourbar reads ``10^k``.
+    colorbar : bool
+        Add a colourbar (see :func:`add_colorbar`) labelled ``label``.
+    label : str or None
+        Colourbar label.
+    zero_color : colour or None
+        Colour of pixels with no route, which are masked (None: the colour map's own "bad"
+        colour). The colourbar notes it when such pixels exist.
     **kwargs
-        Passed to :meth:`~matplotlib.axes.Axes.imshow` (override ``cmap``, ``norm``, ...).
+        Passed to :meth:`~matplotlib.axes.Axes.imshow`; ``cmap``, ``norm``, ``vmin``, ``vmax``
+        and ``interpolation`` override the defaults.
 
     Returns
     -------
     AxesImage
+        Its array is the count map (exponents for ``is_log10``) with zero-route pixels masked.
+
+    Examples
+    --------
+    >>> import rfanalysis as rfa
+    >>> ax = Figure().add_subplot()
+    >>> image = plot_coverage(rfa.coverage("conv3", (4, 4)), ax=ax)  # outer(1 2 2 1, 1 2 2 1)
+    >>> image.norm.vmin, image.norm.vmax
+    (1.0, 4.0)
     """
+    data = _counts(counts, "counts", (2,), is_log10)
     ax = _axes(ax)
-    data = np.asarray(counts, dtype=np.float64) if is_log10 else as_float_counts(counts)
-    if data.ndim != 2:
-        raise ValueError(f"`counts` must be 2-D (H, W), got shape {data.shape}")
-    opts: dict[str, Any] = {"cmap": "viridis", "interpolation": "nearest", "origin": "upper"}
-    if is_log10:
-        data = np.where(np.isneginf(data), np.nan, data)
-    elif log:
-        positive = data[data > 0]
-        if positive.size:
-            opts["norm"] = colors.LogNorm(vmin=positive.min(), vmax=positive.max())
-        data = np.where(data > 0, data, np.nan)
-    opts.update(kwargs)
-    image = ax.imshow(data, **opts)
+    scale = _Scale(data, "counts", log, is_log10)
+    opts = _image_opts(scale, scale.limits(), zero_color, kwargs)
+    image = ax.imshow(scale.values, **opts)
     if colorbar:
-        label = "log10 routes" if is_log10 else "routes"
-        ax.figure.colorbar(image, ax=ax, label=label)
+        add_colorbar(
+            image,
+            label=label,
+            is_log10=scale.exponent,
+            zero_label="no route" if scale.zero.any() else None,
+        )
     return image
 
 
-def plot_profile(counts: Any, *, ax: Axes | None = None, log: bool = True, **kwargs: Any) -> Line2D:
-    """Line plot of a 1-D count map against the input position.
+def add_colorbar(
+    mappable: Any,
+    *,
+    ax: Axes | Sequence[Axes] | None = None,
+    label: str | None = None,
+    is_log10: bool = False,
+    zero_label: str | None = None,
+    **kwargs: Any,
+) -> Colorbar:
+    """Colourbar for a count map, with an optional swatch for zero-route pixels.
+
+    Parameters
+    ----------
+    mappable : ScalarMappable
+        Usually the image returned by :func:`plot_coverage`.
+    ax : Axes or sequence of Axes, optional
+        Axes to take the space from (default: the mappable's Axes).
+    label : str, optional
+    is_log10 : bool
+        The mappable shows log10 counts: ticks are labelled ``10^k``.
+    zero_label : str, optional
+        Text of a swatch, in the colour map's "bad" colour, drawn under the colourbar
+        (e.g. ``"no route"``).
+    **kwargs
+        Passed to :meth:`~matplotlib.figure.Figure.colorbar`.
+
+    Returns
+    -------
+    Colorbar
+    """
+    owner = mappable.axes if ax is None else ax
+    first = owner if isinstance(owner, Axes) else next(iter(owner))
+    opts: dict[str, Any] = {"ax": owner}
+    if is_log10:
+        lo, hi = mappable.norm.vmin, mappable.norm.vmax
+        opts.update(format=ticker.FuncFormatter(_pow10), ticks=_exponent_locator(lo, hi))
+    opts.update(kwargs)
+    cbar = first.figure.colorbar(mappable, **opts)
+    norm = mappable.norm
+    if isinstance(norm, colors.LogNorm) and not {"ticks", "format"} & set(kwargs):
+        if norm.vmin is not None and norm.vmax is not None:
+            _plain_log_ticks(cbar.long_axis, norm.vmin, norm.vmax)
+    if label:
+        cbar.set_label(label)
+    if zero_label:
+        _swatch(cbar, zero_label, mappable.cmap.get_bad(), 0)
+    return cbar
+
+
+def _swatch(cbar: Colorbar, text: str, color: Any, row: int) -> None:
+    """A labelled colour box under a vertical colourbar (right of a horizontal one)."""
+    vertical = cbar.orientation == "vertical"
+    cbar.ax.annotate(
+        text,
+        xy=(0.5, 0.0) if vertical else (1.0, 0.5),
+        xycoords="axes fraction",
+        xytext=(0, -5 - 15 * row) if vertical else (6, -15 * row),
+        textcoords="offset points",
+        ha="center" if vertical else "left",
+        va="top" if vertical else "center",
+        fontsize="small",
+        bbox={
+            "boxstyle": "square,pad=0.25",
+            "facecolor": color,
+            "edgecolor": "0.4",
+            "linewidth": 0.5,
+        },
+    )
+
+
+def plot_blind_spots(
+    counts: Any,
+    mask: Any,
+    *,
+    ax: Axes | None = None,
+    color: Any = "#d62728",
+    label: str = "blind spot",
+    legend: bool = True,
+    log: bool = True,
+    is_log10: bool = False,
+    colorbar: bool = True,
+    coverage_kw: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> AxesImage:
+    """A coverage map with the pixels of ``mask`` painted over it.
+
+    Parameters
+    ----------
+    counts : array_like of shape (H, W)
+        The coverage map (as for :func:`plot_coverage`).
+    mask : array_like of bool, shape (H, W)
+        Pixels to mark (e.g. the zero-coverage pixels of a blind-spot report).
+    ax : Axes, optional
+    color : colour
+        Colour of the marked pixels.
+    label, legend : str, bool
+        A key ``"<label> (<n> pixels)"``: a swatch under the colourbar, or without one a
+        legend to the right of the Axes.
+    log, is_log10, colorbar : bool
+        As for :func:`plot_coverage`.
+    coverage_kw : dict, optional
+        Passed to :func:`plot_coverage` for the map underneath.
+    **kwargs
+        Passed to :meth:`~matplotlib.axes.Axes.imshow` for the overlay.
+
+    Returns
+    -------
+    AxesImage
+        The overlay: an RGBA image, ``color`` where ``mask`` is true, transparent elsewhere.
+
+    Examples
+    --------
+    >>> import rfanalysis as rfa
+    >>> cov = rfa.coverage("conv3s2", (7, 8))  # the last column is never read
+    >>> ax = Figure().add_subplot()
+    >>> overlay = plot_blind_spots(cov, cov == 0, ax=ax)
+    >>> int(overlay.get_array()[..., 3].astype(bool).sum())  # 7 pixels marked
+    7
+    """
+    data = _counts(counts, "counts", (2,), is_log10)
+    marks = np.asarray(mask)
+    if marks.dtype != bool:
+        raise TypeError(f"`mask` must be a boolean array, got dtype {marks.dtype}")
+    if marks.shape != data.shape:
+        raise ValueError(
+            f"`mask` must have the shape of `counts` {data.shape}, got shape {marks.shape}"
+        )
+    ax = _axes(ax)
+    base = plot_coverage(
+        data, ax=ax, log=log, is_log10=is_log10, colorbar=False, **(coverage_kw or {})
+    )
+    rgba = np.zeros((*marks.shape, 4))
+    rgba[marks] = colors.to_rgba(color)
+    opts: dict[str, Any] = {
+        "interpolation": "nearest",
+        "origin": base.origin,
+        "extent": base.get_extent(),
+        "zorder": base.get_zorder() + 1,
+    }
+    opts.update(kwargs)
+    overlay = ax.imshow(rgba, **opts)
+    n = int(marks.sum())
+    key = f"{label} ({n} pixel{'s' * (n != 1)})"
+    if colorbar:
+        scale = _Scale(data, "counts", log, is_log10)
+        unmarked_zero = bool((scale.zero & ~marks).any())
+        cbar = add_colorbar(
+            base,
+            label="routes",
+            is_log10=scale.exponent,
+            zero_label="no route" if unmarked_zero else None,
+        )
+        if legend:
+            _swatch(cbar, key, color, int(unmarked_zero))
+    elif legend:
+        ax.legend(
+            handles=[Patch(color=color, label=key)],
+            loc="upper left",
+            bbox_to_anchor=(1.02, 1.0),
+            borderaxespad=0.0,
+            frameon=False,
+            fontsize="small",
+        )
+    return overlay
+
+
+# --------------------------------------------------------------------------- profiles
+def _gaussian(mean: float, sigma: float, x: np.ndarray, log10_total: float) -> np.ndarray:
+    """log10 of ``total * N(x; mean, sigma)``."""
+    z = (x - mean) / sigma
+    return log10_total - 0.5 * z**2 / math.log(10) - math.log10(sigma * math.sqrt(2 * math.pi))
+
+
+def _log10_sum(exponents: np.ndarray) -> float:
+    finite = exponents[np.isfinite(exponents)]
+    if not finite.size:
+        return -math.inf
+    peak = finite.max()
+    return float(peak + np.log10(np.power(10.0, finite - peak).sum()))
+
+
+def plot_profile(
+    counts: Any,
+    *,
+    ax: Axes | None = None,
+    log: bool = True,
+    is_log10: bool = False,
+    overlay: Any = None,
+    overlay_label: str | None = None,
+    overlay_kw: dict[str, Any] | None = None,
+    mark_zeros: bool = True,
+    legend: bool | None = None,
+    **kwargs: Any,
+) -> Line2D:
+    """Route counts of a 1-D map against the input position, with an optional theory curve.
+
+    Parameters
+    ----------
+    counts : array_like of shape (N,)
+        Non-negative counts, or log10 counts with ``is_log10=True``.
+    ax : Axes, optional
+    log : bool
+        Logarithmic y axis (default).
+    is_log10 : bool
+        ``counts`` holds log10 counts; the y axis shows the exponent, labelled ``10^k``.
+    overlay : ndarray of shape (N,) or tuple (mean, sigma), optional
+        A theoretical profile drawn as a dashed line: an array in the units of ``counts``
+        (e.g. a multinomial row), or the ``(mean, sigma)`` of a Gaussian, scaled to the total
+        of ``counts`` and drawn as a smooth curve (the central-limit shape of deep stacks).
+        Only a tuple is read as ``(mean, sigma)``.
+    overlay_label : str, optional
+        Legend text of the overlay (default ``"multinomial row"`` or ``"Gaussian limit"``).
+    overlay_kw : dict, optional
+        Passed to :meth:`~matplotlib.axes.Axes.plot` for the overlay.
+    mark_zeros : bool
+        Mark positions with no route (invisible on a log axis) with ``x`` under the curve.
+    legend : bool, optional
+        Draw a legend (default: when there is an overlay or a zero mark).
+    **kwargs
+        Passed to :meth:`~matplotlib.axes.Axes.plot` for the profile.
 
     Returns
     -------
     Line2D
+        The profile; its y data is ``counts`` (for ``is_log10``, the exponents, with NaN
+        where there is no route).
+
+    Notes
+    -----
+    For a stack of L layers of kernel k the route counts of one unit are a row of the
+    multinomial coefficients of ``(1 + x + ... + x^(k-1))^L``; by the central limit theorem
+    they approach ``k^L N(x; mean, sigma^2)`` with ``sigma^2 = L (k^2 - 1) / 12``.
+
+    Examples
+    --------
+    >>> import rfanalysis as rfa
+    >>> ax = Figure().add_subplot()
+    >>> line = plot_profile(rfa.routes("conv2*4", (5,)), ax=ax, overlay=(2.0, 1.0))
+    >>> line.get_ydata().tolist()
+    [1.0, 4.0, 6.0, 4.0, 1.0]
     """
+    data = _counts(counts, "counts", (1,), is_log10)
+    exponent = is_log10 and log
+    if is_log10 and not log:
+        data = _from_log10(data, "counts")
+    zero = np.isneginf(data) if exponent else data == 0
+    ys = np.where(zero, np.nan, data) if exponent else data
+    curve = None
+    if overlay is not None:
+        curve = _overlay(overlay, data, exponent, is_log10 and not exponent)
     ax = _axes(ax)
-    data = as_float_counts(counts)
-    if data.ndim != 1:
-        raise ValueError(f"`counts` must be 1-D, got shape {data.shape}")
-    opts: dict[str, Any] = {"drawstyle": "steps-mid"}
+    positions = np.arange(data.size)
+    opts: dict[str, Any] = {"drawstyle": "steps-mid", "label": "routes", "color": "C0"}
     opts.update(kwargs)
-    (line,) = ax.plot(np.arange(data.size), data, **opts)
-    if log and (data > 0).any():
+    (line,) = ax.plot(positions, ys, **opts)
+    shown = [curve is not None]
+    if curve is not None:
+        xs, values, default_label = curve
+        kw: dict[str, Any] = {"linestyle": "--", "color": "C1", "label": default_label}
+        if overlay_label is not None:
+            kw["label"] = overlay_label
+        kw.update(overlay_kw or {})
+        ax.plot(xs, values, **kw)
+    if mark_zeros and zero.any():
+        shown.append(True)
+        ax.plot(
+            positions[zero],
+            np.zeros(int(zero.sum())),
+            linestyle="none",
+            marker="x",
+            color="0.35",
+            label="no route",
+            transform=ax.get_xaxis_transform(),
+            clip_on=False,
+        )
+    if exponent:
+        ax.yaxis.set_major_formatter(ticker.FuncFormatter(_pow10))
+        finite = ys[np.isfinite(ys)]
+        if finite.size:
+            ax.yaxis.set_major_locator(_exponent_locator(finite.min(), finite.max()))
+            if curve is not None:
+                ax.set_ylim(bottom=finite.min() - 0.3)
+    elif log and (data > 0).any():
         ax.set_yscale("log")
+        lo, hi = float(data[data > 0].min()), float(data.max())
+        _plain_log_ticks(ax.yaxis, lo, hi)
+        if curve is not None:  # a Gaussian tail must not stretch the axis over many decades
+            ax.set_ylim(bottom=lo / 2)
     ax.set_xlabel("input position")
     ax.set_ylabel("routes")
+    if legend if legend is not None else any(shown):
+        ax.legend(fontsize="small")
     return line
+
+
+def _overlay(
+    overlay: Any, data: np.ndarray, exponent: bool, linear_from_log10: bool
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """(x, y, default label) of a theory overlay, in the display units of the profile."""
+    if isinstance(overlay, tuple) and len(overlay) == 2:
+        mean, sigma = (float(v) for v in overlay)
+        if not (math.isfinite(mean) and math.isfinite(sigma) and sigma > 0):
+            raise ValueError(
+                f"`overlay` (mean, sigma) must be finite with sigma > 0, got {overlay!r}"
+            )
+        xs = np.linspace(-0.5, data.size - 0.5, 20 * data.size + 1)
+        total = _log10_sum(data) if exponent else math.log10(max(float(data.sum()), 1e-300))
+        values = _gaussian(mean, sigma, xs, total)
+        return xs, values if exponent else np.power(10.0, values), "Gaussian limit"
+    curve = _counts(overlay, "overlay", (1,), exponent or linear_from_log10)
+    if curve.shape != data.shape:
+        raise ValueError(
+            f"`overlay` must have the shape of `counts` {data.shape}, got shape {curve.shape}"
+        )
+    if linear_from_log10:
+        curve = _from_log10(curve, "overlay")
+    if exponent:
+        curve = np.where(np.isneginf(curve), np.nan, curve)
+    return np.arange(data.size), curve, "multinomial row"
+
+
+# --------------------------------------------------------------------------- sweeps
+def _series(x: Any, y: Any, names: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    xs = np.asarray(x, dtype=np.float64)
+    ys = np.asarray(y, dtype=np.float64)
+    for arr, name in zip((xs, ys), names):
+        if arr.ndim != 1 or arr.size == 0:
+            raise ValueError(f"`{name}` must be a non-empty 1-D sequence, got shape {arr.shape}")
+        if not np.isfinite(arr).all():
+            raise ValueError(f"`{name}` must be finite, got {arr.tolist()}")
+    if xs.shape != ys.shape:
+        raise ValueError(
+            f"`{names[0]}` and `{names[1]}` must have the same length, got {xs.size} and {ys.size}"
+        )
+    return xs, ys
+
+
+def plot_depth_ratio(depths: Any, ratios: Any, *, ax: Axes | None = None, **kwargs: Any) -> Line2D:
+    """Edge/centre route ratio against depth, on a logarithmic y axis.
+
+    Parameters
+    ----------
+    depths : array_like of shape (n,)
+        Number of layers.
+    ratios : array_like of shape (n,)
+        Positive ratios (e.g. edge coverage over centre coverage). A straight line on this
+        axis is exponential decay (``valid`` padding); a level line is a bounded ratio.
+    ax : Axes, optional
+    **kwargs
+        Passed to :meth:`~matplotlib.axes.Axes.plot` (``label`` names the series).
+
+    Returns
+    -------
+    Line2D
+
+    Examples
+    --------
+    >>> ax = Figure().add_subplot()
+    >>> line = plot_depth_ratio([1, 2, 3], [1 / 2, 1 / 4, 1 / 8], ax=ax, label="conv2")
+    >>> ax.get_yscale()
+    'log'
+    """
+    xs, ys = _series(depths, ratios, ("depths", "ratios"))
+    if (ys <= 0).any():
+        raise ValueError(
+            f"`ratios` must be positive for a logarithmic axis, got minimum {ys.min():g}"
+        )
+    ax = _axes(ax)
+    opts: dict[str, Any] = {"marker": "o", "markersize": 4}
+    opts.update(kwargs)
+    (line,) = ax.plot(xs, ys, **opts)
+    ax.set_yscale("log")
+    ax.set_xlabel("depth (layers)")
+    ax.set_ylabel("edge / centre routes")
+    return line
+
+
+def plot_erf_radius(
+    depths: Any,
+    radii: Any,
+    *,
+    ax: Axes | None = None,
+    reference: bool = True,
+    **kwargs: Any,
+) -> Line2D:
+    """Effective receptive-field radius against the square root of depth.
+
+    Parameters
+    ----------
+    depths : array_like of shape (n,)
+        Number of layers (>= 0).
+    radii : array_like of shape (n,)
+        Radius at each depth (e.g. the sigma of a fitted Gaussian, or the 95 %-mass radius).
+    ax : Axes, optional
+    reference : bool
+        Also draw the least-squares line through the origin, ``r = c sqrt(L)``, with
+        ``c = sum(r_i sqrt(L_i)) / sum(L_i)``, dashed.
+    **kwargs
+        Passed to :meth:`~matplotlib.axes.Axes.plot` for the data.
+
+    Returns
+    -------
+    Line2D
+        x data ``sqrt(depths)``, y data ``radii``.
+
+    Notes
+    -----
+    The effective receptive field of a deep stack grows like ``sqrt(L)`` while the
+    theoretical field grows like ``L`` (Luo, Li, Urtasun & Zemel, "Understanding the
+    Effective Receptive Field in Deep Convolutional Neural Networks", NeurIPS 2016).
+
+    Examples
+    --------
+    >>> ax = Figure().add_subplot()
+    >>> line = plot_erf_radius([1, 4, 9], [0.5, 1.0, 1.5], ax=ax)
+    >>> line.get_xdata().tolist()
+    [1.0, 2.0, 3.0]
+    """
+    xs, ys = _series(depths, radii, ("depths", "radii"))
+    if (xs < 0).any():
+        raise ValueError(f"`depths` must be >= 0, got minimum {xs.min():g}")
+    ax = _axes(ax)
+    roots = np.sqrt(xs)
+    opts: dict[str, Any] = {"marker": "o", "markersize": 4, "linestyle": "none"}
+    opts.update(kwargs)
+    (line,) = ax.plot(roots, ys, **opts)
+    if reference and xs.sum() > 0:
+        c = float((ys * roots).sum() / xs.sum())
+        grid = np.array([0.0, roots.max()])
+        ax.plot(grid, c * grid, linestyle="--", color="0.5", label=f"{c:.3g} √depth")
+    ax.set_xlabel("√depth (layers)")
+    ax.set_ylabel("ERF radius (pixels)")
+    return line
+
+
+# --------------------------------------------------------------------------- figure builders
+def _new_figure(fig: Figure | SubFigure | None, figsize: Any) -> Figure | SubFigure:
+    if fig is not None:
+        return fig
+    return plt.figure(figsize=figsize, layout="constrained")
+
+
+def _unit_mass(data: np.ndarray, name: str) -> np.ndarray:
+    total = data.sum()
+    if total <= 0:
+        raise ValueError(f"`{name}` must have a positive total to be normalised, got {total:g}")
+    return data / total
+
+
+def comparison_figure(
+    analytic: Any,
+    empirical: Any,
+    *,
+    panel: str = "difference",
+    log: bool = True,
+    titles: Sequence[str] | None = None,
+    fig: Figure | SubFigure | None = None,
+    figsize: Any = None,
+    cmap: Any = "viridis",
+) -> tuple[Figure | SubFigure, np.ndarray]:
+    """Analytic and empirical maps side by side, each of unit mass, with a third panel.
+
+    Parameters
+    ----------
+    analytic, empirical : array_like of shape (H, W) or (N,)
+        Non-negative maps of the same shape (route counts; mean ``|dy/dx|``). Each is divided
+        by its total before plotting.
+    panel : {"difference", "ratio"}
+        ``empirical - analytic`` on a symmetric diverging scale, or ``empirical / analytic``
+        on a logarithmic scale centred on 1 (undefined where the analytic map is 0).
+    log : bool
+        Logarithmic scale for the two maps (one shared scale).
+    titles : sequence of 3 str, optional
+    fig : Figure or SubFigure, optional
+        Draw into this figure (default: a new one with constrained layout).
+    figsize : (float, float), optional
+    cmap : colour map for the two maps.
+
+    Returns
+    -------
+    fig : Figure or SubFigure
+    axes : ndarray of Axes
+        2-D maps: shape (3,), the analytic map, the empirical map, the third panel.
+        1-D maps: shape (2,), both profiles on one Axes, the third panel below.
+
+    Examples
+    --------
+    >>> import rfanalysis as rfa
+    >>> counts = rfa.routes("conv3*3", (9, 9))
+    >>> fig, axes = comparison_figure(counts, counts + 1.0, fig=Figure(layout="constrained"))
+    >>> [ax.get_title() for ax in axes]
+    ['analytic (routes)', 'empirical', 'empirical − analytic']
+    """
+    a = _counts(analytic, "analytic", (1, 2))
+    e = _counts(empirical, "empirical", (1, 2))
+    if a.shape != e.shape:
+        raise ValueError(
+            f"`analytic` and `empirical` must have the same shape, got {a.shape} and {e.shape}"
+        )
+    if panel not in ("difference", "ratio"):
+        raise ValueError(f"`panel` must be 'difference' or 'ratio', got {panel!r}")
+    if titles is not None and len(titles) != 3:
+        raise ValueError(f"`titles` must hold 3 titles, got {len(titles)}")
+    a, e = _unit_mass(a, "analytic"), _unit_mass(e, "empirical")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        third = e - a if panel == "difference" else np.where(a > 0, e / a, np.nan)
+    names = titles or (
+        "analytic (routes)",
+        "empirical",
+        "empirical − analytic" if panel == "difference" else "empirical / analytic",
+    )
+    third_label = "difference of unit-mass maps" if panel == "difference" else "ratio"
+    fig = _new_figure(fig, figsize or ((11, 3.4) if a.ndim == 2 else (6.4, 5.2)))
+    if a.ndim == 1:
+        axes = fig.subplots(2, 1, sharex=True, height_ratios=(2, 1))
+        plot_profile(a, ax=axes[0], log=log, label="analytic", mark_zeros=False)
+        plot_profile(e, ax=axes[0], log=log, label="empirical", color="C1", mark_zeros=False)
+        axes[0].legend(fontsize="small")
+        axes[0].set_ylabel("share of total")
+        axes[0].set_xlabel("")
+        axes[1].plot(np.arange(a.size), third, drawstyle="steps-mid", color="C2")
+        axes[1].axhline(0.0 if panel == "difference" else 1.0, color="0.5", linewidth=0.8)
+        if panel == "ratio":
+            axes[1].set_yscale("log")
+            limits = _limits([third], positive=True)
+            if limits is not None:
+                _plain_log_ticks(axes[1].yaxis, min(limits[0], 1.0), max(limits[1], 1.0))
+        axes[1].set_xlabel("input position")
+        axes[1].set_ylabel(third_label)
+        axes[0].set_title(f"{names[0]} and {names[1]}")
+        axes[1].set_title(names[2])
+        return fig, np.asarray(axes)
+    axes = fig.subplots(1, 3)
+    scale = _Scale(a, "analytic", log, False)
+    limits = _limits([a], positive=log) or _limits([e], positive=log)
+    if limits is not None:
+        limits = (limits[0], max(limits[1], float(e.max())))
+    norm = scale.norm(limits)
+    images = [
+        plot_coverage(m, ax=ax, log=log, colorbar=False, norm=norm, cmap=cmap)
+        for m, ax in zip((a, e), axes)
+    ]
+    zero = bool((a == 0).any() or (e == 0).any())
+    add_colorbar(
+        images[0], ax=list(axes[:2]), label="share of total", zero_label="zero" if zero else None
+    )
+    if panel == "difference":
+        reach = float(np.abs(third).max()) or 1.0
+        third_norm: colors.Normalize = colors.Normalize(-reach, reach)
+    else:
+        ratios = third[np.isfinite(third) & (third > 0)]
+        reach = float(np.exp(np.abs(np.log(ratios)).max())) if ratios.size else 2.0
+        reach = max(reach, 1.01)
+        third_norm = colors.LogNorm(1 / reach, reach)
+    diverging = _with_bad("RdBu_r", ZERO_COLOR)
+    image = axes[2].imshow(third, cmap=diverging, norm=third_norm, interpolation="nearest")
+    undefined = panel == "ratio" and bool(np.isnan(third).any() | (third == 0).any())
+    add_colorbar(
+        image, ax=axes[2], label=third_label, zero_label="undefined" if undefined else None
+    )
+    for ax, title in zip(axes, names):
+        ax.set_title(title)
+    return fig, np.asarray(axes)
+
+
+def grid_figure(
+    panels: Sequence[tuple[str, Any]],
+    *,
+    ncols: int | None = None,
+    log: bool = True,
+    is_log10: bool = False,
+    label: str | None = "routes",
+    fig: Figure | SubFigure | None = None,
+    figsize: Any = None,
+    **kwargs: Any,
+) -> tuple[Figure | SubFigure, np.ndarray]:
+    """Several 2-D count maps on one shared colour scale, one titled panel each.
+
+    Parameters
+    ----------
+    panels : sequence of (str, array_like of shape (H, W))
+        Titles and maps, e.g. one coverage map per padding mode.
+    ncols : int, optional
+        Panels per row (default: up to 4).
+    log, is_log10 : bool
+        As for :func:`plot_coverage`; the limits span all maps.
+    label : str or None
+        Label of the one colourbar.
+    fig : Figure or SubFigure, optional
+    figsize : (float, float), optional
+    **kwargs
+        Passed to :func:`plot_coverage` for every panel (e.g. ``cmap``).
+
+    Returns
+    -------
+    fig : Figure or SubFigure
+    axes : ndarray of Axes, shape (nrows, ncols)
+        Cells beyond the last panel are switched off.
+
+    Examples
+    --------
+    >>> import rfanalysis as rfa
+    >>> maps = [(m, rfa.coverage(f"conv3p1:{m}*2", (8, 8))) for m in ("zeros", "reflect")]
+    >>> fig, axes = grid_figure(maps, fig=Figure(layout="constrained"))
+    >>> axes.shape, axes[0, 0].images[0].norm.vmax == axes[0, 1].images[0].norm.vmax
+    ((1, 2), True)
+    """
+    if isinstance(panels, (str, bytes)) or not isinstance(panels, Sequence) or not panels:
+        raise ValueError("`panels` must be a non-empty sequence of (title, map) pairs")
+    maps = []
+    for item in panels:
+        if not (isinstance(item, (tuple, list)) and len(item) == 2):
+            raise ValueError(f"`panels` items must be (title, map) pairs, got {item!r:.60}")
+        maps.append((str(item[0]), _counts(item[1], "panels", (2,), is_log10)))
+    if ncols is not None and (isinstance(ncols, bool) or not isinstance(ncols, int) or ncols < 1):
+        raise ValueError(f"`ncols` must be a positive integer, got {ncols!r}")
+    cols = min(len(maps), ncols or 4)
+    rows = -(-len(maps) // cols)
+    scales = [_Scale(m, "panels", log, is_log10) for _, m in maps]
+    limits = _limits([s.values for s in scales], positive=scales[0].log)
+    norm = scales[0].norm(limits, **kwargs)
+    kwargs.pop("vmin", None)
+    kwargs.pop("vmax", None)
+    fig = _new_figure(fig, figsize or (2.6 * cols + 0.9, 2.5 * rows + 0.4))
+    axes = np.asarray(fig.subplots(rows, cols, squeeze=False))
+    images = []
+    for ax, (title, data) in zip(axes.flat, maps):
+        images.append(
+            plot_coverage(
+                data, ax=ax, log=log, is_log10=is_log10, colorbar=False, norm=norm, **kwargs
+            )
+        )
+        ax.set_title(title)
+    for ax in axes.flat[len(maps) :]:
+        ax.set_axis_off()
+    zero = any(s.zero.any() for s in scales)
+    add_colorbar(
+        images[0],
+        ax=list(axes.flat),
+        label=label,
+        is_log10=scales[0].exponent,
+        zero_label="no route" if zero else None,
+    )
+    return fig, axes
+
+
+# --------------------------------------------------------------------------- route diagram
+def _diagram_plan(net: Any, input_length: Any) -> tuple[Any, list[Any], list[int]]:
+    """Validate the network and input of :func:`plot_route_diagram`; return its plan, its
+    steps and the number of units of every map (input first)."""
+    from ._layers import as_network
+    from ._plan import Step, plan
+
+    network = as_network(net)
+    if network.ndim not in (None, 1):
+        raise ValueError(
+            f"`net` must be a 1-D network for a route diagram, got a {network.ndim}-D one"
+        )
+    n = input_length
+    if isinstance(n, (tuple, list)) and len(n) == 1:
+        n = n[0]
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"`input_length` must be an integer, got {input_length!r}")
+    p = plan(network, (int(n),))
+    steps, sizes = [], [int(n)]
+    for node in p.nodes:
+        if not isinstance(node, Step) or node.ops is None:
+            raise ValueError(
+                f"{node.where}: a route diagram draws a chain of convolution, pooling and "
+                "upsampling layers; residual, concat and dense layers are not supported"
+            )
+        steps.append(node)
+        sizes.append(node.ops[0].n_out)
+    widest = max(sizes)
+    if widest > MAX_DIAGRAM_UNITS:
+        raise ValueError(
+            f"`input_length` {n} gives a map of {widest} units; a route diagram draws at most "
+            f"{MAX_DIAGRAM_UNITS} units per layer (use plot_profile for larger maps)"
+        )
+    return p, steps, sizes
+
+
+def plot_route_diagram(
+    net: Any,
+    input_length: int,
+    unit: Any = "center",
+    *,
+    ax: Axes | None = None,
+    labels: bool = True,
+    **kwargs: Any,
+) -> PathCollection:
+    """A small 1-D network drawn as neurons, each labelled with its routes to one top unit.
+
+    Layers are rows of circles (the input at the bottom, the last layer at the top), placed at
+    the centre of their receptive field in input coordinates, and joined by their kernel taps.
+    Next to each neuron is the number of routes from it to the chosen unit of the last layer;
+    for a stack of 2-tap kernels these are the rows of Pascal's triangle. Edges on a route to
+    that unit are dark, the others light. Padded positions are hollow grey circles: a tap
+    reading zero padding is a dotted line, and a tap that a padding mode redirects is drawn to
+    its padded position, with a dotted arc to the pixel it copies.
+
+    Parameters
+    ----------
+    net : Network, layer, sequence of layers, or spec string
+        A 1-D chain of convolution, locally connected, pooling, transposed convolution or
+        upsampling layers, with at most 64 units per layer.
+    input_length : int
+        Number of input units.
+    unit : "center" or int
+        Unit of the last layer the routes lead to.
+    ax : Axes, optional
+    labels : bool
+        Write the route count beside each neuron.
+    **kwargs
+        Passed to :meth:`~matplotlib.axes.Axes.scatter` for the neurons.
+
+    Returns
+    -------
+    PathCollection
+        The neurons (not the padded positions), layer by layer from the input; its label
+        texts are in ``ax.texts`` in the same order.
+
+    Notes
+    -----
+    The count beside neuron ``j`` of layer ``l`` is ``rfanalysis.routes`` of the layers above
+    ``l`` for an input the size of layer ``l``'s map (exact integers): the routes from ``j``
+    to the top unit. Edges are the layers' tap connections as the route engine uses them.
+
+    Examples
+    --------
+    >>> ax = Figure().add_subplot()
+    >>> neurons = plot_route_diagram("conv2*3", 4, ax=ax)
+    >>> [t.get_text() for t in ax.texts[:4]]  # routes from the input: Pascal's row 3
+    ['1', '3', '3', '1']
+    """
+    from ._engine import _resolve_unit, routes
+    from ._geometry import geometry
+    from ._layers import Network, _Windowed
+
+    p, steps, sizes = _diagram_plan(net, input_length)
+    index = unit if isinstance(unit, (str, tuple, list)) else (unit,)
+    top = _resolve_unit(index, (sizes[-1],), "the output of the diagram's network")
+    counts = [
+        routes(Network(p.network.layers[level:]), (sizes[level],), top, exact=True)
+        for level in range(len(steps))
+    ]
+    last = np.zeros(sizes[-1], dtype=object)
+    last[top[0]] = 1
+    counts.append(last)
+
+    rows = geometry(p.network, p.input_shape).rows
+    starts = [float(r.start[0]) for r in rows]
+    jumps = [float(r.jump[0]) for r in rows]
+
+    def x(level: int, index: Any) -> Any:
+        return starts[level] + np.asarray(index) * jumps[level]
+
+    ax = _axes(ax)
+    on: list[Any] = []
+    off: list[Any] = []
+    dotted: list[Any] = []
+    copies: list[Any] = []
+    pads: list[tuple[float, int]] = []
+    for level, step in enumerate(steps, start=1):
+        tap, src, dst = step.ops[0].edges()
+        layer = step.layer
+        y0, y1 = level - 1, level
+        reach = np.asarray([counts[level][o] > 0 for o in dst], dtype=bool)
+        at = src.astype(np.float64)
+        if isinstance(layer, _Windowed):
+            s, d = layer.stride[0], layer.dilation[0]
+            before, after = step.pads[0]
+            read = dst * s + tap * d - before  # padded position each tap reads
+            moved = read != src
+            at = np.where(moved, read, src).astype(np.float64)
+            for q, i, hit in zip(read[moved], src[moved], reach[moved]):
+                copies.append(((x(y0, q), y0), (x(y0, i), y0), hit))
+            outs = np.repeat(np.arange(sizes[level]), layer.kernel_size[0])
+            taps = np.tile(np.arange(layer.kernel_size[0]), sizes[level])
+            reads = outs * s + taps * d - before
+            n = sizes[level - 1]
+            gap = (reads < 0) | (reads >= n)
+            if getattr(layer, "padding_mode", "zeros") == "zeros":
+                for q, o in zip(reads[gap], outs[gap]):
+                    dotted.append([(x(y0, q), y0), (x(level, o), y1)])
+            padded = {*range(-before, 0), *range(n, n + after), *reads[gap].tolist()}
+            pads += [(float(x(y0, q)), y0) for q in padded]
+        for a, o, hit in zip(at, dst, reach):
+            (on if hit else off).append([(x(y0, a), y0), (x(level, o), y1)])
+
+    line_styles: tuple[tuple[str, list[Any], dict[str, Any]], ...] = (
+        ("off route", off, {"colors": "0.82", "linewidths": 0.7, "zorder": 1}),
+        ("on route", on, {"colors": "0.15", "linewidths": 1.1, "zorder": 2}),
+        ("reads zero padding", dotted, {"colors": "0.6", "linewidths": 0.7, "linestyles": ":"}),
+    )
+    for name, segments, style in line_styles:
+        if segments:
+            ax.add_collection(LineCollection(segments, label=name, **style))
+    for start, end, hit in copies:  # padded position -> the pixel the padding mode copies
+        ax.add_patch(
+            FancyArrowPatch(
+                start,
+                end,
+                arrowstyle="-",
+                connectionstyle="arc3,rad=0.45",
+                linestyle=":",
+                color="0.15" if hit else "0.7",
+                linewidth=0.9,
+                shrinkA=4,
+                shrinkB=4,
+                zorder=1,
+            )
+        )
+    if pads:
+        px, py = zip(*sorted(set(pads)))
+        ax.scatter(
+            px,
+            py,
+            s=90,
+            facecolors="none",
+            edgecolors="0.6",
+            linestyles="--",
+            zorder=3,
+            label="padding",
+        )
+
+    xs = np.concatenate([x(level, np.arange(n)) for level, n in enumerate(sizes)])
+    ys = np.concatenate([np.full(n, level) for level, n in enumerate(sizes)])
+    values = [c for row in counts for c in row.tolist()]
+    reached = np.asarray([c > 0 for c in values])
+    face = np.where(reached, "#cfe3f3", "white").astype(object)
+    face[-sizes[-1] + top[0]] = "#f4a259"
+    opts: dict[str, Any] = {
+        "s": 90,
+        "c": list(face),
+        "edgecolors": np.where(reached, "0.15", "0.6").tolist(),
+        "linewidths": 0.9,
+        "zorder": 3,
+        "label": "neurons",
+    }
+    opts.update(kwargs)
+    neurons = ax.scatter(xs, ys, **opts)
+    if labels:
+        for xv, yv, c, hit in zip(xs, ys, values, reached):
+            ax.annotate(
+                str(c),
+                (xv, yv),
+                xytext=(5, 5),
+                textcoords="offset points",
+                fontsize="small",
+                color="0.1" if hit else "0.6",
+                bbox={"boxstyle": "square,pad=0.05", "facecolor": "white", "edgecolor": "none"},
+                zorder=4,
+            )
+
+    names = ["input", *(f"{i} {s.layer.label}" for i, s in enumerate(steps, start=1))]
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xticks([])
+    ax.tick_params(axis="y", length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    left = min([xs.min(), *(q for q, _ in pads)])
+    right = max([xs.max(), *(q for q, _ in pads)])
+    ax.set_xlim(left - 0.6, right + 0.9)
+    ax.set_ylim(-0.5, len(sizes) - 0.4)
+    return neurons

@@ -7,8 +7,12 @@ selecting them is an error that says how to install it or deselect them explicit
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import pytest
+
+# figures render off-screen; set before anything imports matplotlib (rfanalysis never does)
+os.environ["MPLBACKEND"] = "Agg"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -118,3 +118,84 @@ def test_bad_input_exits_2_with_one_line_and_no_file(run, tmp_path, monkeypatch,
     assert message in lines[0]
     assert "Traceback" not in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the CLI renders, captured on their way to bytes."""
+    from rfanalysis import _style
+
+    figures = []
+    render = _style.figure_bytes
+
+    def capture(fig, fmt, dpi=None):
+        figures.append(fig)
+        return render(fig, fmt, dpi)
+
+    monkeypatch.setattr(_style, "figure_bytes", capture)
+    return figures
+
+
+def test_heatmap_has_title_colourbar_and_log_scale_by_default(run, tmp_path, drawn):
+    from matplotlib import colors
+
+    out = tmp_path / "c.png"
+    assert run("coverage", "lenet", "--input", "28", "-o", out).exit_code == 0
+    (fig,) = drawn
+    ax, cbar_ax = fig.axes
+    assert ax.get_title() == "coverage of lenet\ninput 28x28"
+    assert cbar_ax.get_ylabel() == "routes to all output units"
+    image = ax.images[0]
+    # log scale: the image holds log10 coverage on a linear norm of the exponent
+    np.testing.assert_allclose(image.get_array(), np.log10(rfa.coverage(rfa.zoo.get("lenet"), 28)))
+    assert type(image.norm) is colors.Normalize
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("column", "row")
+
+
+def test_heatmap_linear_scale_and_routes_title(run, tmp_path, drawn):
+    from matplotlib import colors
+
+    out = tmp_path / "r.svg"
+    args = ("routes", "conv3*2", "--input", "8", "--unit", "0,1", "--linear", "-o", out)
+    assert run(*args).exit_code == 0
+    ax = drawn[0].axes[0]
+    assert ax.get_title() == "routes to unit (0, 1) of conv3*2\ninput 8x8"
+    image = ax.images[0]
+    assert type(image.norm) is colors.Normalize and image.norm.vmin == 0.0
+    # zero-route pixels are masked; the others are the counts themselves
+    counts = rfa.routes("conv3*2", (8, 8), unit=(0, 1))
+    np.testing.assert_array_equal(image.get_array().filled(0), counts)
+    assert image.norm.vmax == counts.max()
+
+
+def test_one_dimensional_maps_are_profiles_and_3d_maps_central_slices(run, tmp_path, drawn):
+    spec = tmp_path / "net.json"
+    rfa.save(rfa.Network([rfa.Conv((2,))] * 4, name="pascal"), spec)
+    assert run("routes", spec, "--input", "5", "-o", tmp_path / "p.pdf").exit_code == 0
+    ax = drawn[0].axes[0]
+    # log10 of Pascal's row 4: 1 4 6 4 1
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), np.log10([1, 4, 6, 4, 1]))
+    assert ax.get_title() == "routes to the centre unit of pascal\ninput 5"
+    assert run("coverage", "conv3p1", "--input", "5,4,3", "-o", tmp_path / "s.png").exit_code == 0
+    ax = drawn[1].axes[0]
+    assert ax.get_title().endswith("central slice: index 2 of 5 along axis 0")
+    assert ax.images[0].get_array().shape == (4, 3)
+
+
+def test_dpi_sets_png_resolution(run, tmp_path):
+    import struct
+
+    widths = []
+    for dpi in (50, 100):
+        out = tmp_path / f"d{dpi}.png"
+        assert run("coverage", "conv3", "--input", "9", "--dpi", dpi, "-o", out).exit_code == 0
+        widths.append(struct.unpack(">I", out.read_bytes()[16:20])[0])  # IHDR width
+    assert abs(widths[1] - 2 * widths[0]) <= 2
+
+
+def test_images_carry_no_dates_or_versions(run, tmp_path):
+    for suffix, banned in (("png", b"Software"), ("pdf", b"CreationDate"), ("svg", b"<dc:date>")):
+        out = tmp_path / f"m.{suffix}"
+        assert run("coverage", "conv3", "--input", "9", "-o", out).exit_code == 0
+        data = out.read_bytes()
+        assert banned not in data and b"Matplotlib v" not in data
