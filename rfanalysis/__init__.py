@@ -13,6 +13,9 @@ Geometry
 Route counting
     routes (every input pixel to one unit), coverage (summed over all output units);
     float64, ``exact=True`` (Python ints) or ``log=True`` (log10)
+Blind spots
+    blind_spots (zero-coverage pixels, uneven padding, mirror asymmetry, nearby clean input
+    sizes) -> BlindSpotReport (with UnevenPadding and SizeSearch entries)
 Plotting
     ``rfanalysis.plotting`` (imported on demand; needs matplotlib)
 
@@ -40,6 +43,7 @@ import importlib
 from typing import Any
 
 from . import zoo
+from ._blindspots import BlindSpotReport, SizeSearch, UnevenPadding, blind_spots
 from ._engine import CountOverflowError, coverage, output_shape, routes
 from ._geometry import Geometry, GeometryRow, ReceptiveField, geometry, receptive_field
 from ._io import load, save
@@ -60,6 +64,7 @@ from ._parse import parse
 __version__ = "0.1.0"
 
 __all__ = [
+    "BlindSpotReport",
     "Concat",
     "Conv",
     "ConvTranspose",
@@ -73,8 +78,11 @@ __all__ = [
     "Pool",
     "ReceptiveField",
     "Residual",
+    "SizeSearch",
+    "UnevenPadding",
     "Upsample",
     "__version__",
+    "blind_spots",
     "coverage",
     "geometry",
     "load",

@@ -461,6 +461,25 @@ def geometry(spec: str, input_shape: Any, fmt: str, output: str | None) -> None:
 
 
 @main.command()
+@spec_argument
+@input_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+)
+def blindspots(spec: str, input_shape: Any, fmt: str) -> None:
+    """Zero-coverage pixels, uneven padding, asymmetry and the nearest clean input sizes."""
+    with _user_errors():
+        if input_shape is None:
+            raise click.UsageError("Missing option '--input'.")
+        report = rfa.blind_spots(resolve_spec(spec), input_shape)
+    click.echo(json.dumps(report.to_dict(), indent=2) if fmt == "json" else str(report))
+
+
+@main.command()
 @click.argument("name", required=False)
 def zoo(name: str | None) -> None:
     """List the zoo, or describe one network."""
