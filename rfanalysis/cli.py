@@ -495,5 +495,43 @@ def zoo(name: str | None) -> None:
         click.echo(f"receptive field {rf.size}, jump {rf.stride}")
 
 
+def _progress(items: Any) -> Iterator[Any]:
+    """A progress bar on a terminal; silent when stderr is piped or captured."""
+    if not sys.stderr.isatty():
+        yield from items
+        return
+    with click.progressbar(
+        items,
+        label="figures",
+        file=sys.stderr,
+        item_show_func=lambda spec: spec.name if spec else "",
+    ) as bar:
+        yield from bar
+
+
+@main.command()
+@click.option(
+    "--out",
+    default="figures",
+    show_default=True,
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="Folder for the PNG files.",
+)
+@click.option("--only", multiple=True, metavar="NAME", help="Build only this figure (repeatable).")
+@click.option("--list", "list_only", is_flag=True, help="List the figures and their captions.")
+def figures(out: str, only: tuple[str, ...], list_only: bool) -> None:
+    """Rebuild the write-up's figures (deterministic PNG files)."""
+    from rfanalysis import figures as catalogue
+
+    with _user_errors():
+        if list_only:
+            for spec in catalogue.FIGURES.values():
+                click.echo(f"{spec.name:<28} {spec.caption}")
+            return
+        written = catalogue.build(out, only or None, progress=_progress)
+        click.echo(f"wrote {len(written)} figures to {out}", err=True)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -535,8 +535,10 @@ def plot_profile(
         curve = _overlay(overlay, data, exponent, is_log10 and not exponent)
     ax = _axes(ax)
     positions = np.arange(data.size)
-    opts: dict[str, Any] = {"drawstyle": "steps-mid", "label": "routes", "color": "C0"}
-    opts.update(kwargs)
+    opts: dict[str, Any] = {"drawstyle": "steps-mid", "label": "routes"}
+    if overlay is not None:  # a fixed pair of colours keeps profile and overlay apart
+        opts["color"] = "C0"
+    opts.update(kwargs)  # otherwise the colour cycle tells several profiles on one Axes apart
     (line,) = ax.plot(positions, ys, **opts)
     shown = [curve is not None]
     if curve is not None:

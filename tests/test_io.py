@@ -97,3 +97,16 @@ def test_bad_toml_and_suffix(tmp_path):
         rfa.load(tmp_path / "n.yaml")
     with pytest.raises(FileNotFoundError):
         rfa.load(tmp_path / "missing.json")
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        rfa.save(rfa.parse("conv3"), tmp_path / "n.json")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "n.json").stat().st_mode) == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["n.json"]  # no temporary file left

@@ -1,0 +1,239 @@
+"""The write-up's figures, rebuilt by ``rfanalysis figures``.
+
+Each figure is a function that computes what it shows through the public API and draws it with
+:mod:`rfanalysis.plotting`; :func:`build` renders the selected figures in the paper style and
+writes them deterministically (same bytes for the same inputs), atomically, as PNG files named
+``NN_name.png``. Nothing here is an algorithm of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+import rfanalysis as rfa
+from rfanalysis import plotting
+from rfanalysis._io import write_atomic
+from rfanalysis._style import figure_bytes, paper_style
+
+__all__ = ["FIGURES", "FigureSpec", "build", "names"]
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """A figure of the write-up: file stem, one-line caption and the function drawing it."""
+
+    name: str
+    caption: str
+    draw: Callable[[], Figure]
+
+    @property
+    def filename(self) -> str:
+        return f"{self.name}.png"
+
+
+FIGURES: dict[str, FigureSpec] = {}
+
+
+def _figure(name: str, caption: str) -> Callable[[Callable[[], Figure]], Callable[[], Figure]]:
+    def register(draw: Callable[[], Figure]) -> Callable[[], Figure]:
+        FIGURES[name] = FigureSpec(name, caption, draw)
+        return draw
+
+    return register
+
+
+def names() -> list[str]:
+    """Figure names in write-up order."""
+    return list(FIGURES)
+
+
+# --------------------------------------------------------------------------- figures
+@_figure(
+    "01_route_diagram",
+    "Routes from every neuron to one top unit of a small 1-D network "
+    "of 3-tap convolutions: the trinomial row 1 3 6 7 6 3 1 without padding (left); with "
+    "zero padding, the routes to the border unit (right) are cut off by the padding.",
+)
+def route_diagram() -> Figure:
+    fig = Figure(figsize=(8.0, 3.4), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    plotting.plot_route_diagram(rfa.parse("conv3*3"), 7, ax=left)
+    left.set_title("no padding, centre unit")
+    plotting.plot_route_diagram(rfa.parse("conv3p1*3"), 7, unit=(0,), ax=right)
+    right.set_title("zero padding 1, border unit")
+    return fig
+
+
+PADDINGS = [
+    ("valid", "conv3"),
+    ("zeros (same)", "conv3p1"),
+    ("reflect", "conv3p1:reflect"),
+    ("symmetric", "conv3p1:symmetric"),
+    ("replicate", "conv3p1:replicate"),
+    ("circular", "conv3p1:circular"),
+    ("full", "conv3p2"),
+]
+
+
+@_figure(
+    "02_padding_modes",
+    "Coverage (routes to all output units, divided by its maximum, "
+    "linear scale) of 3x3 stacks on a 48x48 input, one column per padding mode, depths 1, 4 "
+    "and 16. Full padding is exactly uniform.",
+)
+def padding_modes() -> Figure:
+    depths = (1, 4, 16)
+    panels = []
+    for depth in depths:
+        for title, layer in PADDINGS:
+            cov = rfa.coverage(f"{layer}*{depth}", (48, 48))
+            panels.append((f"{title}, depth {depth}", cov / cov.max()))
+    fig = Figure(figsize=(14.0, 6.6), layout="constrained")
+    plotting.grid_figure(panels, ncols=len(PADDINGS), log=False, fig=fig, label="coverage / max")
+    return fig
+
+
+@_figure(
+    "03_padding_profiles",
+    "Coverage of a 64-pixel 1-D input after 4 and 32 layers of "
+    "3-tap convolutions, divided by its maximum, per padding mode (symmetric, replicate, "
+    "circular and full coincide at 1; valid is left out at depth 32, where its output would "
+    "be empty).",
+)
+def padding_profiles() -> Figure:
+    fig = Figure(figsize=(8.0, 3.4), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, depth in zip(axes, (4, 32)):
+        for i, (title, layer) in enumerate(PADDINGS):
+            if title == "valid" and depth * 2 >= 64:
+                continue
+            cov = rfa.coverage(f"{layer}*{depth}", (64,))
+            plotting.plot_profile(
+                cov / cov.max(), ax=ax, log=False, label=title, mark_zeros=False, color=f"C{i}"
+            )
+        ax.set_title(f"depth {depth}")
+        ax.set_ylabel("coverage / max")
+        ax.set_ylim(0, 1.05)
+    axes[0].legend(loc="lower center", ncols=2)
+    return fig
+
+
+@_figure(
+    "04_edge_centre_ratio",
+    "Coverage of the edge pixel divided by the centre pixel's, "
+    "against depth, for 3-tap stacks on 65 pixels: exponential decay without padding, a "
+    "bounded ratio with padding.",
+)
+def edge_centre_ratio() -> Figure:
+    n = 65
+    depths = np.arange(1, 31)
+    fig = Figure(figsize=(5.4, 3.8), layout="constrained")
+    ax = fig.subplots()
+    for title, layer in PADDINGS:
+        logs = [rfa.coverage(f"{layer}*{d}", (n,), log=True) for d in depths]
+        ratios = [10.0 ** (c[0] - c[(n - 1) // 2]) for c in logs]
+        plotting.plot_depth_ratio(depths, ratios, ax=ax, label=title, marker=".")
+    ax.set_ylabel("edge / centre coverage")
+    ax.legend(ncols=2, fontsize=7)
+    return fig
+
+
+@_figure(
+    "05_question_64x64_stride4",
+    "The example of the question: a 64x64 kernel with stride "
+    "4 sends each interior pixel to 16 x 16 = 256 windows (the question writes 265); a "
+    "second such layer gives up to 256^2 = 65,536 routes in the middle, 1 in the corner, "
+    "and none in the last four rows and columns, which the second layer's stride "
+    "arithmetic never reads (1024x1024 input).",
+)
+def question_example() -> Figure:
+    n = 1024
+    fig = Figure(figsize=(9.6, 3.6), layout="constrained")
+    axes = fig.subplots(1, 3)
+    one = rfa.coverage("conv64s4", (n, n))
+    two = rfa.coverage("conv64s4*2", (n, n))
+    plotting.plot_coverage(one, ax=axes[0], label="routes")
+    axes[0].set_title(f"one layer: {one.max():.0f} in the interior")
+    plotting.plot_coverage(two, ax=axes[1], label="routes")
+    axes[1].set_title(f"two layers: {two.max():,.0f} at most")
+    middle = (n - 1) // 2
+    plotting.plot_profile(two[middle], ax=axes[2], label="two layers", mark_zeros=False)
+    plotting.plot_profile(one[middle], ax=axes[2], label="one layer", mark_zeros=False)
+    axes[2].set_title(f"row {middle}")
+    axes[2].legend(loc="lower center")
+    return fig
+
+
+@_figure(
+    "06_parameter_counts",
+    "Parameters of the tutorial's first layer (28x28 input, 5x5 "
+    "receptive fields, 20 feature maps) with shared weights, one weight set per position, "
+    "and every input connected to every output; and the tutorial's dense layer of 30 units.",
+)
+def parameter_counts() -> Figure:
+    row = rfa.geometry(rfa.zoo.get("lenet"), 28).rows[1]
+    dense30 = rfa.geometry(rfa.Network([rfa.Dense(30, in_channels=1)]), 28).params
+    labels = [
+        "shared\n(convolution)",
+        "locally\nconnected",
+        "dense, same\noutput (24x24x20)",
+        "dense,\n30 units",
+    ]
+    values = [row.params_shared, row.params_local, row.params_dense, dense30]
+    if any(v is None for v in values):  # pragma: no cover - the zoo entry fixes every channel
+        raise RuntimeError("lenet's parameter counts are incomplete")
+    fig = Figure(figsize=(5.6, 3.6), layout="constrained")
+    ax = fig.subplots()
+    bars = ax.bar(labels, [float(v) for v in values if v is not None], color=["#1b9e77", "#7570b3", "#d95f02", "#999999"])
+    ax.set_yscale("log")
+    ax.set_ylabel("parameters")
+    ax.bar_label(bars, labels=[f"{v:,}" for v in values], fontsize=8)
+    ax.set_ylim(100, 1e8)
+    return fig
+
+
+# --------------------------------------------------------------------------- building
+def build(
+    out: str | Path = "figures",
+    only: Iterable[str] | None = None,
+    progress: Callable[[Iterable[FigureSpec]], Iterator[FigureSpec]] | None = None,
+) -> list[Path]:
+    """Render figures into ``out`` and return the written paths.
+
+    Parameters
+    ----------
+    out : path
+        Output folder (created if missing).
+    only : iterable of str, optional
+        Figure names to build (default: all, in order).
+    progress : callable, optional
+        Wraps the iterable of figures (e.g. a progress bar).
+    """
+    selected = list(FIGURES.values()) if only is None else [_lookup(n) for n in only]
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    items: Iterable[FigureSpec] = progress(selected) if progress else selected
+    for spec in items:
+        with paper_style():
+            fig = spec.draw()
+            data = figure_bytes(fig, "png")
+        path = folder / spec.filename
+        write_atomic(path, data)
+        written.append(path)
+    return written
+
+
+def _lookup(name: str) -> FigureSpec:
+    if name not in FIGURES:
+        import difflib
+
+        close = difflib.get_close_matches(name, FIGURES, n=2, cutoff=0.5)
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        raise ValueError(f"unknown figure {name!r}{hint} (known: {', '.join(FIGURES)})")
+    return FIGURES[name]
