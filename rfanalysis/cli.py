@@ -501,7 +501,7 @@ def _zoo_summary(name: str) -> list[str]:
         f"{name}: {rfa.zoo.describe(name)}",
         f"standard input: {size}",
         f"layers: {len(rows) - kinds['res'] - kinds['cat']} ({layers})"
-        + (f" in {extra}" if extra else ""),
+        + (f"; {extra}" if extra else ""),
         f"spec: {net.spec()}",
         f"receptive field of the last spatial map ({where}) at {size}: size "
         f"{axes(last.rf_size)}, jump {axes(last.jump)}, effective padding "
