@@ -460,6 +460,61 @@ def geometry(spec: str, input_shape: Any, fmt: str, output: str | None) -> None:
             click.echo(text, nl=False)
 
 
+def _one_line(text: str, width: int = 90) -> str:
+    """The first sentence of ``text``, cut at a word boundary to ``width`` characters."""
+    import re
+
+    # a sentence ends at a full stop before a capital ("et al. 2016" and "Fig. 1" do not)
+    sentence = re.split(r"\.\s+(?=[A-Z])", text)[0].rstrip(".")
+    if len(sentence) <= width:
+        return sentence
+    return sentence[: sentence.rfind(" ", 0, width - 3)] + "..."
+
+
+def _zoo_summary(name: str) -> list[str]:
+    """Source, layers, receptive field, output and parameters of one zoo entry."""
+    import math
+    from collections import Counter
+
+    def axes(values: tuple[Any, ...]) -> str:
+        text = ["all" if v is None else str(v) for v in values]
+        return text[0] if len(set(text)) == 1 else "x".join(text)
+
+    net = rfa.zoo.get(name)
+    shape = rfa.zoo.standard_input(name)
+    table = rfa.geometry(net, shape)
+    size = "x".join(map(str, shape))
+    rows = table.rows[1:]
+    kinds = Counter(r.kind for r in rows)
+    blocks = {"res": "residual blocks", "cat": "concat blocks"}
+    layers = ", ".join(f"{n} {k}" for k, n in kinds.items() if k not in blocks)
+    extra = ", ".join(f"{kinds[k]} {v}" for k, v in blocks.items() if kinds[k])
+    # the last map with more than one unit: what a classifier head pools or flattens
+    last = next(r for r in reversed(rows) if r.kind != "fc" and math.prod(r.output or (1,)) > 1)
+    where = f"{last.layer.split(': ')[0]}, {'x'.join(map(str, last.output or ()))}"
+    if last.channels is not None:
+        where += f"x{last.channels}"
+    if table.params is not None:
+        params = f"{table.params:,} (convolution and dense weights and biases; normalisation "
+        params += "parameters are not counted)"
+    else:
+        unknown = [r.layer.split(": ")[0] for r in rows if r.params is None]
+        params = f"unknown: no channel counts for {', '.join(unknown[:4])}"
+        params += f" and {len(unknown) - 4} more" if len(unknown) > 4 else ""
+    return [
+        f"{name}: {rfa.zoo.describe(name)}",
+        f"standard input: {size}",
+        f"layers: {len(rows) - kinds['res'] - kinds['cat']} ({layers})"
+        + (f"; {extra}" if extra else ""),
+        f"spec: {net.spec()}",
+        f"receptive field of the last spatial map ({where}) at {size}: size "
+        f"{axes(last.rf_size)}, jump {axes(last.jump)}, effective padding "
+        f"{axes(last.eff_padding)}",
+        f"output: {'x'.join(map(str, table.rows[-1].output or ()))}",
+        f"parameters: {params}",
+    ]
+
+
 @main.command()
 @spec_argument
 @input_option
@@ -482,17 +537,16 @@ def blindspots(spec: str, input_shape: Any, fmt: str) -> None:
 @main.command()
 @click.argument("name", required=False)
 def zoo(name: str | None) -> None:
-    """List the zoo, or describe one network."""
+    """List the zoo, or summarise one network at its standard input size."""
     with _user_errors():
         if name is None:
+            width = max(map(len, rfa.zoo.names()))
             for n in rfa.zoo.names():
-                click.echo(f"{n:<16} {rfa.zoo.describe(n)[:100]}")
+                size = "x".join(map(str, rfa.zoo.standard_input(n)))
+                click.echo(f"{n:<{width}}  {size:>9}  {_one_line(rfa.zoo.describe(n))}")
             return
-        net = rfa.zoo.get(name)
-        click.echo(f"{name}: {rfa.zoo.describe(name)}")
-        click.echo(f"spec: {net.spec()}")
-        rf = rfa.receptive_field(net)
-        click.echo(f"receptive field {rf.size}, jump {rf.stride}")
+        for line in _zoo_summary(name):
+            click.echo(line)
 
 
 def _progress(items: Any) -> Iterator[Any]:
