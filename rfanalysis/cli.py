@@ -19,6 +19,7 @@ import numpy as np
 
 import rfanalysis as rfa
 from rfanalysis._io import write_atomic
+from rfanalysis._suggest import close_matches
 
 IMAGE_SUFFIXES = (".png", ".svg", ".pdf")
 DATA_SUFFIXES = (".npy", ".csv", ".json")
@@ -83,9 +84,7 @@ def resolve_spec(text: str) -> rfa.Network:
     try:
         return rfa.parse(text)
     except ValueError:
-        import difflib
-
-        close = difflib.get_close_matches(text, rfa.zoo.names(), n=2, cutoff=0.6)
+        close = close_matches(text, rfa.zoo.names())
         if close:
             raise ValueError(
                 f"unknown network {text!r}: not a zoo name (did you mean "

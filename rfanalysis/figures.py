@@ -19,6 +19,7 @@ import rfanalysis as rfa
 from rfanalysis import plotting
 from rfanalysis._io import write_atomic
 from rfanalysis._style import figure_bytes, paper_style
+from rfanalysis._suggest import did_you_mean
 
 __all__ = ["FIGURES", "FigureSpec", "build", "names"]
 
@@ -189,7 +190,11 @@ def parameter_counts() -> Figure:
         raise RuntimeError("lenet's parameter counts are incomplete")
     fig = Figure(figsize=(5.6, 3.6), layout="constrained")
     ax = fig.subplots()
-    bars = ax.bar(labels, [float(v) for v in values if v is not None], color=["#1b9e77", "#7570b3", "#d95f02", "#999999"])
+    bars = ax.bar(
+        labels,
+        [float(v) for v in values if v is not None],
+        color=["#1b9e77", "#7570b3", "#d95f02", "#999999"],
+    )
     ax.set_yscale("log")
     ax.set_ylabel("parameters")
     ax.bar_label(bars, labels=[f"{v:,}" for v in values], fontsize=8)
@@ -231,9 +236,6 @@ def build(
 
 def _lookup(name: str) -> FigureSpec:
     if name not in FIGURES:
-        import difflib
-
-        close = difflib.get_close_matches(name, FIGURES, n=2, cutoff=0.5)
-        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        hint = did_you_mean(name, FIGURES)
         raise ValueError(f"unknown figure {name!r}{hint} (known: {', '.join(FIGURES)})")
     return FIGURES[name]

@@ -21,10 +21,10 @@ True
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 
 from ._layers import Concat, Conv, ConvTranspose, Dense, Layer, Network, Pool, Residual
+from ._suggest import did_you_mean
 
 _REGISTRY: dict[str, Callable[[], Network]] = {}
 _STANDARD_INPUT: dict[str, tuple[int, ...]] = {}
@@ -64,9 +64,10 @@ def _check_name(name: object) -> str:
     if not isinstance(name, str):
         raise TypeError(f"zoo name must be a string, got {type(name).__name__}")
     if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, names(), n=3, cutoff=0.6)
-        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        raise ValueError(f"unknown zoo network {name!r}{hint} (rfanalysis.zoo.names() lists all)")
+        raise ValueError(
+            f"unknown zoo network {name!r}{did_you_mean(name, names())} "
+            "(rfanalysis.zoo.names() lists all)"
+        )
     return name
 
 
