@@ -201,3 +201,14 @@ def test_int_input_size_means_every_axis():
 def test_memory_estimate_refuses_huge_inputs():
     with pytest.raises(ValueError, match=r"would need about .* of memory"):
         rfa.coverage("conv3p1", (10**6, 10**6))
+
+
+def test_memory_guard_ignores_small_jobs_on_a_busy_machine(monkeypatch):
+    from rfanalysis import _memory
+
+    # a machine with almost no memory left still runs a tiny job ...
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 1024)
+    assert rfa.coverage("conv3p1", (8, 8)).shape == (8, 8)
+    # ... but refuses a large one
+    with pytest.raises(ValueError, match=r"would need about .* but only 1.0 KB is available"):
+        rfa.coverage("conv3p1", (4096, 4096))
