@@ -71,13 +71,18 @@ def _check_name(name: object) -> str:
     return name
 
 
-def get(name: str) -> Network:
+def get(name: str, *, head: bool = True) -> Network:
     """The network registered as ``name``.
 
     Parameters
     ----------
     name : str
         One of :func:`names`.
+    head : bool
+        ``False`` drops the classifier head: the trailing dense layers and a global pool
+        before them (a pool that reduces the standard input to one unit, torchvision's
+        adaptive average pool). The remaining feature trunk accepts other input sizes,
+        which the head, exact only at :func:`standard_input`, does not.
 
     Returns
     -------
@@ -96,8 +101,25 @@ def get(name: str) -> Network:
     --------
     >>> get("alexnet").spec()
     'conv11s4p2,maxpool3s2,conv5p2,maxpool3s2,conv3p1*3,maxpool3s2,fc4096*2,fc1000'
+    >>> [layer.name for layer in get("resnet50", head=False).layers[-2:]]
+    ['layer4.1', 'layer4.2']
     """
-    return _REGISTRY[_check_name(name)]()
+    net = _REGISTRY[_check_name(name)]()
+    if not isinstance(head, bool):
+        raise TypeError(f"`head` must be a bool, got {head!r}")
+    return net if head else _without_head(net, _STANDARD_INPUT[name])
+
+
+def _without_head(net: Network, standard_input: tuple[int, ...]) -> Network:
+    layers = list(net.layers)
+    while layers and isinstance(layers[-1], Dense):
+        layers.pop()
+    if len(layers) < len(net.layers) and isinstance(layers[-1], Pool):
+        from ._engine import output_shape
+
+        if output_shape(Network(layers), standard_input) == (1,) * len(standard_input):
+            layers.pop()  # the global pool belongs to the head
+    return net if len(layers) == len(net.layers) else Network(layers, name=f"{net.name} features")
 
 
 def describe(name: str) -> str:

@@ -27,10 +27,32 @@ ALL = rfa.zoo.names()
 def _features(net):
     """The network without its classifier head (the global pool before a dense layer, and
     the dense layers), whose pool kernel fits only the standard input size."""
-    layers = list(net.layers)
-    while isinstance(layers[-1], rfa.Dense) or layers[-1].name == "avgpool":
-        layers.pop()
-    return rfa.Network(layers, name=net.name)
+    return rfa.zoo.get(net.name, head=False)
+
+
+@pytest.mark.parametrize(
+    ("name", "dropped"),
+    [
+        ("resnet50", ["avgpool", "fc"]),  # torchvision: AdaptiveAvgPool2d((1, 1)), fc
+        ("inception_v3", ["avgpool", "fc"]),
+        ("mobilenet_v2", ["avgpool", "classifier"]),
+        ("vgg16", ["fc6", "fc7", "fc8"]),  # pool5 (7x7 output) is part of the features
+        ("lenet", ["fc"]),  # pool1 (12x12 output) too
+        ("wav2vec2_feature_encoder", []),
+    ],
+)
+def test_head_false_drops_exactly_the_classifier(name, dropped):
+    full, trunk = rfa.zoo.get(name), rfa.zoo.get(name, head=False)
+    assert [x.name for x in full.layers[len(trunk) :]] == dropped
+    assert trunk.layers == full.layers[: len(full) - len(dropped)]
+
+
+def test_trunks_run_at_other_input_sizes():
+    with pytest.raises(ValueError, match=r"layer 19 \(avgpool: avgpool7\): output size 0"):
+        rfa.coverage(rfa.zoo.get("resnet50"), 64)
+    assert rfa.output_shape(rfa.zoo.get("resnet50", head=False), 1024) == (32, 32)
+    with pytest.raises(TypeError, match="`head` must be a bool"):
+        rfa.zoo.get("resnet50", head="no")
 
 
 def _row(table, name):
