@@ -1,0 +1,373 @@
+"""Speed and memory of rfanalysis against what a user would otherwise use.
+
+    python benchmarks/run.py                 # full run (minutes); writes benchmarks/RESULTS.md
+    python benchmarks/run.py --quick         # tiny sizes: a smoke test of the script itself
+    python benchmarks/run.py --output FILE   # write the table elsewhere
+
+Every number comes from this one process run: medians over repeats (warm: the plan cache of
+rfanalysis is filled by the first call, which is reported separately as "cold"). Alternatives:
+torch autograd of the single-channel, float64, ones-weight network (pools as window sums),
+whose input gradient is the route count, and repeated convolution with scipy. float64 is the
+only fair dtype: counts pass float32's range (3.4e38) after ~40 3x3 layers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import math
+import os
+import platform
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import rfanalysis as rfa  # noqa: E402
+from rfanalysis._memory import available_bytes, format_bytes  # noqa: E402
+
+RESNET50 = "resnet50"
+
+
+@dataclass
+class Row:
+    case: str
+    method: str
+    ms: float | None
+    ratio: float | None = None  # method time / rfanalysis time
+    max_rel_diff: float | None = None
+    note: str = ""
+
+
+@dataclass
+class Section:
+    title: str
+    target: str
+    rows: list[Row] = field(default_factory=list)
+    verdict: str = ""
+
+
+def timed(repeat: int, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[float, Any]:
+    """Median wall time in ms over ``repeat`` calls of ``fn(*args, **kwargs)``, and the last
+    result."""
+    times, result = [], None
+    for _ in range(repeat):
+        gc.collect()
+        start = time.perf_counter()
+        result = fn(*args, **kwargs)
+        times.append((time.perf_counter() - start) * 1e3)
+    return float(np.median(times)), result
+
+
+def rel_diff(a: np.ndarray, b: np.ndarray) -> float:
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1.0)))
+
+
+def torch_coverage(net: rfa.Network, shape: tuple[int, ...]) -> np.ndarray:
+    import torch
+
+    from tests.oracles import torch_net
+
+    f = torch_net(net, shape)
+    x = torch.zeros((1, 1, *shape), dtype=torch.float64, requires_grad=True)
+    f(x).sum().backward()
+    return x.grad[0, 0].numpy()
+
+
+def scipy_chain_coverage(n: int, depth: int) -> np.ndarray:
+    """What a user would write: convolve a ones map with the (flipped) kernel, depth times."""
+    from scipy import ndimage
+
+    kernel = np.ones((3, 3))
+    c = np.ones((n, n))
+    for _ in range(depth):
+        c = ndimage.correlate(c, kernel, mode="constant")
+    return c
+
+
+def torch_activation_bytes(shape: tuple[int, ...], depth: int) -> int:
+    # autograd keeps one float64 activation (and its gradient) per layer
+    return 2 * 8 * math.prod(shape) * depth
+
+
+# --------------------------------------------------------------------------- sections
+def chain_section(quick: bool) -> Section:
+    sec = Section(
+        "1. Chain coverage: 3x3 conv, padding 1, stride 1 (rfanalysis vs torch "
+        "autograd vs scipy.ndimage.correlate)",
+        "<= 5 ms at 1024^2 x 64 and >= 1000x faster than torch autograd there",
+    )
+    sizes = [32, 64] if quick else [224, 1024, 4096]
+    depths = [4, 16] if quick else [16, 64]
+    for n in sizes:
+        for depth in depths:
+            net = rfa.parse(f"conv3p1*{depth}")
+            shape = (n, n)
+            case = f"{n}^2 x {depth}"
+            rfa._plan._plan_cached.cache_clear()
+            cold, _ = timed(1, rfa.coverage, net, shape)
+            ms, ours = timed(3 if quick else 7, rfa.coverage, net, shape)
+            sec.rows.append(Row(case, "rfanalysis", ms, 1.0, note=f"cold first call {cold:.1f} ms"))
+            need = torch_activation_bytes(shape, depth)
+            if need > 0.5 * available_bytes():
+                sec.rows.append(
+                    Row(
+                        case,
+                        "torch autograd",
+                        None,
+                        note=f"skipped: needs ~{format_bytes(need)} of activations",
+                    )
+                )
+            else:
+                tms, theirs = timed(1 if n >= 1024 else 3, torch_coverage, net, shape)
+                sec.rows.append(Row(case, "torch autograd", tms, tms / ms, rel_diff(theirs, ours)))
+            sms, theirs = timed(1 if n >= 1024 else 3, scipy_chain_coverage, n, depth)
+            sec.rows.append(Row(case, "scipy correlate", sms, sms / ms, rel_diff(theirs, ours)))
+    key = [r for r in sec.rows if r.case == "1024^2 x 64"]
+    if key:
+        ours = key[0].ms
+        torch_row = next(r for r in key if r.method == "torch autograd")
+        ok = ours is not None and ours <= 5 and (torch_row.ratio or 0) >= 1000
+        sec.verdict = (
+            f"{'met' if ok else 'NOT met'}: {ours:.2f} ms, "
+            f"{torch_row.ratio:.0f}x faster than torch autograd"
+        )
+    return sec
+
+
+def dag_section(quick: bool) -> Section:
+    sec = Section(
+        "2. DAG coverage: ResNet-50 trunk (torchvision layout without its head, single channel)",
+        ">= 10x faster than torch autograd at 1024^2",
+    )
+    net = rfa.zoo.get(RESNET50, head=False)
+    for n in [64, 128] if quick else [224, 1024]:
+        shape = (n, n)
+        case = f"{n}^2"
+        rfa._plan._plan_cached.cache_clear()
+        cold, _ = timed(1, rfa.coverage, net, shape)
+        ms, ours = timed(3 if quick else 7, rfa.coverage, net, shape)
+        sec.rows.append(Row(case, "rfanalysis", ms, 1.0, note=f"cold first call {cold:.1f} ms"))
+        tms, theirs = timed(3, torch_coverage, net, shape)
+        sec.rows.append(Row(case, "torch autograd", tms, tms / ms, rel_diff(theirs, ours)))
+    if not quick:
+        r = sec.rows[-1]
+        sec.verdict = f"{'met' if r.ratio >= 10 else 'NOT met'}: {r.ratio:.0f}x at 1024^2"
+    return sec
+
+
+def exact_section(quick: bool) -> Section:
+    sec = Section(
+        "3. Exact integers",
+        "1-D n=4096, depth 1000, 3-tap: <= 2 s; and the largest 2-D exact map within 10 s",
+    )
+    n, depth = (256, 100) if quick else (4096, 1000)
+    net = rfa.parse(f"conv3p1*{depth}")
+    ms, exact = timed(1, rfa.coverage, net, (n,), exact=True)
+    floats = rfa.coverage(net, (n,), log=True)
+    digits = max(len(str(v)) for v in exact.tolist())
+    check = float(np.max(np.abs(np.array([math.log10(v) for v in exact.tolist()]) - floats)))
+    sec.rows.append(
+        Row(
+            f"1-D {n} x {depth}",
+            "rfanalysis exact",
+            ms,
+            note=f"largest count has {digits} digits; log10 of it vs log mode: within {check:.1e}",
+        )
+    )
+    if not quick:
+        sec.verdict = f"{'met' if ms <= 2000 else 'NOT met'}: {ms / 1e3:.2f} s"
+    budget = 1000.0 if quick else 10_000.0
+    depth2 = 16 if quick else 64
+    net2 = rfa.parse(f"conv3p1*{depth2}")
+    best, size = None, 64
+    while True:
+        ms2, _ = timed(1, rfa.coverage, net2, (size, size), exact=True)
+        if ms2 > budget:
+            sec.rows.append(
+                Row(f"2-D {size}^2 x {depth2}", "rfanalysis exact", ms2, note="over the budget")
+            )
+            break
+        best = (size, ms2)
+        size *= 2
+        if size > (256 if quick else 16384):
+            break
+    if best:
+        sec.rows.append(
+            Row(
+                f"2-D {best[0]}^2 x {depth2}",
+                "rfanalysis exact",
+                best[1],
+                note=f"largest power-of-two size within {budget / 1e3:.0f} s",
+            )
+        )
+    return sec
+
+
+def log_section(quick: bool) -> Section:
+    sec = Section("4. Log mode at depth 2000", "no overflow, finite values")
+    depth = 200 if quick else 2000
+    n = 256 if quick else 1024
+    net = rfa.parse(f"conv3p1*{depth}")
+    ms, logs = timed(3, rfa.coverage, net, (n, n), log=True)
+    finite = bool(np.isfinite(logs).all())
+    sec.rows.append(
+        Row(
+            f"{n}^2 x {depth}",
+            "rfanalysis log10",
+            ms,
+            note=f"all finite: {finite}; max log10 count {logs.max():.1f}",
+        )
+    )
+    try:
+        rfa.coverage(net, (n, n))
+        note = "float64 did not overflow"
+    except rfa.CountOverflowError as exc:
+        note = f"float64 refuses: {str(exc)[:60]}..."
+    sec.rows.append(Row(f"{n}^2 x {depth}", "rfanalysis float64", None, note=note))
+    sec.verdict = "met" if finite else "NOT met"
+    return sec
+
+
+def peak_memory(fn: Callable[..., Any], *args: Any) -> int:
+    gc.collect()
+    tracemalloc.start()
+    fn(*args)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak
+
+
+def memory_section(quick: bool) -> Section:
+    sec = Section(
+        "6. Peak memory (tracemalloc) and the memory guard",
+        "a request beyond available memory is refused with a clear error, not a crash",
+    )
+    n = 256 if quick else 4096
+    peak = peak_memory(rfa.coverage, "conv3p1*64", (n, n))
+    sec.rows.append(
+        Row(
+            f"chain {n}^2 x 64",
+            "rfanalysis",
+            None,
+            note=f"peak {format_bytes(peak)} (result alone {format_bytes(8 * n * n)})",
+        )
+    )
+    m = 128 if quick else 1024
+    net = rfa.zoo.get(RESNET50, head=False)
+    peak = peak_memory(rfa.coverage, net, (m, m))
+    sec.rows.append(
+        Row(
+            f"ResNet-50 {m}^2",
+            "rfanalysis",
+            None,
+            note=f"peak {format_bytes(peak)} (result alone {format_bytes(8 * m * m)})",
+        )
+    )
+    start = time.perf_counter()
+    try:
+        rfa.coverage("conv3p1", (300_000, 300_000))
+        note = "NOT refused"
+    except ValueError as exc:
+        note = f"refused in {(time.perf_counter() - start) * 1e3:.1f} ms: {exc}"
+    sec.rows.append(Row("300000^2", "rfanalysis", None, note=note))
+    sec.verdict = "met" if note.startswith("refused") else "NOT met"
+    return sec
+
+
+# --------------------------------------------------------------------------- report
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = [f"Python {platform.python_version()}", f"numpy {np.__version__}"]
+    import scipy
+
+    versions.append(f"scipy {scipy.__version__}")
+    try:
+        import torch
+
+        versions.append(f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
+    except ImportError:
+        versions.append("torch not installed")
+    return (
+        f"{cpu}; {os.cpu_count()} logical CPUs; {format_bytes(available_bytes())} available "
+        f"memory; {platform.system()} {platform.release()}; " + ", ".join(versions)
+    )
+
+
+def fmt(v: float | None, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def render(sections: list[Section], quick: bool) -> str:
+    out = [
+        "# Benchmarks",
+        "",
+        "Generated by `python benchmarks/run.py" + (" --quick" if quick else "") + "` "
+        "in one process run. Times are medians (ms); *ratio* is the method's time divided by "
+        "rfanalysis's on the same case (higher = rfanalysis faster); *max rel diff* compares "
+        "the method's map with rfanalysis's.",
+        "",
+        f"Machine: {machine()}",
+        "",
+    ]
+    for sec in sections:
+        out += [
+            f"## {sec.title}",
+            "",
+            f"Target: {sec.target}." + (f" Result: **{sec.verdict}**." if sec.verdict else ""),
+            "",
+            "| case | method | time (ms) | ratio | max rel diff | note |",
+            "|---|---|---:|---:|---:|---|",
+        ]
+        for r in sec.rows:
+            out.append(
+                f"| {r.case} | {r.method} | {fmt(r.ms, '.2f')} | {fmt(r.ratio, '.1f')} "
+                f"| {fmt(r.max_rel_diff, '.1e')} | {r.note.replace('|', '/')} |"
+            )
+        out.append("")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
+    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
+    args = parser.parse_args(argv)
+    try:
+        import torch
+
+        torch.set_num_threads(os.cpu_count() or 1)
+    except ImportError:
+        print(
+            "torch is needed for the comparisons: pip install 'rfanalysis[torch]'", file=sys.stderr
+        )
+        return 2
+    sections = []
+    for make in (chain_section, dag_section, exact_section, log_section, memory_section):
+        print(f"running {make.__name__} ...", file=sys.stderr, flush=True)
+        sections.append(make(args.quick))
+    text = render(sections, args.quick)
+    args.output.write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
