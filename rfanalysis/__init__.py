@@ -13,6 +13,9 @@ Geometry
 Route counting
     routes (every input pixel to one unit), coverage (summed over all output units);
     float64, ``exact=True`` (Python ints) or ``log=True`` (log10)
+Comparison
+    compare (an analytic route map against an empirical influence map: correlation, total
+    variation, KL, centre-of-mass shift, 50 %/95 % radii, sigma per axis) -> Comparison
 Blind spots
     blind_spots (zero-coverage pixels, uneven padding, mirror asymmetry, nearby clean input
     sizes) -> BlindSpotReport (with UnevenPadding and SizeSearch entries)
@@ -44,6 +47,7 @@ from typing import Any
 
 from . import zoo
 from ._blindspots import BlindSpotReport, SizeSearch, UnevenPadding, blind_spots
+from ._compare import Comparison, compare
 from ._engine import CountOverflowError, coverage, output_shape, routes
 from ._geometry import Geometry, GeometryRow, ReceptiveField, geometry, receptive_field
 from ._io import load, save
@@ -65,6 +69,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BlindSpotReport",
+    "Comparison",
     "Concat",
     "Conv",
     "ConvTranspose",
@@ -83,6 +88,7 @@ __all__ = [
     "Upsample",
     "__version__",
     "blind_spots",
+    "compare",
     "coverage",
     "geometry",
     "load",
