@@ -13,6 +13,9 @@ Geometry
 Route counting
     routes (every input pixel to one unit), coverage (summed over all output units);
     float64, ``exact=True`` (Python ints) or ``log=True`` (log10)
+Empirical influence
+    influence (mean |d y_unit / d x| of a network with real weights, numpy or torch; also a
+    user's torch module), from_torch (trace a torch model into a Network; needs torch)
 Plotting
     ``rfanalysis.plotting`` (imported on demand; needs matplotlib)
 
@@ -40,6 +43,7 @@ import importlib
 from typing import Any
 
 from . import zoo
+from ._empirical import from_torch, influence
 from ._engine import CountOverflowError, coverage, output_shape, routes
 from ._geometry import Geometry, GeometryRow, ReceptiveField, geometry, receptive_field
 from ._io import load, save
@@ -76,7 +80,9 @@ __all__ = [
     "Upsample",
     "__version__",
     "coverage",
+    "from_torch",
     "geometry",
+    "influence",
     "load",
     "output_shape",
     "parse",

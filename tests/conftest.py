@@ -11,7 +11,14 @@ import importlib.util
 import pytest
 
 
+#: doctests that run torch (doctests cannot carry markers themselves)
+TORCH_DOCTESTS = ("rfanalysis._empirical._fx.",)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if isinstance(item, pytest.DoctestItem) and item.name.startswith(TORCH_DOCTESTS):
+            item.add_marker(pytest.mark.torch)
     needs_torch = [item for item in items if item.get_closest_marker("torch")]
     if needs_torch and importlib.util.find_spec("torch") is None:
         raise pytest.UsageError(

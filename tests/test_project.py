@@ -26,8 +26,10 @@ def test_readme_starts_with_run_and_test_commands_and_ci_runs_the_test_command()
 
 
 def test_import_does_not_pull_heavy_dependencies():
-    code = ("import sys, rfanalysis; bad = [m for m in ('matplotlib', 'click', 'torch') "
-            "if m in sys.modules]; print(bad)")
+    code = (
+        "import sys, rfanalysis; bad = [m for m in ('matplotlib', 'click', 'torch') "
+        "if m in sys.modules]; print(bad)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
