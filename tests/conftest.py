@@ -10,7 +10,6 @@ import importlib.util
 
 import pytest
 
-
 #: doctests that run torch (doctests cannot carry markers themselves)
 TORCH_DOCTESTS = ("rfanalysis._empirical._fx.",)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -306,6 +307,16 @@ def test_same_seed_same_map_different_seed_different_map():
     )
 
 
+def test_seed_sequence_is_not_consumed():
+    seq = np.random.SeedSequence(9)
+    kw = dict(weights="normal", channels=2, trials=2)
+    np.testing.assert_array_equal(
+        rfa.influence("conv3p1*2", (9,), rng=seq, **kw),
+        rfa.influence("conv3p1*2", (9,), rng=seq, **kw),
+    )
+    assert seq.n_children_spawned == 0
+
+
 def test_result_does_not_depend_on_batching(monkeypatch):
     kw = dict(weights="uniform", activation="relu", channels=3, trials=5, rng=8)
     whole = rfa.influence("conv3p1*3,maxpool2,fc4", (8, 8), **kw)
@@ -378,6 +389,19 @@ def test_influence_progress_goes_to_stderr(capsys):
 def test_bad_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):
         rfa.influence("conv3p1,maxpool2", (8, 8), **kwargs)
+
+
+def test_missing_torch_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # "import torch" now fails
+    with pytest.raises(ImportError, match=r'needs PyTorch: pip install "rfanalysis\[torch\]"'):
+        rfa.influence("conv3", (8, 8), backend="torch")
+    with pytest.raises(ImportError, match=r'needs PyTorch: pip install "rfanalysis\[torch\]"'):
+        rfa.from_torch(object(), 8)
+
+
+def test_memory_is_checked_before_allocating():
+    with pytest.raises(ValueError, match=r"influence of conv3p1 for input 4096x4096 would need"):
+        rfa.influence("conv3p1", 4096, channels=4096, trials=1000)
 
 
 def test_channel_errors_name_the_layer():

@@ -28,7 +28,13 @@ from .._layers import (
     Upsample,
 )
 from .._plan import DEFAULT_NDIM, normalise_input_shape, plan
-from ._torch import ModuleState, module_in_channels, module_ndim, require_torch
+from ._torch import (
+    ModuleState,
+    module_dtype_device,
+    module_in_channels,
+    module_ndim,
+    require_torch,
+)
 
 UNKNOWN = ("error", "identity")
 
@@ -123,7 +129,7 @@ class _Converter:
             if n is self.input:
                 continue
             args = [a for a in n.all_input_nodes if a in live]
-            if args and (self.is_tensor(n) or n.op == "output"):
+            if args and self.is_tensor(n):
                 live.add(n)
                 self.preds[n] = args
         self.preds[self.input] = []
@@ -626,11 +632,7 @@ def _trace(torch: Any, module: Any, overrides: dict, name: str) -> Any:
 def _propagate(torch: Any, module: Any, gm: Any, shape: tuple[int, ...], name: str) -> None:
     from torch.fx.passes.shape_prop import ShapeProp
 
-    dtype, device = torch.get_default_dtype(), torch.device("cpu")
-    for p in list(module.parameters()) + list(module.buffers()):
-        if p.is_floating_point():
-            dtype, device = p.dtype, p.device
-            break
+    dtype, device = module_dtype_device(module)
     state = ModuleState(module)
     try:
         with torch.no_grad():

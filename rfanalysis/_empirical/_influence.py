@@ -10,10 +10,19 @@ from typing import Any
 
 import numpy as np
 
+from .. import _memory
 from .._engine import _resolve_unit
-from .._plan import Plan, plan
+from .._plan import Plan, normalise_input_shape, plan
 from . import _numpy
-from ._net import WEIGHT_NAMES, Model, build, draw, first_in_channels
+from ._net import (
+    WEIGHT_NAMES,
+    Model,
+    build,
+    draw,
+    draw_bytes,
+    first_in_channels,
+    generators,
+)
 from ._progress import Progress
 
 BACKENDS = ("numpy", "torch")
@@ -38,9 +47,7 @@ def _count(value: Any, what: str, minimum: int = 1, allow_none: bool = False) ->
     return n
 
 
-def _float_dtype(dtype: Any, default: np.dtype) -> np.dtype:
-    if dtype is None:
-        return default
+def _float_dtype(dtype: Any) -> np.dtype:
     name = str(dtype).removeprefix("torch.")
     try:
         resolved = np.dtype(name)
@@ -53,18 +60,55 @@ def _float_dtype(dtype: Any, default: np.dtype) -> np.dtype:
 
 @dataclass(frozen=True)
 class _Args:
+    """Validated arguments of :func:`influence`."""
+
+    module: bool  # a torch.nn.Module rather than a spec
     unit: Any
+    weights: Any
+    relu: bool
+    channels: int
     trials: int
+    backend: str
     reduction: str
-    dtype: np.dtype | None
+    in_channels: int | None
+    dtype: np.dtype | None  # None: the module's own
     progress: bool | None
 
 
-def _common(unit, trials, rng, backend, reduction, dtype, progress, default_dtype) -> _Args:
+def _validate(
+    net, unit, weights, activation, channels, trials, rng, backend, reduction, in_channels,
+    dtype, device, progress,
+) -> _Args:  # fmt: skip
+    module = is_torch_module(net)
     if isinstance(unit, str) and unit not in ("center", "all"):
         raise ValueError(f"`unit` must be 'center', 'all' or an index tuple, got {unit!r}")
+    if module:
+        for name, value, default in (
+            ("weights", weights, "ones"),
+            ("activation", activation, None),
+            ("channels", channels, 1),
+        ):
+            if value is not default and value != default:
+                raise ValueError(
+                    f"`{name}` applies to network specs; a torch module keeps its own layers "
+                    f"and weights (got {name}={value!r})"
+                )
+    if callable(weights) or weights in WEIGHT_NAMES:
+        pass
+    elif isinstance(weights, str):
+        raise ValueError(
+            f"`weights` must be one of {', '.join(WEIGHT_NAMES)} or a callable "
+            f"(shape, rng) -> array; got {weights!r}"
+        )
+    else:
+        raise TypeError(
+            f"`weights` must be one of {', '.join(WEIGHT_NAMES)} or a callable (shape, rng) "
+            f"-> array; got {type(weights).__name__}"
+        )
+    if activation not in (None, "none", "relu"):
+        raise ValueError(f"`activation` must be None or 'relu', got {activation!r}")
+    n_channels = _count(channels, "channels")
     n_trials = _count(trials, "trials")
-    assert n_trials is not None
     if isinstance(rng, bool) or not isinstance(
         rng, (int, np.integer, np.random.Generator, np.random.SeedSequence)
     ):
@@ -77,36 +121,20 @@ def _common(unit, trials, rng, backend, reduction, dtype, progress, default_dtyp
         raise ValueError(f"`backend` must be one of {', '.join(BACKENDS)}; got {backend!r}")
     if reduction not in REDUCTIONS:
         raise ValueError(f"`reduction` must be one of {', '.join(REDUCTIONS)}; got {reduction!r}")
+    n_in = _count(in_channels, "in_channels", allow_none=True)
+    if dtype is None:
+        resolved = None if module else np.dtype(np.float64)
+    else:
+        resolved = _float_dtype(dtype)
+    if device is not None and backend == "numpy" and not module:
+        raise ValueError(f"`device` applies to the torch backend; got device={device!r}")
     if progress is not None and not isinstance(progress, bool):
         raise TypeError(f"`progress` must be None, True or False, got {progress!r}")
-    resolved = (
-        None if dtype is None and default_dtype is None else _float_dtype(dtype, default_dtype)
-    )
-    return _Args(unit, n_trials, reduction, resolved, progress)
-
-
-def _activation(activation: Any) -> bool:
-    if activation is None or activation == "none":
-        return False
-    if activation == "relu":
-        return True
-    raise ValueError(f"`activation` must be None or 'relu', got {activation!r}")
-
-
-def _weights(weights: Any) -> Any:
-    if callable(weights):
-        return weights
-    if isinstance(weights, str):
-        if weights not in WEIGHT_NAMES:
-            raise ValueError(
-                f"`weights` must be one of {', '.join(WEIGHT_NAMES)} or a callable "
-                f"(shape, rng) -> array; got {weights!r}"
-            )
-        return weights
-    raise TypeError(
-        f"`weights` must be one of {', '.join(WEIGHT_NAMES)} or a callable (shape, rng) -> "
-        f"array; got {type(weights).__name__}"
-    )
+    assert n_channels is not None and n_trials is not None
+    return _Args(
+        module, unit, weights, activation == "relu", n_channels, n_trials, backend, reduction,
+        n_in, resolved, progress,
+    )  # fmt: skip
 
 
 def _inputs(inputs: Any, trials: int, shape: tuple[int, ...]) -> np.ndarray:
@@ -208,7 +236,7 @@ def influence(
         Seed of the inputs and weights; the same seed gives the same map.
     backend : {"numpy", "torch"}
         Where a spec network runs; both give the same values for the same seed (torch needs
-        ``pip install "rfanalysis[torch]"``).
+        ``pip install "rfanalysis[torch]"``). A torch module always runs in torch.
     reduction : {"abs", "signed"}
         ``"abs"``: ``sum_c |d y / d x_c|`` per pixel; ``"signed"``: ``sum_c d y / d x_c``.
     in_channels : int, optional
@@ -269,51 +297,28 @@ def influence(
     >>> m.shape, bool(m[16, 16] > m[0, 0])
     ((33, 33), True)
     """
-    torch_module = is_torch_module(net)
-    args = _common(
-        unit,
-        trials,
-        rng,
-        backend,
-        reduction,
-        dtype,
-        progress,
-        None if torch_module else np.dtype(np.float64),
-    )
-    n_in = _count(in_channels, "in_channels", allow_none=True)
-    if torch_module:
-        for name, value, default in (
-            ("weights", weights, "ones"),
-            ("activation", activation, None),
-            ("channels", channels, 1),
-        ):
-            if value is not default and value != default:
-                raise ValueError(
-                    f"`{name}` applies to network specs; a torch module keeps its own layers "
-                    f"and weights (got {name}={value!r})"
-                )
-        from . import _torch
-
-        return _torch.module_influence(net, input_shape, args, n_in, inputs, rng, device)
-    n_channels = _count(channels, "channels")
-    assert n_channels is not None
-    w = _weights(weights)
-    relu = _activation(activation)
-    if backend == "numpy" and device is not None:
-        raise ValueError(f"`device` applies to the torch backend; got device={device!r}")
-    p = plan(net, input_shape)
-    model = _model(p, n_channels, n_in, relu)
-    assert p.input_shape is not None and p.output_shape is not None
-    shape = (model.in_channels, *p.input_shape)
-    given = None if inputs is None else _inputs(inputs, args.trials, shape)
-    n_trials = args.trials if given is None else given.shape[0]
-    where = f"the output of {p.network.display_name}"
-    seed = _seed(args.unit, p.output_shape, where)
-    x, params = draw(model, n_trials, w, rng, given)
+    args = _validate(
+        net, unit, weights, activation, channels, trials, rng, backend, reduction, in_channels,
+        dtype, device, progress,
+    )  # fmt: skip
+    if args.module:
+        return _module_influence(net, input_shape, args, inputs, rng, device)
     reduce = _reducer(args.reduction)
-    what = f"influence of {p.network.display_name}"
-    assert args.dtype is not None
-    if backend == "torch":
+    p = plan(net, input_shape)
+    model = _model(p, args.channels, args.in_channels, args.relu)
+    assert p.input_shape is not None and p.output_shape is not None and args.dtype is not None
+    given = None
+    if inputs is not None:
+        given = _inputs(inputs, args.trials, (model.in_channels, *p.input_shape))
+    n_trials = args.trials if given is None else given.shape[0]
+    seed = _seed(args.unit, p.output_shape, f"the output of {p.network.display_name}")
+    need = draw_bytes(model, n_trials, args.weights, given is not None)
+    if args.backend == "numpy":
+        need += _numpy.memory_bytes(model, n_trials, args.dtype.itemsize)
+    shape_text = "x".join(map(str, p.input_shape))
+    _memory.check(need, f"influence of {p.network.display_name} for input {shape_text}")
+    x, params = draw(model, n_trials, args.weights, rng, given)
+    if args.backend == "torch":
         from . import _torch
 
         total = _torch.spec_gradients(
@@ -327,7 +332,34 @@ def influence(
             np.errstate(over="ignore", invalid="ignore", divide="ignore"),
         ):
             total = _numpy.gradients(model, x, params, seed, args.dtype, reduce, bar.tick)
-    return _finish(total, n_trials, args.dtype, what)
+    return _finish(total, n_trials, args.dtype, f"influence of {p.network.display_name}")
+
+
+def _module_influence(
+    module: Any, input_shape: Any, args: _Args, inputs: Any, rng: Any, device: Any
+) -> np.ndarray:
+    from . import _torch
+
+    name = type(module).__name__
+    shape = normalise_input_shape(input_shape, _torch.module_ndim(module))
+    full = (args.in_channels or _torch.module_in_channels(module), *shape)
+    x = _given_or_drawn(inputs, args.trials, full, rng)
+
+    def seed_for(out_shape: tuple[int, ...]) -> np.ndarray:
+        return _seed(args.unit, out_shape, f"the output of {name}")
+
+    total, used = _torch.module_gradients(
+        module, x, seed_for, _reducer(args.reduction), args.dtype, device, args.progress
+    )
+    return _finish(total, x.shape[0], used, f"influence of {name}")
+
+
+def _given_or_drawn(inputs: Any, trials: int, shape: tuple[int, ...], rng: Any) -> np.ndarray:
+    """Inputs of a torch module: given, or standard normal from each trial's stream."""
+    if inputs is not None:
+        return _inputs(inputs, trials, shape)
+    _memory.check(8 * trials * math.prod(shape), f"{trials} random inputs of shape {shape}")
+    return np.stack([g.standard_normal(shape) for g in generators(rng, trials)])
 
 
 def _model(p: Plan, channels: int, in_channels: int | None, relu: bool) -> Model:

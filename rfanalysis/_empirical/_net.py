@@ -262,7 +262,25 @@ def generators(seed: Any, trials: int) -> list[np.random.Generator]:
     if isinstance(seed, np.random.Generator):
         # advance the caller's generator once, so that consecutive calls differ
         seed = int(seed.integers(2**63))
-    return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(trials)]
+    if isinstance(seed, np.random.SeedSequence):  # spawn from a copy: leave the caller's as is
+        seq = np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key)
+    else:
+        seq = np.random.SeedSequence(seed)
+    return [np.random.default_rng(s) for s in seq.spawn(trials)]
+
+
+def draw_bytes(model: Model, trials: int, weights: WeightsArg, inputs: bool) -> int:
+    """Memory of what :func:`draw` returns (float64)."""
+    assert model.plan.input_shape is not None
+    per_trial = 0 if inputs else model.in_channels * math.prod(model.plan.input_shape)
+    shared = 0
+    for op in model.ops():
+        if op.shape is not None:
+            if weights == "ones":
+                shared += math.prod(op.shape)
+            else:
+                per_trial += math.prod(op.shape)
+    return 8 * (trials * per_trial + shared)
 
 
 def draw(

@@ -384,6 +384,17 @@ def batch_size(model: Model, trials: int, itemsize: int) -> int:
     return max(1, min(trials, budget // (largest * itemsize)))
 
 
+def memory_bytes(model: Model, trials: int, itemsize: int) -> int:
+    """Working memory of :func:`gradients` for one batch, roughly: its columns, activations,
+    ReLU masks and max-pool indices."""
+    largest = kept = 0
+    for op in model.ops():
+        taps, units, _, _ = _dims(op)
+        largest = max(largest, op.cin * taps * units, op.cout * taps * units)
+        kept += op.cout * units * (itemsize + 8)
+    return batch_size(model, trials, itemsize) * (3 * largest * itemsize + kept)
+
+
 def gradients(
     model: Model,
     x: np.ndarray,

@@ -14,12 +14,12 @@ grouped convolution over all trials.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from .._axis import map_outside
-from .._plan import normalise_input_shape
 from ._net import Merge, Model, Op, avg_divisor
 from ._progress import Progress
 
@@ -302,46 +302,42 @@ class ModuleState:
             p.requires_grad_(flag)
 
 
-def _module_dtype_device(torch: Any, module: Any) -> tuple[Any, Any]:
+def module_dtype_device(module: Any) -> tuple[Any, Any]:
+    """The dtype and device of a module's first floating parameter or buffer."""
+    torch = require_torch("a torch module")
     for p in list(module.parameters()) + list(module.buffers()):
         if p.is_floating_point():
             return p.dtype, p.device
     return torch.get_default_dtype(), torch.device("cpu")
 
 
-def module_influence(
+def module_gradients(
     module: Any,
-    input_shape: Any,
-    args: Any,
-    in_channels: int | None,
-    inputs: Any,
-    rng: Any,
+    x: np.ndarray,
+    seed_for: Callable[[tuple[int, ...]], np.ndarray],
+    reduce: Callable[[np.ndarray], np.ndarray],
+    dtype: np.dtype | None,
     device: Any,
-) -> np.ndarray:
-    """:func:`~._influence.influence` for a ``torch.nn.Module``."""
-    from ._influence import _finish, _inputs, _reducer, _seed
-    from ._net import generators
+    progress: bool | None,
+) -> tuple[np.ndarray, str]:
+    """Sum over trials of ``reduce(d <seed, module(x)> / d x)`` and the dtype used.
 
+    The module runs in eval mode with frozen parameters, under ``enable_grad``, in batches
+    of up to 32 trials; its mode and ``requires_grad`` flags are restored afterwards.
+    ``seed_for(out_shape)`` gives the ``(1, 1, *out_shape)`` output weighting, where
+    ``out_shape`` is the output's spatial shape, or ``(features,)`` for a 2-D output.
+    """
     torch = require_torch("influence of a torch module")
-    shape = normalise_input_shape(input_shape, module_ndim(module))
-    cin = in_channels if in_channels is not None else module_in_channels(module)
-    full = (cin, *shape)
-    own_dtype, own_device = _module_dtype_device(torch, module)
-    tdtype = own_dtype if args.dtype is None else _torch_dtype(torch, args.dtype)
+    own_dtype, own_device = module_dtype_device(module)
+    tdtype = own_dtype if dtype is None else _torch_dtype(torch, dtype)
     dev = own_device if device is None else torch.device(device)
-    if inputs is not None:
-        x = _inputs(inputs, args.trials, full)
-    else:
-        x = np.stack([g.standard_normal(full) for g in generators(rng, args.trials)])
-    trials = x.shape[0]
-    size = 32
-    reduce = _reducer(args.reduction)
     name = type(module).__name__
-    total = np.zeros(shape)
+    trials, size = x.shape[0], 32
+    total = np.zeros(x.shape[2:])
     state = ModuleState(module)
     try:
         with (
-            Progress(math.ceil(trials / size), "influence", args.progress) as bar,
+            Progress(math.ceil(trials / size), "influence", progress) as bar,
             torch.inference_mode(False),
             torch.enable_grad(),
         ):
@@ -360,13 +356,11 @@ def module_influence(
                         f"{xt.shape[0]}; expected (batch, features) or (batch, C, *spatial)"
                     )
                 out_shape = tuple(y.shape[2:]) if y.ndim > 2 else (y.shape[1],)
-                seed = _seed(args.unit, out_shape, f"the output of {name}")
-                seed_t = torch.as_tensor(seed, dtype=y.dtype, device=y.device)
-                if y.ndim == 2:
-                    seed_t = seed_t[0]
-                (gx,) = torch.autograd.grad(y, xt, grad_outputs=seed_t.expand_as(y).contiguous())
+                seed = torch.as_tensor(seed_for(out_shape), dtype=y.dtype, device=y.device)
+                seed = seed[0] if y.ndim == 2 else seed
+                (gx,) = torch.autograd.grad(y, xt, grad_outputs=seed.expand_as(y).contiguous())
                 total += reduce(gx.detach().cpu().double().numpy())
                 bar.tick()
     finally:
         state.restore()
-    return _finish(total, trials, str(tdtype).removeprefix("torch."), f"influence of {name}")
+    return total, str(tdtype).removeprefix("torch.")
