@@ -52,7 +52,9 @@ _IDENTITY_FUNCTIONS = (
     "tanh dropout dropout1d dropout2d dropout3d alpha_dropout feature_alpha_dropout batch_norm "
     "local_response_norm"
 ).split()
-_IDENTITY_TORCH = "relu relu_ sigmoid tanh clamp clip abs exp sqrt square neg mul div sub".split()
+_IDENTITY_TORCH = (
+    "relu relu_ sigmoid tanh clamp clip abs exp sqrt square neg add mul div sub".split()
+)
 _IDENTITY_METHODS = (
     "relu relu_ sigmoid sigmoid_ tanh tanh_ clamp clamp_ clip clip_ contiguous clone float "
     "double half to type_as abs abs_ exp sqrt square pow neg mul mul_ div div_ add add_ sub "
@@ -103,7 +105,7 @@ class _Converter:
         from torch.fx.passes.shape_prop import TensorMetadata
 
         self.meta_type = TensorMetadata
-        self.emitted: dict[str, str] = {}
+        self.emitted: set[Any] = set()
 
     # -- graph facts --------------------------------------------------------------------
     def shape(self, node: Any) -> tuple[int, ...]:
@@ -165,10 +167,10 @@ class _Converter:
             if node in self.emitted:
                 raise ValueError(
                     f"from_torch: the graph of {self.name} is not series-parallel: node "
-                    f"{node.name!r} feeds two branches that merge at different points "
-                    f"({self.emitted[node]} and another); a nested network would duplicate it"
+                    f"{node.name!r} feeds branches of two different blocks, so a nested "
+                    "network would duplicate it"
                 )
-            self.emitted[node] = node.name
+            self.emitted.add(node)
             merge = self.merge_kind(node)
             if merge is not None:
                 fork = self.idom[node]
@@ -533,11 +535,11 @@ def from_torch(
         Input channels; default: those of the model's first convolution, else 1.
     overrides : dict, optional
         How to map modules or functions that have no built-in mapping (or to replace one):
-        keys are module types (``MyBlock``), qualified module names (``"features.3"``) or
-        functions (``torch.roll``); values are a layer, a list of layers, a Network, ``None``
-        (the operation keeps every position in place), or a callable taking the module (or
-        the fx node, for functions) and returning one of these. Overridden modules are not
-        traced into.
+        keys are module types (``MyBlock``), qualified module names (``"features.3"``),
+        functions (``torch.roll``) or Tensor method names (``"unflatten"``); values are a
+        layer, a list of layers, a Network, ``None`` (the operation keeps every position in
+        place), or a callable taking the module (or the fx node, for functions and methods)
+        and returning one of these. Overridden modules are not traced into.
     unknown : {"error", "identity"}
         What to do with an operation that has no mapping: raise (naming it), or treat it as
         the identity.

@@ -373,26 +373,26 @@ def count_nodes(nodes: tuple[Op | Merge, ...]) -> int:
     return total
 
 
+def _columns(op: Op) -> int:
+    """Elements per trial of the largest column array an op builds (forward or backward)."""
+    taps, units, in_shape, _ = _dims(op)
+    return max(op.cin, op.cout) * taps * max(units, math.prod(in_shape))
+
+
 def batch_size(model: Model, trials: int, itemsize: int) -> int:
     """Trials per batch: enough to amortise Python overhead, few enough that the largest
-    column buffer (``C * taps * units`` per trial) stays near the CPU's last-level cache."""
-    largest = 1
-    for op in model.ops():
-        taps, units, _, _ = _dims(op) if op.kind != "dense" else (1, 1, (), ())
-        largest = max(largest, op.cin * taps * units, op.cout * units)
-    budget = 8 * 2**20  # bytes
-    return max(1, min(trials, budget // (largest * itemsize)))
+    column array stays near the size of a CPU's last-level cache (8 MiB; measured with
+    ``benchmarks/influence_quick.py``: larger batches were slower)."""
+    largest = max(_columns(op) for op in model.ops())
+    return max(1, min(trials, 8 * 2**20 // (largest * itemsize)))
 
 
 def memory_bytes(model: Model, trials: int, itemsize: int) -> int:
-    """Working memory of :func:`gradients` for one batch, roughly: its columns, activations,
-    ReLU masks and max-pool indices."""
-    largest = kept = 0
-    for op in model.ops():
-        taps, units, _, _ = _dims(op)
-        largest = max(largest, op.cin * taps * units, op.cout * taps * units)
-        kept += op.cout * units * (itemsize + 8)
-    return batch_size(model, trials, itemsize) * (3 * largest * itemsize + kept)
+    """Working memory of :func:`gradients` for one batch, roughly: two column arrays and
+    every op's output, ReLU mask and max-pool indices."""
+    largest = max(_columns(op) for op in model.ops())
+    kept = sum(op.cout * math.prod(op.out_shape) * (itemsize + 9) for op in model.ops())
+    return batch_size(model, trials, itemsize) * (2 * largest * itemsize + kept)
 
 
 def gradients(
