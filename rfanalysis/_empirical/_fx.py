@@ -327,7 +327,7 @@ class _Converter:
             ]
         if isinstance(m, (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)):
             return [self.pool("avg", nd, m.kernel_size, m.stride, m.padding, 1, m.ceil_mode, name)]
-        if isinstance(m, (nn.LPPool1d, nn.LPPool2d, getattr(nn, "LPPool3d", nn.LPPool2d))):
+        if isinstance(m, (nn.LPPool1d, nn.LPPool2d, nn.LPPool3d)):
             return [
                 self.pool(
                     "lp", nd, m.kernel_size, m.stride, 0, 1, m.ceil_mode, name, float(m.norm_type)
