@@ -19,6 +19,9 @@ Comparison
 Blind spots
     blind_spots (zero-coverage pixels, uneven padding, mirror asymmetry, nearby clean input
     sizes) -> BlindSpotReport (with UnevenPadding and SizeSearch entries)
+Empirical influence
+    influence (mean |d y_unit / d x| of a network with real weights, numpy or torch; also a
+    user's torch module), from_torch (trace a torch model into a Network; needs torch)
 Plotting
     ``rfanalysis.plotting`` (imported on demand; needs matplotlib)
 
@@ -48,6 +51,7 @@ from typing import Any
 from . import zoo
 from ._blindspots import BlindSpotReport, SizeSearch, UnevenPadding, blind_spots
 from ._compare import Comparison, compare
+from ._empirical import from_torch, influence
 from ._engine import CountOverflowError, coverage, output_shape, routes
 from ._geometry import Geometry, GeometryRow, ReceptiveField, geometry, receptive_field
 from ._io import load, save
@@ -90,7 +94,9 @@ __all__ = [
     "blind_spots",
     "compare",
     "coverage",
+    "from_torch",
     "geometry",
+    "influence",
     "load",
     "output_shape",
     "parse",

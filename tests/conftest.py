@@ -14,8 +14,14 @@ import pytest
 # figures render off-screen; set before anything imports matplotlib (rfanalysis never does)
 os.environ["MPLBACKEND"] = "Agg"
 
+#: doctests that run torch (doctests cannot carry markers themselves)
+TORCH_DOCTESTS = ("rfanalysis._empirical._fx.",)
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if isinstance(item, pytest.DoctestItem) and item.name.startswith(TORCH_DOCTESTS):
+            item.add_marker(pytest.mark.torch)
     needs_torch = [item for item in items if item.get_closest_marker("torch")]
     if needs_torch and importlib.util.find_spec("torch") is None:
         raise pytest.UsageError(

@@ -1,0 +1,376 @@
+"""``from_torch``: hand-built torch models give the Network written by hand, and their
+analytic counts equal torch autograd of the same model with all weights 1."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+import rfanalysis as rfa
+
+pytestmark = pytest.mark.torch
+
+
+def _unnamed(net):
+    """The network with every layer's name removed (names are the module paths)."""
+
+    def strip(layer):
+        if isinstance(layer, rfa.Residual):
+            return rfa.Residual(
+                [strip(x) for x in layer.body],
+                None if layer.shortcut is None else [strip(x) for x in layer.shortcut],
+            )
+        if isinstance(layer, rfa.Concat):
+            return rfa.Concat(*([strip(x) for x in b] for b in layer.branches))
+        return dataclasses.replace(layer, name=None)
+
+    return rfa.Network([strip(x) for x in net.layers])
+
+
+# --------------------------------------------------------------------------- structure
+def test_sequential_model_with_names_and_channels():
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Dropout(),
+        nn.Flatten(),
+        nn.Linear(8 * 16 * 16, 10, bias=False),
+    )
+    expected = rfa.Network(
+        [
+            rfa.Conv((3, 3), padding=(1, 1), in_channels=3, out_channels=8, name="0"),
+            rfa.Pool((2, 2), name="3"),
+            rfa.Dense(10, bias=False, name="6"),
+        ],
+        name="Sequential",
+    )
+    assert rfa.from_torch(model, 32) == expected
+
+
+class Block(nn.Module):
+    def __init__(self, c, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, c * stride, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c * stride)
+        self.conv2 = nn.Conv2d(c * stride, c * stride, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c * stride)
+        self.down = None
+        if stride != 1:
+            self.down = nn.Sequential(
+                nn.Conv2d(c, c * stride, 1, stride, bias=False), nn.BatchNorm2d(c * stride)
+            )
+
+    def forward(self, x):
+        identity = x if self.down is None else self.down(x)
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += identity
+        return F.relu(out)
+
+
+class Net(nn.Module):
+    """conv/pool/residual (identity and projection)/concat/transposed/upsample/linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, 8, 7, 2, 3),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.MaxPool2d(3, 2, 1, ceil_mode=True),
+        )
+        self.layer1 = Block(8)
+        self.layer2 = Block(8, 2)
+        self.a = nn.Conv2d(16, 4, 1)
+        self.b = nn.Conv2d(16, 4, 3, padding=1, padding_mode="reflect", dilation=1)
+        self.up = nn.ConvTranspose2d(24, 8, 4, 2, 1, output_padding=0)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = self.layer2(self.layer1(self.stem(x)))
+        x = torch.cat([self.a(x), self.b(x), x], dim=1)
+        x = F.interpolate(self.up(x), scale_factor=2, mode="nearest")
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+def test_resnet_like_model_reproduces_its_spec():
+    net = rfa.from_torch(Net(), 64)
+    # written from the model: 64 -> stem 32 -> ceil-mode pool 17 (31 / 2 rounded up, + 1)
+    # -> layer2 9 -> tconv 18 -> up 36, so the adaptive pool averages 36x36 windows
+    expected = rfa.Network(
+        [
+            rfa.Conv(7, 2, 3, in_channels=3, out_channels=8),
+            rfa.Pool(3, 2, 1, ceil_mode=True),
+            rfa.Residual(
+                [rfa.Conv(3, 1, 1, in_channels=8, out_channels=8, bias=False)] * 2,
+            ),
+            rfa.Residual(
+                [
+                    rfa.Conv(3, 2, 1, in_channels=8, out_channels=16, bias=False),
+                    rfa.Conv(3, 1, 1, in_channels=16, out_channels=16, bias=False),
+                ],
+                [rfa.Conv(1, 2, in_channels=8, out_channels=16, bias=False)],
+            ),
+            rfa.Concat(
+                [rfa.Conv(1, in_channels=16, out_channels=4)],
+                [rfa.Conv(3, 1, 1, padding_mode="reflect", in_channels=16, out_channels=4)],
+                [],
+            ),
+            rfa.ConvTranspose(4, 2, 1, in_channels=24, out_channels=8),
+            rfa.Upsample(2),
+            rfa.Pool(36, kind="avg"),
+            rfa.Dense(10),
+        ]
+    ).expand(2)
+    assert _unnamed(net) == expected
+    assert [x.name for x in net.layers] == [
+        "stem.0",
+        "stem.3",
+        "add",
+        "add_1",
+        "cat",
+        "up",
+        "interpolate",
+        "pool",
+        "fc",
+    ]
+    assert net.layers[3].shortcut[0].name == "layer2.down.0"
+    assert rfa.output_shape(net, 64) == (10,)
+
+
+def test_one_and_three_dimensional_models():
+    m1 = nn.Sequential(
+        nn.Conv1d(2, 4, 5, stride=2, padding=2, padding_mode="circular"),
+        nn.AvgPool1d(3, 1, 1),
+        nn.LPPool1d(2, 2),
+        nn.Upsample(scale_factor=3),
+    )
+    assert rfa.from_torch(m1, 16).spec() == "conv5s2p2:circular,avgpool3s1p1,lppool2,up3"
+    m3 = nn.Sequential(
+        nn.Conv3d(1, 2, 3, dilation=2, padding="same"),
+        nn.MaxPool3d(2, 2),
+        nn.ConvTranspose3d(2, 1, 2, 2, groups=1),
+    )
+    net = rfa.from_torch(m3, (8, 6, 4))
+    assert net.spec() == "conv3psamed2,maxpool2,tconv2s2"
+    assert rfa.output_shape(net, (8, 6, 4)) == (8, 6, 4)
+
+
+def test_functional_pools_and_interpolation():
+    class Fn(nn.Module):
+        def forward(self, x):
+            x = F.max_pool2d(x, 3, stride=2, padding=1, dilation=1, ceil_mode=False)
+            x = F.avg_pool2d(x, kernel_size=2)
+            x = F.adaptive_max_pool2d(x, (2, 4))
+            return F.interpolate(x, size=(6, 8), mode="nearest")
+
+    net = rfa.from_torch(Fn(), (16, 32), in_channels=1)
+    assert net.spec() == "maxpool3s2p1,avgpool2,maxpool2,up3x2"
+
+
+# --------------------------------------------------------------------------- autograd oracle
+class OnesNet(nn.Module):
+    """One channel throughout (the concat feeds a convolution that sums its channels), sum
+    pools (avg with divisor 1), every padding mode, residual, concat, transposed, upsample,
+    dense. With weights 1, biases 0 and batch norm as the identity, d y_u / d x_i is the
+    number of routes."""
+
+    def __init__(self, nd):
+        super().__init__()
+        conv = getattr(nn, f"Conv{nd}d")
+        self.stem = conv(1, 1, 5, stride=2, padding=2, padding_mode="reflect")
+        self.bn = getattr(nn, f"BatchNorm{nd}d")(1, eps=0.0)
+        self.pool = getattr(nn, f"AvgPool{nd}d")(
+            3, 2, 1, count_include_pad=True, **({"divisor_override": 1} if nd > 1 else {})
+        )
+        self.body1 = conv(1, 1, 3, padding=1, padding_mode="replicate")
+        self.body2 = conv(1, 1, 3, padding=2, dilation=2, padding_mode="circular")
+        self.down = conv(1, 1, 3, stride=2, padding=1)
+        self.short = conv(1, 1, 1, stride=2)
+        self.a = conv(1, 1, 1)
+        self.b = conv(1, 1, 3, padding=1, padding_mode="zeros")
+        self.merge = conv(3, 1, 3, padding=1, padding_mode="circular")
+        self.up = getattr(nn, f"ConvTranspose{nd}d")(1, 1, 4, 2, 1)
+        self.ups = nn.Upsample(scale_factor=2)
+        # 48 (x 40) -> stem 24 (x 20) -> pool 12 -> down 6 -> tconv 12 -> upsample 24
+        self.fc = nn.Linear({1: 24, 2: 24 * 20}[nd], 3)
+        self.scale = 3 if nd == 1 else 1  # AvgPool1d has no divisor_override: x 3 by hand
+
+    def forward(self, x):
+        x = F.relu(self.bn(self.stem(x)))
+        x = self.pool(x) * self.scale
+        x = F.relu(x + self.body2(F.relu(self.body1(x))))
+        x = self.down(x) + self.short(x)
+        x = self.merge(torch.cat([self.a(x), self.b(x), x], 1))
+        x = self.ups(self.up(x))
+        return self.fc(x.flatten(1))
+
+
+def _ones(model):
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(
+                m, (nn.Conv1d, nn.Conv2d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.Linear)
+            ):
+                m.weight.fill_(1.0)
+                m.bias.zero_()
+    return model.double().eval()
+
+
+@pytest.mark.parametrize("shape", [(48,), (48, 40)])
+def test_coverage_of_traced_model_equals_autograd_of_ones_weight_model(shape):
+    model = _ones(OnesNet(len(shape)))
+    net = rfa.from_torch(model, shape)
+    x = torch.ones((1, 1, *shape), dtype=torch.float64, requires_grad=True)
+    model(x).sum().backward()
+    np.testing.assert_array_equal(rfa.coverage(net, shape), x.grad[0, 0].numpy())
+    x.grad = None
+    model(x)[0, 1].backward()  # the middle of the 3 dense outputs
+    np.testing.assert_array_equal(rfa.routes(net, shape, (1,)), x.grad[0, 0].numpy())
+    # the numpy influence of the traced spec (ones weights, one channel) agrees, except that
+    # its avg pool averages where the model's sums: one factor of the window size, 3 per axis
+    window = 3 ** len(shape)
+    np.testing.assert_allclose(
+        rfa.influence(net, shape, (1,)), x.grad[0, 0].numpy() / window, rtol=1e-13
+    )
+
+
+# --------------------------------------------------------------------------- unknown layers
+class Untraceable(nn.Module):
+    def forward(self, x):
+        if x.sum() > 0:  # data-dependent control flow: torch.fx cannot trace this
+            return x
+        return -x
+
+
+class WithUnknown(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.norm = nn.GroupNorm(2, 4)
+        self.odd = Untraceable()
+
+    def forward(self, x):
+        return self.odd(self.norm(self.conv(x)))
+
+
+def test_unknown_module_error_names_it_and_shows_the_override():
+    model = WithUnknown()
+    with pytest.raises(ValueError, match=r"torch.fx cannot trace WithUnknown .*overrides="):
+        rfa.from_torch(model, 8)
+    with pytest.raises(
+        ValueError,
+        match=r"no mapping for module 'norm' \(GroupNorm\); map it with "
+        r"overrides=\{GroupNorm: lambda m: rfa.Conv\(...\)\}",
+    ):
+        rfa.from_torch(model, 8, overrides={Untraceable: None})
+    by_type = rfa.from_torch(model, 8, overrides={Untraceable: None, nn.GroupNorm: None})
+    by_name = rfa.from_torch(model, 8, overrides={"odd": [], "norm": None})
+    assert by_type.spec() == by_name.spec() == "conv3p1"
+    mapped = rfa.from_torch(
+        model, 8, overrides={Untraceable: lambda m: rfa.Conv(3, padding=1), nn.GroupNorm: None}
+    )
+    assert mapped.spec() == "conv3p1*2"
+    assert rfa.from_torch(model, 8, overrides={Untraceable: None}, unknown="identity").spec() == (
+        "conv3p1"
+    )
+
+
+def test_unknown_function_error_and_override():
+    class Roll(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 1, 3)
+
+        def forward(self, x):
+            return torch.roll(self.conv(x), 1, dims=2)
+
+    with pytest.raises(ValueError, match=r"no mapping for torch.roll at node 'roll'; map it with"):
+        rfa.from_torch(Roll(), 8)
+    assert rfa.from_torch(Roll(), 8, overrides={torch.roll: None}).spec() == "conv3"
+
+
+def test_non_series_parallel_graph_is_rejected():
+    class Bridge(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1, self.c2, self.c3 = (nn.Conv2d(1, 1, 3, padding=1) for _ in range(3))
+
+        def forward(self, x):
+            a = self.c1(x)
+            c = a + self.c2(x)
+            return c + self.c3(a)  # a feeds both merges: no nesting of blocks expresses it
+
+    with pytest.raises(ValueError, match=r"graph of Bridge is not series-parallel: node 'c1'"):
+        rfa.from_torch(Bridge(), 8)
+
+
+@pytest.mark.parametrize(
+    ("model", "match"),
+    [
+        (nn.AdaptiveAvgPool2d(3), r"adaptive pool '0' maps 8 units to 3: its windows differ"),
+        (nn.Upsample(scale_factor=2, mode="bilinear"), r"'0' interpolates with mode='bilinear'"),
+        (nn.Sequential(nn.Conv2d(1, 1, 1), nn.Linear(8, 4)), r"nn.Linear '1' is applied to a 4-D"),
+        (nn.Unflatten(1, (1, 1)), r"no mapping for module '0' \(Unflatten\)"),
+    ],
+)
+def test_unexpressible_layers(model, match):
+    with pytest.raises(ValueError, match=match):
+        rfa.from_torch(model, 8)
+
+
+def test_unexpressible_graphs():
+    class Gate(nn.Module):
+        def forward(self, x):
+            return x * torch.sigmoid(x.mean((2, 3), keepdim=True))
+
+    with pytest.raises(ValueError, match=r"node 'mul' \(_operator.mul\) combines 2 tensors"):
+        rfa.from_torch(Gate(), 8)
+
+    class Stack(nn.Module):
+        def forward(self, x):
+            return torch.cat([x, x + 1], dim=2)
+
+    with pytest.raises(ValueError, match=r"concatenates along axis 2"):
+        rfa.from_torch(Stack(), 8)
+
+    class View(nn.Module):
+        def forward(self, x):
+            return x.view(1, 1, 4, 16)
+
+    with pytest.raises(ValueError, match=r"reshapes \(1, 1, 8, 8\) to \(1, 1, 4, 16\)"):
+        rfa.from_torch(View(), 8)
+
+
+def test_from_torch_restores_mode_and_requires_grad():
+    model = Net()
+    model.train()
+    model.fc.weight.requires_grad_(False)
+    rfa.from_torch(model, 64)
+    assert all(m.training for m in model.modules())
+    assert not model.fc.weight.requires_grad and model.fc.bias.requires_grad
+
+
+def test_bad_arguments():
+    with pytest.raises(TypeError, match=r"`module` must be a torch.nn.Module, got str"):
+        rfa.from_torch("conv3", 8)
+    with pytest.raises(ValueError, match=r"`unknown` must be 'error' or 'identity'"):
+        rfa.from_torch(nn.Conv2d(1, 1, 3), 8, unknown="skip")
+    with pytest.raises(TypeError, match=r"`overrides` must be a dict"):
+        rfa.from_torch(nn.Conv2d(1, 1, 3), 8, overrides=[nn.Conv2d])
+    with pytest.raises(TypeError, match=r"`overrides` value for .* must be a layer"):
+        rfa.from_torch(nn.Conv2d(1, 1, 3), 8, overrides={nn.Conv2d: "conv3"})
+    with pytest.raises(ValueError, match=r"`in_channels` must be a positive integer"):
+        rfa.from_torch(nn.Conv2d(1, 1, 3), 8, in_channels=0)
+    with pytest.raises(ValueError, match=r"running Conv2d on an input of shape \(1, 2, 8, 8\)"):
+        rfa.from_torch(nn.Conv2d(1, 1, 3), 8, in_channels=2)
+    with pytest.raises(ValueError, match=r"Identity has no layer that changes routes"):
+        rfa.from_torch(nn.Identity(), 8)

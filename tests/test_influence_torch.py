@@ -1,0 +1,192 @@
+"""The torch backend against the numpy backend on the same weights, pool gradients against
+torch's own operators, and influence maps of a user's torch module."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import rfanalysis as rfa
+
+pytestmark = pytest.mark.torch
+
+import torch  # noqa: E402 - after the marker on purpose: torch tests are required
+from torch import nn  # noqa: E402
+from torch.nn import functional as F  # noqa: E402
+
+RANDOM = dict(weights="normal", activation="relu", channels=3, trials=2, rng=11)
+
+
+# --------------------------------------------------------------------------- torch == numpy
+SPECS_1D = [
+    "conv3p1:reflect*2,conv5s2p2:symmetric,conv3d2p2:circular,conv3p1:replicate",
+    "conv3p1,maxpool3s2p1,conv3p1,avgpool2,conv3,lppool2s1,fc4",
+    "res(conv3p1,conv3p1),res(conv3s2p1,conv3p1|conv1s2),cat(conv1|conv3p1|id),conv1",
+    "conv3s2p1,tconv4s2p1,up2,lc3p1,maxpool2c,avgpool3s2p1c,conv2d2",
+]
+SPECS_2D = [*SPECS_1D, "uneven"]
+
+
+def _net(spec):
+    # uneven padding, dilated pools, output padding and a fractional upsampling factor
+    if spec != "uneven":
+        return spec
+    return rfa.Network(
+        [
+            rfa.Conv((3, 5), (1, 2), ((1, 1), (2, 2)), padding_mode="reflect"),
+            rfa.Pool(2, 1, 1, 2),
+            rfa.Pool(3, dilation=2, kind="avg"),
+            rfa.ConvTranspose(3, 2, ((1, 0), (1, 0)), 1),
+            rfa.Upsample(1.5),
+            rfa.Conv(3, padding="same"),
+        ]
+    )
+
+
+@pytest.mark.parametrize("spec", SPECS_1D)
+def test_torch_backend_equals_numpy_1d(spec):
+    for unit in ["center", "all"]:
+        a = rfa.influence(spec, (23,), unit, **RANDOM)
+        b = rfa.influence(spec, (23,), unit, backend="torch", **RANDOM)
+        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12 * np.abs(a).max())
+        assert np.abs(a).max() > 0
+
+
+@pytest.mark.parametrize("spec", SPECS_2D)
+def test_torch_backend_equals_numpy_2d(spec):
+    net = _net(spec)
+    for unit, reduction in [("center", "abs"), ("all", "signed")]:
+        kw = dict(RANDOM, reduction=reduction)
+        a = rfa.influence(net, (17, 19), unit, **kw)
+        b = rfa.influence(net, (17, 19), unit, backend="torch", **kw)
+        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12 * np.abs(a).max())
+
+
+def test_torch_backend_grouped_3d_and_float32():
+    net = rfa.Network(
+        [
+            rfa.Conv(3, padding=1, out_channels=4, groups=2),
+            rfa.ConvTranspose(2, 2, out_channels=6, groups=2),
+            rfa.Pool(2, kind="lp", norm_type=3),
+            rfa.Conv(3, padding=1, padding_mode="circular"),
+        ]
+    )
+    kw = dict(RANDOM, in_channels=2)
+    a = rfa.influence(net, (6, 5, 4), "all", **kw)
+    np.testing.assert_allclose(
+        rfa.influence(net, (6, 5, 4), "all", backend="torch", **kw), a, rtol=1e-10
+    )
+    a32 = rfa.influence(net, (6, 5, 4), "all", dtype="float32", **kw)
+    b32 = rfa.influence(net, (6, 5, 4), "all", dtype="float32", backend="torch", **kw)
+    np.testing.assert_allclose(a32, a, rtol=1e-4, atol=1e-5 * a.max())
+    np.testing.assert_allclose(b32, a, rtol=1e-4, atol=1e-5 * a.max())
+
+
+# --------------------------------------------------------------------------- torch's own pools
+def _torch_grad(fn, x):
+    xt = torch.tensor(x, requires_grad=True)
+    fn(xt).sum().backward()
+    return xt.grad[0].sum(0).numpy()
+
+
+@pytest.mark.parametrize(
+    ("layer", "fn"),
+    [
+        (rfa.Pool(2, kind="lp"), lambda x: F.lp_pool2d(x, 2, 2)),
+        (
+            rfa.Pool(3, 2, 1, kind="max", ceil_mode=True),
+            lambda x: F.max_pool2d(x, 3, 2, 1, 1, True),
+        ),
+        (
+            rfa.Pool(3, 2, 1, kind="avg", ceil_mode=True),
+            lambda x: F.avg_pool2d(x, 3, 2, 1, True, count_include_pad=True),
+        ),
+    ],
+)
+def test_numpy_pools_against_torch_operators(layer, fn):
+    # torch's own pooling (not the torch backend) as the oracle of the numpy gradients
+    x = np.random.default_rng(0).standard_normal((1, 2, 9, 8))  # fixed seed
+    m = rfa.influence(layer, (9, 8), "all", inputs=x, in_channels=2, reduction="signed")
+    np.testing.assert_allclose(m, _torch_grad(fn, x), rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- user modules
+class Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 3, padding=1, bias=False)
+        self.drop = nn.Dropout(0.5)
+        self.bn = nn.BatchNorm2d(1)
+        nn.init.ones_(self.conv.weight)
+
+    def forward(self, x):
+        return self.bn(self.drop(self.conv(self.conv(x))))
+
+
+def test_module_influence_is_autograd_and_restores_state():
+    model = Tiny().double()
+    model.train()
+    model.bn.eps = 0.0  # eval: (x - 0) / sqrt(1 + 0) * 1 + 0, the identity
+    calls = []
+    handle = model.register_forward_hook(lambda *args: calls.append(1))
+    model.conv.weight.requires_grad_(True)
+    model.bn.weight.requires_grad_(False)
+    hooks_before = dict(model._forward_hooks)
+    with torch.no_grad():
+        m = rfa.influence(model, (7, 7), inputs=np.ones((7, 7)))
+        assert not torch.is_grad_enabled()  # restored
+    # eval mode: dropout off, batch norm the identity, two ones-weight 3x3 convolutions
+    np.testing.assert_array_equal(m, rfa.routes("conv3p1*2", (7, 7)))
+    assert model.training and model.bn.training and model.drop.training
+    assert model.conv.weight.requires_grad and not model.bn.weight.requires_grad
+    assert model.conv.weight.grad is None
+    assert dict(model._forward_hooks) == hooks_before and calls == [1]
+    handle.remove()
+
+
+def test_module_state_restored_after_an_error():
+    model = Tiny()
+    model.train()
+    with pytest.raises(ValueError, match=r"`unit` \(9, 9\) is out of range"):
+        rfa.influence(model, (7, 7), unit=(9, 9))
+    assert model.training and model.conv.weight.requires_grad
+
+
+def test_module_with_feature_output_and_units():
+    torch.manual_seed(0)  # fixed initial weights
+    model = nn.Sequential(nn.Conv1d(2, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6, 3))
+    m = rfa.influence(model, 8, unit=(1,), trials=3, rng=0)  # 1-D from the model's Conv1d
+    assert m.shape == (8,) and (m >= 0).all() and m.sum() > 0
+    assert rfa.influence(model, 8, unit="all", trials=3, rng=0).shape == (8,)
+    with pytest.raises(ValueError, match=r"`unit` \(3,\) is out of range on axis 0"):
+        rfa.influence(model, 8, unit=(3,))
+
+
+def test_module_given_inputs_match_manual_autograd():
+    model = nn.Sequential(nn.Conv2d(3, 5, 3, padding=1), nn.Tanh(), nn.Conv2d(5, 2, 3)).double()
+    x = np.random.default_rng(1).standard_normal((2, 3, 6, 6))  # fixed seed
+    m = rfa.influence(model, (6, 6), unit=(1, 2), inputs=x, reduction="signed")
+    xt = torch.tensor(x, requires_grad=True)
+    model(xt)[:, :, 1, 2].sum().backward()
+    np.testing.assert_allclose(m, xt.grad.sum(1).mean(0).numpy(), rtol=1e-12)
+
+
+def test_module_errors():
+    model = nn.Conv2d(1, 1, 3)
+    with pytest.raises(ValueError, match=r"`weights` applies to network specs"):
+        rfa.influence(model, 8, weights="normal")
+    with pytest.raises(ValueError, match=r"`channels` applies to network specs"):
+        rfa.influence(model, 8, channels=4)
+
+    class Pair(nn.Module):
+        def forward(self, x):
+            return x, x
+
+    with pytest.raises(TypeError, match=r"Pair returned tuple; influence needs a module"):
+        rfa.influence(Pair(), 8)
+
+
+def test_module_explicit_device_and_dtype():
+    model = Tiny()  # float32 parameters
+    m = rfa.influence(model, (7, 7), inputs=np.ones((7, 7)), device="cpu", dtype="float32")
+    np.testing.assert_allclose(m, rfa.routes("conv3p1*2", (7, 7)) / np.sqrt(1 + 1e-5), rtol=1e-6)
