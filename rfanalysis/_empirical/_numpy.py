@@ -383,14 +383,16 @@ def batch_size(model: Model, trials: int, itemsize: int) -> int:
     """Trials per batch: enough to amortise Python overhead, few enough that the largest
     column array stays near the size of a CPU's last-level cache (8 MiB; measured with
     ``benchmarks/influence_quick.py``: larger batches were slower)."""
-    largest = max(_columns(op) for op in model.ops())
+    largest = max((_columns(op) for op in model.ops()), default=0)
+    if largest == 0:  # identity branches only: nothing to batch against
+        return trials
     return max(1, min(trials, 8 * 2**20 // (largest * itemsize)))
 
 
 def memory_bytes(model: Model, trials: int, itemsize: int) -> int:
     """Working memory of :func:`gradients` for one batch, roughly: two column arrays and
     every op's output, ReLU mask and max-pool indices."""
-    largest = max(_columns(op) for op in model.ops())
+    largest = max((_columns(op) for op in model.ops()), default=0)
     kept = sum(op.cout * math.prod(op.out_shape) * (itemsize + 9) for op in model.ops())
     return batch_size(model, trials, itemsize) * (2 * largest * itemsize + kept)
 
