@@ -13,6 +13,9 @@ Geometry
 Route counting
     routes (every input pixel to one unit), coverage (summed over all output units);
     float64, ``exact=True`` (Python ints) or ``log=True`` (log10)
+Theory
+    ``rfanalysis.theory``: multinomial rows, the Gaussian limit (variance
+    ``sum J^2 d^2 (k^2 - 1) / 12``), edge/centre ratios, limit profiles of repeated layers
 Comparison
     compare (an analytic route map against an empirical influence map: correlation, total
     variation, KL, centre-of-mass shift, 50 %/95 % radii, sigma per axis) -> Comparison
@@ -48,7 +51,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from . import zoo
+from . import theory, zoo
 from ._blindspots import BlindSpotReport, SizeSearch, UnevenPadding, blind_spots
 from ._compare import Comparison, compare
 from ._empirical import from_torch, influence
@@ -103,6 +106,7 @@ __all__ = [
     "receptive_field",
     "routes",
     "save",
+    "theory",
     "zoo",
 ]
 

@@ -299,9 +299,7 @@ def limit_profile(layer: Any, input_shape: Any) -> LimitProfile:
     """
     net = as_network(layer)
     if len(net.layers) != 1 or not isinstance(net.layers[0], (Conv, LocallyConnected, Pool)):
-        raise ValueError(
-            f"`layer` must be one convolution or pool, got {net.spec()!r}"
-        )
+        raise ValueError(f"`layer` must be one convolution or pool, got {net.spec()!r}")
     p = plan(net, input_shape)
     (step,) = p.nodes
     assert isinstance(step, Step) and step.ops is not None
@@ -374,4 +372,3 @@ def windows_per_pixel(kernel_size: int, stride: int) -> tuple[int, int]:
     k = _positive_int(kernel_size, "kernel_size")
     s = _positive_int(stride, "stride")
     return k // s, -(-k // s)
-
