@@ -533,6 +533,157 @@ def blindspots(spec: str, input_shape: Any, fmt: str) -> None:
     click.echo(json.dumps(report.to_dict(), indent=2) if fmt == "json" else str(report))
 
 
+def _unit_or_all(ctx: click.Context, param: click.Parameter, value: str) -> Any:
+    return "all" if value == "all" else _unit_callback(ctx, param, value)
+
+
+@main.command()
+@spec_argument
+@input_option
+@click.option(
+    "--unit",
+    default="center",
+    show_default=True,
+    callback=_unit_or_all,
+    metavar="center|all|ROW,COL",
+    help="Output unit; 'all' compares coverage with the gradient of the output's sum.",
+)
+@click.option(
+    "--weights",
+    type=click.Choice(["normal", "uniform", "ones"]),
+    default="normal",
+    show_default=True,
+    help="He-normal, He-uniform or all-ones weights.",
+)
+@click.option(
+    "--activation",
+    type=click.Choice(["relu", "none"]),
+    default="relu",
+    show_default=True,
+    help="Non-linearity after every weighted layer but the last.",
+)
+@click.option(
+    "--channels",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="Channels of every hidden layer.",
+)
+@click.option(
+    "--trials",
+    type=click.IntRange(min=1),
+    default=32,
+    show_default=True,
+    help="Independent draws of weights and input, averaged.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the draws.")
+@click.option(
+    "--backend", type=click.Choice(["numpy", "torch"]), default="numpy", show_default=True
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="How to print the metrics.",
+)
+@click.option(
+    "-o",
+    "--output",
+    metavar="FILE",
+    callback=_output_callback,
+    help="Write the side-by-side figure (.png .svg .pdf) or the metrics (.json).",
+)
+@dpi_option
+def compare(
+    spec: str,
+    input_shape: Any,
+    unit: Any,
+    weights: str,
+    activation: str,
+    channels: int,
+    trials: int,
+    seed: int,
+    backend: str,
+    fmt: str,
+    output: Path | None,
+    dpi: int,
+) -> None:
+    """Analytic routes beside the empirical gradient map |dy/dx| of a real network.
+
+    The defaults give the effective receptive field of a randomly initialised ReLU network
+    (He-normal weights, 16 channels, 32 trials), set against the exact route counts.
+    """
+    with _user_errors():
+        if input_shape is None:
+            raise click.UsageError("Missing option '--input'.")
+        if output is not None and output.suffix.lower() in (".npy", ".csv"):
+            raise ValueError("compare writes a figure (.png .svg .pdf) or metrics (.json)")
+        net = resolve_spec(spec)
+        analytic = (
+            rfa.coverage(net, input_shape) if unit == "all" else rfa.routes(net, input_shape, unit)
+        )
+        empirical = rfa.influence(
+            net, input_shape, unit, weights=weights,
+            activation=None if activation == "none" else activation, channels=channels,
+            trials=trials, rng=seed, backend=backend,
+        )  # fmt: skip
+        result = rfa.compare(analytic, empirical)
+        settings = {
+            "network": net.display_name,
+            "input_shape": list(analytic.shape),
+            "unit": unit if isinstance(unit, str) else list(unit),
+            "weights": weights,
+            "activation": activation,
+            "channels": channels,
+            "trials": trials,
+            "seed": seed,
+            "backend": backend,
+        }
+        if output is not None and output.suffix.lower() == ".json":
+            text = json.dumps({**settings, "metrics": result.to_dict()}, indent=2) + "\n"
+            write_atomic(output, text.encode())
+            click.echo(f"wrote {output}", err=True)
+            return
+        if output is not None:
+            title = (
+                f"{_image_title('routes', net, 'x'.join(map(str, analytic.shape)), unit)}"
+                f"\n{weights} weights, {activation}, {channels} channels, {trials} trials"
+            )
+            _write_image(
+                output,
+                _draw_comparison(analytic, empirical, title),
+                dpi,
+                (10.0, 3.8) if analytic.ndim != 1 else (6.0, 5.0),
+            )
+            click.echo(f"wrote {output}", err=True)
+        if fmt == "json":
+            click.echo(json.dumps({**settings, "metrics": result.to_dict()}, indent=2))
+        else:
+            click.echo(
+                f"{net.display_name} at input {'x'.join(map(str, analytic.shape))}, "
+                f"{weights} weights, {activation}, {channels} channels, {trials} trials"
+            )
+            click.echo(str(result))
+
+
+def _draw_comparison(analytic: np.ndarray, empirical: np.ndarray, title: str):
+    from rfanalysis import plotting
+
+    def draw(fig: Any) -> None:
+        a, e, note = analytic, empirical, ""
+        if a.ndim == 3:
+            mid = (a.shape[0] - 1) // 2
+            a, e, note = a[mid], e[mid], f" (central slice {mid} along axis 0)"
+        plotting.comparison_figure(
+            a, e, fig=fig, titles=("analytic routes", "empirical |dy/dx|", "empirical - analytic")
+        )
+        fig.suptitle(title + note)
+
+    return draw
+
+
 @main.command()
 @click.argument("name", required=False)
 def zoo(name: str | None) -> None:

@@ -199,3 +199,74 @@ def test_images_carry_no_dates_or_versions(run, tmp_path):
         assert run("coverage", "conv3", "--input", "9", "-o", out).exit_code == 0
         data = out.read_bytes()
         assert banned not in data and b"Matplotlib v" not in data
+
+
+def test_compare_prints_metrics_and_writes_figure_and_json(run, tmp_path):
+    # ones weights, no activation: the gradient is the route count, so the maps agree
+    same = run(
+        "compare",
+        "conv3p1*3",
+        "--input",
+        "9",
+        "--weights",
+        "ones",
+        "--activation",
+        "none",
+        "--channels",
+        "1",
+        "--trials",
+        "1",
+    )
+    assert same.exit_code == 0
+    assert "total variation" in same.output and "0.0000" in same.output
+    png, js = tmp_path / "c.png", tmp_path / "c.json"
+    assert (
+        run(
+            "compare", "conv3p1*4", "--input", "17", "--trials", "4", "--channels", "4", "-o", png
+        ).exit_code
+        == 0
+    )
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (
+        run(
+            "compare",
+            "conv3p1*4",
+            "--input",
+            "17",
+            "--trials",
+            "4",
+            "--channels",
+            "4",
+            "--unit",
+            "all",
+            "-o",
+            js,
+        ).exit_code
+        == 0
+    )
+    payload = json.loads(js.read_text())
+    assert payload["unit"] == "all" and payload["trials"] == 4
+    assert 0 < payload["metrics"]["total_variation"] < 1
+    printed = json.loads(
+        run("compare", "conv2*3", "--input", "8", "--format", "json", "--trials", "2").output
+    )
+    assert printed["metrics"]["shape"] == [8, 8]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["compare", "conv3", "--input", "8", "--trials", "0"], "0 is not in the range x>=1"),
+        (
+            ["compare", "conv3", "--input", "8", "--weights", "zeros"],
+            "Invalid value for '--weights'",
+        ),
+        (["compare", "conv3", "--input", "8", "-o", "OUT.npy"], "compare writes a figure"),
+        (["compare", "conv9", "--input", "4"], "layer 1 (conv9): output size 0"),
+    ],
+)
+def test_compare_bad_input(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and result.output.count("\n") == 1
+    assert message in result.output and list(tmp_path.iterdir()) == []
