@@ -9,6 +9,9 @@
 * :func:`limit_profile`, :func:`same_edge_centre_limit` — with size-preserving padding the
   coverage profile converges to the Perron eigenvector of the layer's route operator, so the
   edge/centre ratio tends to a constant instead of zero.
+* :func:`random_weight_influence` — with independent zero-mean weights the mean squared
+  gradient is proportional to the route count, so the mean |gradient| (the effective
+  receptive field) follows its square root, a Gaussian wider by sqrt(2).
 * :func:`windows_per_pixel` — how many windows of a strided layer read an interior pixel
   (the question's 64x64 kernel with stride 4: 16 x 16 = 256).
 
@@ -34,6 +37,7 @@ __all__ = [
     "gaussian_limit",
     "limit_profile",
     "multinomial_row",
+    "random_weight_influence",
     "rf_edge_centre_ratio",
     "same_edge_centre_limit",
     "valid_edge_centre_ratio",
@@ -372,3 +376,48 @@ def windows_per_pixel(kernel_size: int, stride: int) -> tuple[int, int]:
     k = _positive_int(kernel_size, "kernel_size")
     s = _positive_int(stride, "stride")
     return k // s, -(-k // s)
+
+
+def random_weight_influence(counts: Any) -> np.ndarray:
+    """Expected shape of the mean ``|d y / d x|`` map of a network with independent
+    zero-mean weights: ``sqrt(routes)`` (up to a constant factor).
+
+    Parameters
+    ----------
+    counts : array_like
+        Route counts, e.g. :func:`rfanalysis.routes` (float or exact integers).
+
+    Returns
+    -------
+    ndarray
+        ``sqrt(counts)`` as float64, the same shape.
+
+    Notes
+    -----
+    ``d y / d x_i`` is a sum over the routes from ``i`` (and over channel paths) of products
+    of one weight per layer. Two different routes take different taps in some layer, so
+    their products have zero covariance when the weights are independent with mean zero:
+    ``E[(d y / d x_i)^2] = routes(i) * prod_l C_l var(w_l)`` exactly for a linear network
+    (``influence(..., reduction="square")`` estimates it). ReLU gates every unit with
+    probability about 1/2 whatever the tap, which keeps the proportion. The sum of many such
+    terms is nearly Gaussian, so ``E|d y / d x_i|`` is about ``sqrt(2 / pi)`` times its root
+    mean square: proportional to ``sqrt(routes(i))``. Where routes tend to a Gaussian of
+    variance ``s^2`` (:func:`gaussian_limit`), their square root is a Gaussian of variance
+    ``2 s^2``: the effective receptive field of a randomly initialised network (Luo et al.,
+    NeurIPS 2016) is ``sqrt(2)`` wider than the route distribution.
+
+    >>> random_weight_influence([1, 4, 9]).tolist()
+    [1.0, 2.0, 3.0]
+    """
+    arr = np.asarray(counts)
+    if arr.dtype == object:  # exact integers
+        try:
+            arr = np.array([float(v) for v in arr.ravel()]).reshape(arr.shape)
+        except OverflowError:
+            raise ValueError(
+                "`counts` exceed the float64 range; use 10 ** (log10 counts / 2) instead"
+            ) from None
+    arr = arr.astype(np.float64)
+    if not np.isfinite(arr).all() or (arr < 0).any():
+        raise ValueError("`counts` must be finite, non-negative route counts (not log10 counts)")
+    return np.sqrt(arr)

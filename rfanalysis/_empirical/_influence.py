@@ -26,7 +26,7 @@ from ._net import (
 from ._progress import Progress
 
 BACKENDS = ("numpy", "torch")
-REDUCTIONS = ("abs", "signed")
+REDUCTIONS = ("abs", "signed", "square")
 
 
 def is_torch_module(obj: Any) -> bool:
@@ -173,6 +173,8 @@ def _seed(unit: Any, out_shape: tuple[int, ...], where: str) -> np.ndarray:
 def _reducer(reduction: str):
     if reduction == "abs":
         return lambda g: np.abs(g).sum(axis=(0, 1), dtype=np.float64)
+    if reduction == "square":
+        return lambda g: np.square(g, dtype=np.float64).sum(axis=(0, 1))
     return lambda g: g.sum(axis=(0, 1), dtype=np.float64)
 
 
@@ -237,8 +239,10 @@ def influence(
     backend : {"numpy", "torch"}
         Where a spec network runs; both give the same values for the same seed (torch needs
         ``pip install "rfanalysis[torch]"``). A torch module always runs in torch.
-    reduction : {"abs", "signed"}
-        ``"abs"``: ``sum_c |d y / d x_c|`` per pixel; ``"signed"``: ``sum_c d y / d x_c``.
+    reduction : {"abs", "signed", "square"}
+        ``"abs"``: ``sum_c |d y / d x_c|`` per pixel; ``"signed"``: ``sum_c d y / d x_c``;
+        ``"square"``: ``sum_c (d y / d x_c)^2``, whose mean over independent zero-mean weights
+        is proportional to the route count (:func:`rfanalysis.theory.random_weight_influence`).
     in_channels : int, optional
         Input channels. Default: those the network (or module) declares in its first
         weighted layer, else 1.
