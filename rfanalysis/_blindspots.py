@@ -276,7 +276,10 @@ class BlindSpotReport:
             "asymmetry (0 = mirror-symmetric): "
             + ", ".join(f"{side} {value:.4g}" for side, value in zip(sides, self.asymmetry))
         )
-        out.append("nearest clean input sizes: " + self._sizes_text())
+        if self.clean:
+            out.append("input size: clean (no blind pixel, no uneven padding a size could avoid)")
+        else:
+            out.append("nearest clean input sizes: " + self._sizes_text())
         out.extend(self.notes)
         return "\n".join(out)
 

@@ -443,3 +443,11 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path, monkeypatch, args, messag
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_clean_size_is_called_clean_not_given_neighbours():
+    # causal padding is uneven at every size: nothing a different size would fix
+    causal = rfa.Network([rfa.Conv((2,), padding=((1, 0),))] * 3)
+    text = str(rfa.blind_spots(causal, (16,)))
+    assert "input size: clean" in text and "nearest clean" not in text
+    assert "nearest clean input sizes: 7 below, 9 above" in str(rfa.blind_spots("conv3s2p1", (8,)))
