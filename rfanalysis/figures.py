@@ -202,6 +202,156 @@ def parameter_counts() -> Figure:
     return fig
 
 
+@_figure(
+    "07_analytic_vs_empirical",
+    "Analytic routes beside empirical gradient maps of the "
+    "centre unit, each of unit mass. Top: a linear one-channel network with all weights 1 "
+    "(identical, the defining identity). Middle: He-normal weights, ReLU, 16 channels, "
+    "mean |dy/dx| over 64 draws, which follows sqrt(routes) rather than routes. Bottom: "
+    "one draw through a max pool on the input (each 2x2 window passes its gradient to one "
+    "pixel) beside the routes of the window sums.",
+)
+def analytic_vs_empirical() -> Figure:
+    fig = Figure(figsize=(10.0, 10.4), layout="constrained")
+    top, middle, bottom = fig.subfigures(3, 1).ravel()
+    shape = (25, 25)
+    linear = "conv3p1*6"
+    plotting.comparison_figure(
+        rfa.routes(linear, shape),
+        rfa.influence(linear, shape),
+        fig=top,
+        titles=("routes, conv3p1 x 6", "|dy/dx|, ones weights, linear", "difference"),
+    )
+    deep = "conv3p1*8"
+    relu = rfa.influence(
+        deep, shape, weights="normal", activation="relu", channels=16, trials=64, rng=0
+    )
+    plotting.comparison_figure(
+        rfa.theory.random_weight_influence(rfa.routes(deep, shape)),
+        relu,
+        fig=middle,
+        titles=("sqrt(routes), conv3p1 x 8", "mean |dy/dx|, He-normal, ReLU", "difference"),
+    )
+    pooled = "maxpool2,conv3p1*2,maxpool2,conv3p1"
+    shape2 = (32, 32)
+    one_draw = rfa.influence(
+        pooled, shape2, weights="normal", activation="relu", channels=8, trials=1, rng=0
+    )
+    plotting.comparison_figure(
+        rfa.routes(pooled, shape2),
+        one_draw,
+        fig=bottom,
+        titles=("routes (pools as window sums)", "|dy/dx|, one draw, max pools", "difference"),
+    )
+    return fig
+
+
+@_figure(
+    "08_erf_width",
+    "Width (standard deviation) of the centre unit's map against the "
+    "square root of depth, for 3-tap stacks on 257 pixels: routes (closed form "
+    "sqrt(2n/3)) and the mean |dy/dx| of He-normal ReLU networks (16 channels, 64 draws), "
+    "which is sqrt(2) wider. Both grow like sqrt(depth), while the receptive field's size "
+    "grows like depth.",
+)
+def erf_width() -> Figure:
+    depths = np.array([2, 4, 8, 16, 32, 64])
+    n = 257
+    analytic, empirical, size = [], [], []
+    for depth in depths:
+        net = f"conv3p1*{depth}"
+        routes = rfa.routes(net, (n,))
+        mean_abs = rfa.influence(
+            net, (n,), weights="normal", activation="relu", channels=16, trials=64, rng=0
+        )
+        result = rfa.compare(routes, mean_abs)
+        analytic.append(result.sigma_analytic[0])
+        empirical.append(result.sigma_empirical[0])
+        size.append(rfa.receptive_field(net, (n,)).size[0])
+    fig = Figure(figsize=(8.4, 3.6), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    plotting.plot_erf_radius(depths, analytic, ax=left, label="routes", marker="o")
+    plotting.plot_erf_radius(depths, empirical, ax=left, label="mean |dy/dx|, ReLU", marker="s")
+    left.set_ylabel("standard deviation (pixels)")
+    left.legend()
+    right.plot(depths, size, marker="o", label="receptive field size")
+    right.plot(depths, np.array(empirical) * 2, marker="s", label="2 x ERF std")
+    right.set_xscale("log", base=2)
+    right.set_yscale("log", base=2)
+    right.set_xlabel("depth (layers)")
+    right.set_ylabel("pixels")
+    right.legend()
+    return fig
+
+
+@_figure(
+    "09_resnet50_224_vs_225",
+    "Coverage of the ResNet-50 trunk (torchvision layout, "
+    "without its head) at 224x224 and 225x225. At 224 every stride-2 layer drops its last "
+    "padding row and column and the 1x1 shortcuts skip the last input row and column, so "
+    "the map leans to the top left (mirror asymmetry 0.18); at 225 = 32 x 7 + 1 nothing "
+    "is dropped and the map is symmetric.",
+)
+def resnet50_224_vs_225() -> Figure:
+    net = rfa.zoo.get("resnet50", head=False)
+    fig = Figure(figsize=(11.0, 3.8), layout="constrained")
+    axes = fig.subplots(1, 3)
+    for ax, n in zip(axes[:2], (224, 225)):
+        cov = rfa.coverage(net, (n, n), log=True)
+        report = rfa.blind_spots(net, (n, n))
+        plotting.plot_blind_spots(
+            cov, report.zero_mask, ax=ax, is_log10=True, coverage_kw={"label": "routes"}
+        )
+        ax.set_title(
+            f"{n}x{n}: asymmetry {report.asymmetry[0]:.3f}, {report.zero_count} blind pixels"
+        )
+    for n in (224, 225):
+        row = rfa.coverage(net, (n, n), log=True)[(n - 1) // 2]
+        axes[2].plot(np.arange(n), row - row[::-1], label=f"{n}")
+    axes[2].set_title("middle row: log10 coverage minus its mirror")
+    axes[2].set_xlabel("column")
+    axes[2].legend(title="input")
+    return fig
+
+
+@_figure(
+    "10_audio_front_ends",
+    "1-D coverage of a one-second 16 kHz clip. The wav2vec 2.0 "
+    "feature encoder (receptive field 400, stride 320) reads its input in an uneven "
+    "pattern and never reads the last 240 samples: 49 frames of 400 samples, 320 apart, "
+    "end at sample 15,760. A WaveNet-style causal stack (dilations 1 to 512, three "
+    "times): every output reads only the past, so the last samples reach few outputs "
+    "and the final one has a single route.",
+)
+def audio_front_ends() -> Figure:
+    fig = Figure(figsize=(10.0, 5.6), layout="constrained")
+    (a, b), (c, d) = fig.subplots(2, 2)
+    n = 16000
+    w2v = rfa.zoo.get("wav2vec2_feature_encoder")
+    cov = rfa.coverage(w2v, (n,))
+    for ax, window, title in (
+        (a, slice(0, 1600), "first 100 ms"),
+        (b, slice(n - 1600, n), "last 100 ms"),
+    ):
+        plotting.plot_profile(cov[window], ax=ax, log=False, label="wav2vec 2.0 encoder")
+        ax.set_xticks(ax.get_xticks()[1:-1])
+        ax.set_xticklabels([f"{int(t) + window.start}" for t in ax.get_xticks()])
+        ax.set_title(f"wav2vec 2.0 feature encoder, {title}")
+        ax.set_xlabel("sample")
+    wavenet = rfa.zoo.get("wavenet")
+    logs = rfa.coverage(wavenet, (n,), log=True)
+    plotting.plot_profile(logs, ax=c, is_log10=True, label="WaveNet stack", mark_zeros=False)
+    c.set_title("WaveNet-style causal stack, whole clip")
+    c.set_xlabel("sample")
+    tail = slice(n - 4000, n)
+    plotting.plot_profile(logs[tail], ax=d, is_log10=True, label="WaveNet stack", mark_zeros=False)
+    d.set_xticks(d.get_xticks()[1:-1])
+    d.set_xticklabels([f"{int(t) + tail.start}" for t in d.get_xticks()])
+    d.set_title("WaveNet-style causal stack, last 250 ms")
+    d.set_xlabel("sample")
+    return fig
+
+
 # --------------------------------------------------------------------------- building
 def build(
     out: str | Path = "figures",
