@@ -213,7 +213,7 @@ def parameter_counts() -> Figure:
 )
 def analytic_vs_empirical() -> Figure:
     fig = Figure(figsize=(10.0, 10.4), layout="constrained")
-    top, middle, bottom = fig.subfigures(3, 1).ravel()
+    top, middle, bottom = np.atleast_1d(fig.subfigures(3, 1))
     shape = (25, 25)
     linear = "conv3p1*6"
     plotting.comparison_figure(
