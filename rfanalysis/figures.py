@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -213,7 +214,8 @@ def parameter_counts() -> Figure:
 )
 def analytic_vs_empirical() -> Figure:
     fig = Figure(figsize=(10.0, 10.4), layout="constrained")
-    top, middle, bottom = np.atleast_1d(fig.subfigures(3, 1))
+    subfigures: Any = fig.subfigures(3, 1)  # an array of three SubFigures
+    top, middle, bottom = subfigures
     shape = (25, 25)
     linear = "conv3p1*6"
     plotting.comparison_figure(
