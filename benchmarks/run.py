@@ -81,7 +81,9 @@ def torch_coverage(net: rfa.Network, shape: tuple[int, ...]) -> np.ndarray:
     f = torch_net(net, shape)
     x = torch.zeros((1, 1, *shape), dtype=torch.float64, requires_grad=True)
     f(x).sum().backward()
-    return x.grad[0, 0].numpy()
+    grad = x.grad[0, 0].numpy()
+    time.sleep(0.3)  # let torch's worker threads stop spinning before anything else is timed
+    return grad
 
 
 def scipy_chain_coverage(n: int, depth: int) -> np.ndarray:
@@ -239,6 +241,90 @@ def log_section(quick: bool) -> Section:
     return sec
 
 
+INFLUENCE = {
+    "spec": "conv3p1*20",
+    "shape": (64, 64),
+    "weights": "normal",
+    "activation": "relu",
+    "channels": 32,
+    "trials": 16,
+    "rng": 0,
+}
+INFLUENCE_QUICK = {**INFLUENCE, "spec": "conv3p1*4", "shape": (32, 32), "channels": 8, "trials": 4}
+
+
+def influence_child(backend: str, dtype: str, repeat: int, out: str, quick: bool) -> None:
+    """Time one backend in this process (the numpy one never imports torch); print the
+    median and save the map."""
+    kw = dict(INFLUENCE_QUICK if quick else INFLUENCE)
+    spec, shape = kw.pop("spec"), kw.pop("shape")
+    rfa.influence(spec, shape, backend=backend, dtype=dtype, progress=False, **kw)  # warm up
+    ms, result = timed(
+        repeat, rfa.influence, spec, shape, backend=backend, dtype=dtype, progress=False, **kw
+    )
+    np.save(out, result)
+    print(ms)
+
+
+def influence_section(quick: bool) -> Section:
+    """Each backend in a process of its own: thread pools that keep spinning after a call
+    (OpenBLAS's, torch's OpenMP) would otherwise slow whichever runs next."""
+    import subprocess
+    import tempfile
+
+    kw = INFLUENCE_QUICK if quick else INFLUENCE
+    case = (
+        f"{kw['spec']}, {kw['channels']} ch, {'x'.join(map(str, kw['shape']))}, "
+        f"{kw['trials']} trials"
+    )
+    sec = Section(
+        "5. Empirical influence: He-normal weights, ReLU (numpy backend vs torch "
+        "CPU backend, same weights and inputs)",
+        "numpy within 2x of torch",
+    )
+    repeat = 3 if quick else 5
+    ratios = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for dtype in ("float32", "float64"):
+            runs = {}
+            for backend in ("numpy", "torch"):
+                out = str(Path(folder) / f"{backend}-{dtype}.npy")
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--influence-child",
+                    backend,
+                    dtype,
+                    str(repeat),
+                    out,
+                ] + (["--quick"] if quick else [])
+                done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+                runs[backend] = (float(done.stdout.split()[-1]), np.load(out))
+            ms, ours = runs["numpy"]
+            tms, theirs = runs["torch"]
+            sec.rows.append(Row(f"{case}, {dtype}", "rfanalysis numpy", ms, 1.0))
+            scale = float(np.abs(theirs).max())
+            sec.rows.append(
+                Row(
+                    f"{case}, {dtype}",
+                    "rfanalysis torch",
+                    tms,
+                    tms / ms,
+                    float(np.abs(theirs - ours).max()) / scale,
+                    note="difference relative to the map's maximum",
+                )
+            )
+            ratios[dtype] = ms / tms
+    if not quick:
+        ok = ratios["float32"] <= 2
+        sec.verdict = (
+            f"{'met' if ok else 'NOT met'}: numpy takes "
+            f"{ratios['float32']:.2f}x torch's time in float32, "
+            f"{ratios['float64']:.2f}x in float64"
+        )
+    return sec
+
+
 def peak_memory(fn: Callable[..., Any], *args: Any) -> int:
     gc.collect()
     tracemalloc.start()
@@ -349,7 +435,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
+    parser.add_argument("--influence-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.influence_child:
+        backend, dtype, repeat, out = args.influence_child
+        influence_child(backend, dtype, int(repeat), out, args.quick)
+        return 0
     try:
         import torch
 
@@ -360,7 +451,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     sections = []
-    for make in (chain_section, dag_section, exact_section, log_section, memory_section):
+    for make in (
+        chain_section,
+        dag_section,
+        exact_section,
+        log_section,
+        influence_section,
+        memory_section,
+    ):
         print(f"running {make.__name__} ...", file=sys.stderr, flush=True)
         sections.append(make(args.quick))
     text = render(sections, args.quick)

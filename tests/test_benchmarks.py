@@ -32,10 +32,12 @@ def test_quick_benchmark_writes_a_table(tmp_path):
         "## 6. Peak memory",
     ):
         assert heading in text
-    # every comparison row agrees with rfanalysis to rounding
-    diffs = [
-        line.split("|")[5].strip()
-        for line in text.splitlines()
-        if line.startswith("| ") and ("torch" in line or "scipy" in line)
-    ]
-    assert diffs and all(d == "-" or float(d) < 1e-12 for d in diffs)
+    # route counts agree with torch and scipy to rounding; float32 gradients to float32
+    sections = text.split("\n## ")
+    for section in sections:
+        rows = [line.split("|") for line in section.splitlines() if line.startswith("| ")]
+        diffs = [float(r[5]) for r in rows if r[5].strip() not in ("-", "max rel diff")]
+        if section.startswith(("1.", "2.")):
+            assert diffs and max(diffs) < 1e-12
+        if section.startswith("5."):
+            assert len(diffs) == 2 and max(diffs) < 1e-5
