@@ -374,3 +374,21 @@ def test_bad_arguments():
         rfa.from_torch(nn.Conv2d(1, 1, 3), 8, in_channels=2)
     with pytest.raises(ValueError, match=r"Identity has no layer that changes routes"):
         rfa.from_torch(nn.Identity(), 8)
+
+
+def test_an_operation_inside_a_custom_module_names_the_module():
+    class Spectrum(nn.Module):
+        def forward(self, x):
+            return torch.fft.fft2(x).real
+
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), Spectrum())
+    with pytest.raises(
+        ValueError,
+        match=r"at node 'getattr_1' inside module '1' \(Spectrum\); map the module with "
+        r"overrides=\{Spectrum: \.\.\.\} or the operation",
+    ):
+        rfa.from_torch(model, (16, 16))
+    # the user decides what the module is; an override must keep the traced output shape
+    assert rfa.from_torch(model, (16, 16), overrides={Spectrum: None}).spec() == "conv3"
+    with pytest.raises(ValueError, match=r"gives output \(4,\) but Sequential gives \(14, 14\)"):
+        rfa.from_torch(model, (16, 16), overrides={Spectrum: rfa.Dense(4)})

@@ -260,10 +260,18 @@ class _Converter:
             )
         what = self.describe(node)
         key = repr(node.target) if node.op == "call_method" else what
+        owner = _owner(node)
+        where, how = "", f"map it with overrides={{{key}: ...}}"
+        if owner is not None:
+            path, cls = owner
+            where = f" inside module {path!r} ({cls.__name__})"
+            how = (
+                f"map the module with overrides={{{cls.__name__}: ...}} or the operation "
+                f"with overrides={{{key}: ...}}"
+            )
         return (
-            f"from_torch: no mapping for {what} at node {node.name!r}; map it with "
-            f"overrides={{{key}: ...}} (a layer, a list of layers, or None for identity), "
-            "or pass unknown='identity'"
+            f"from_torch: no mapping for {what} at node {node.name!r}{where}; {how} "
+            "(a layer, a list of layers, or None for identity), or pass unknown='identity'"
         )
 
     def override(self, node: Any) -> Any:
@@ -647,3 +655,18 @@ def _propagate(torch: Any, module: Any, gm: Any, shape: tuple[int, ...], name: s
         ) from exc
     finally:
         state.restore()
+
+
+def _owner(node: Any) -> tuple[str, type] | None:
+    """The innermost module a traced operation belongs to. fx records no module for an
+    attribute access such as ``.real``; it belongs where the function call it reads from
+    does (a module's output, read outside the module, does not make it the module's)."""
+    stack = node.meta.get("nn_module_stack")
+    if not stack and node.op == "call_function" and node.target is getattr:
+        source = node.all_input_nodes[0] if node.all_input_nodes else None
+        if source is not None and source.op in ("call_function", "call_method"):
+            stack = source.meta.get("nn_module_stack")
+    if not stack:
+        return None
+    path, cls = list(stack.values())[-1]
+    return path, cls
