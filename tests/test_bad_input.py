@@ -346,7 +346,97 @@ CASES = [
     Case("malformed TOML", None, ValueError, "not valid TOML"),
     Case("wrong-schema TOML", None, ValueError, "missing key(s) kernel_size"),
     Case("missing spec file", None, FileNotFoundError, "No such file"),
+    # ---- influence, compare, blind spots, theory
+    Case(
+        "trials zero",
+        lambda: rfa.influence("conv3", 8, trials=0),
+        ValueError,
+        "`trials` must be >= 1, got 0",
+        ("compare", "conv3", "--input", "8", "--trials", "0"),
+    ),
+    Case(
+        "channels zero",
+        lambda: rfa.influence("conv3", 8, channels=0),
+        ValueError,
+        "`channels` must be >= 1, got 0",
+        ("compare", "conv3", "--input", "8", "--channels", "0"),
+    ),
+    Case(
+        "unknown weights",
+        lambda: rfa.influence("conv3", 8, weights="zeros"),
+        ValueError,
+        "`weights` must be one of ones, normal, uniform or a callable",
+    ),
+    Case(
+        "unknown activation",
+        lambda: rfa.influence("conv3", 8, activation="tanh"),
+        ValueError,
+        "`activation` must be None or 'relu', got 'tanh'",
+    ),
+    Case(
+        "unknown backend",
+        lambda: rfa.influence("conv3", 8, backend="jax"),
+        ValueError,
+        "`backend` must be one of numpy, torch; got 'jax'",
+    ),
+    Case(
+        "unknown reduction",
+        lambda: rfa.influence("conv3", 8, reduction="max"),
+        ValueError,
+        "`reduction` must be one of abs, signed, square; got 'max'",
+    ),
+    Case(
+        "influence unit out of range",
+        lambda: rfa.influence("conv3", 8, unit=(9, 9)),
+        ValueError,
+        "`unit` (9, 9) is out of range on axis 0",
+        ("compare", "conv3", "--input", "8", "--unit", "9,9"),
+    ),
+    Case(
+        "compare shapes differ",
+        lambda: rfa.compare([1, 2], [1, 2, 3]),
+        ValueError,
+        "`analytic` and `empirical` must have the same shape, got (2,) and (3,)",
+    ),
+    Case(
+        "compare log10 input",
+        lambda: rfa.compare([0.0, -float("inf")], [1, 1]),
+        ValueError,
+        "contains inf or NaN (pass counts, not log10 counts)",
+    ),
+    Case(
+        "blind spots of a collapsing stack",
+        lambda: rfa.blind_spots("conv9", 4),
+        ValueError,
+        "layer 1 (conv9): output size 0 for input 4",
+        ("blindspots", "conv9", "--input", "4"),
+    ),
+    Case(
+        "repeated layer must keep the size",
+        lambda: rfa.theory.limit_profile("conv3", (8,)),
+        ValueError,
+        "a repeated layer must keep the size; it maps 8 to 6",
+    ),
+    Case(
+        "theory outside its closed form",
+        lambda: rfa.theory.gaussian_limit("res(conv3p1)"),
+        ValueError,
+        "the closed form covers chains of convolutions",
+    ),
     # ---- zoo
+    Case(
+        "zoo head not a bool",
+        lambda: rfa.zoo.get("resnet50", head="no"),
+        TypeError,
+        "`head` must be a bool, got 'no'",
+    ),
+    Case(
+        "zoo head at another size",
+        lambda: rfa.coverage(rfa.zoo.get("resnet50"), 64),
+        ValueError,
+        "layer 19 (avgpool: avgpool7): output size 0",
+        ("coverage", "resnet50", "--input", "64"),
+    ),
     Case(
         "unknown zoo name",
         lambda: rfa.zoo.get("lenett"),
@@ -373,7 +463,7 @@ FILES = {
 
 
 def test_catalogue_is_large():
-    assert len(CASES) >= 40
+    assert len(CASES) >= 60
     assert sum(c.cli is not None for c in CASES) + len(FILES) >= 30
 
 
@@ -445,3 +535,48 @@ _CLI_MESSAGE = {
     "circular) at position 6 (found 'mirror')",
     "residual branches disagree": "got body 6x6, shortcut 8x8 for input 8x8",
 }
+
+
+_CLI_MESSAGE.update(
+    {
+        "trials zero": "Invalid value for '--trials': 0 is not in the range x>=1",
+        "channels zero": "Invalid value for '--channels': 0 is not in the range x>=1",
+    }
+)
+
+
+@pytest.mark.torch
+def test_torch_model_with_an_unsupported_layer():
+    from torch import nn
+
+    # group norm pools statistics over the whole map: no windowed topology to map it to
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.GroupNorm(2, 4))
+    with pytest.raises(ValueError) as info:
+        rfa.from_torch(model, (16, 16))
+    assert "no mapping for module '1' (GroupNorm); map it with overrides=" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_a_failed_write_leaves_no_file(tmp_path, monkeypatch):
+    from rfanalysis import _io
+
+    target = tmp_path / "coverage.npy"
+
+    class Broken:
+        def __init__(self, fd, mode):
+            self.fh = open(fd, mode)  # closed in __exit__
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+        def write(self, data):
+            self.fh.write(data[: len(data) // 2])
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_io.os, "fdopen", Broken)
+    result = CliRunner().invoke(main, ["coverage", "conv3", "--input", "8", "-o", str(target)])
+    _assert_one_line_exit_2(result, "No space left on device")
+    assert list(tmp_path.iterdir()) == []  # neither the file nor the temporary file
