@@ -281,7 +281,22 @@ def _step_row(step: Step, state: _State) -> GeometryRow:
         params_shared=shared,
         params_local=local,
         params_dense=dense,
+        note=PHASE_NOTE if _phased(layer) else "",
     )
+
+
+#: rows after which the classical table summarises units that differ by output phase
+PHASE_NOTE = "output phases differ: size is their largest, start their mean"
+
+
+def _phased(layer: Any) -> bool:
+    """A transposed convolution with stride > 1 or a non-unit upsampling: neighbouring output
+    units read their inputs through different taps, so their fields differ."""
+    if isinstance(layer, ConvTranspose):
+        return any(s > 1 for s in layer.stride)
+    if isinstance(layer, Upsample):
+        return any(f != 1 for f in layer.scale_factor)
+    return False
 
 
 def _walk(nodes: tuple[Node, ...], state: _State, rows: list[GeometryRow]) -> _State:
@@ -428,6 +443,11 @@ class Geometry:
             f"effective padding {_cell('eff_padding', rf.padding)}"
             + ("" if self.params is None else f"; {self.params:,} parameters")
         )
+        if any(r.note == PHASE_NOTE for r in self.rows):
+            out.append(
+                "after upsampling the table summarises output phases; rfanalysis.routes() gives "
+                "any unit's exact field"
+            )
         return "\n".join(out)
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython

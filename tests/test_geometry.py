@@ -169,3 +169,18 @@ def test_closed_form_matches_route_support(layers, data):
 def test_geometry_errors_name_the_layer():
     with pytest.raises(ValueError, match=r"layer 3 \(conv5\): output size 0 for input 2"):
         rfa.geometry("conv3,conv3,conv5", 6)
+
+
+def test_transposed_convolutions_say_their_rows_summarise_phases():
+    # tconv4s2p1 after two stride-2 convs: unit 16 is fed by layer-2 units 7 and 8 (taps 3
+    # and 1), unit 17 by 8 and 9 (taps 2 and 0), so their fields [25, 35] and [29, 39] are
+    # centred on 30 and 34, not on the table's start + o * jump = 31 and 33
+    net = "conv3s2p1,conv3s2p1,tconv4s2p1"
+    g = rfa.geometry(net, 64)
+    assert g.rows[3].note.startswith("output phases differ")
+    assert "any unit's exact field" in str(g)
+    for unit, (lo, hi) in [(16, (25, 35)), (17, (29, 39))]:
+        support = np.flatnonzero(rfa.routes(net, (64,), unit=(unit,)))
+        assert (support[0], support[-1]) == (lo, hi)
+    assert rfa.receptive_field(net).center(16)[0] == 31
+    assert rfa.geometry("conv3p1,tconv3p1").rows[2].note == ""  # stride 1: one phase
