@@ -317,7 +317,14 @@ def limit_profile(layer: Any, input_shape: Any) -> LimitProfile:
     done: dict[int, tuple[np.ndarray, float]] = {}
     for op in step.ops:
         if id(op) not in done:
-            done[id(op)] = _perron(op.matrix().toarray().T.astype(np.float64))
+            try:
+                done[id(op)] = _perron(op.matrix().toarray().T.astype(np.float64))
+            except _Cycles:
+                raise ValueError(
+                    f"{step.where}: coverage does not settle on input {op.n_in}: it cycles with "
+                    "depth because the taps skip the window's centre (the route graph is "
+                    "periodic); compare even and odd depths with rfanalysis.coverage instead"
+                ) from None
         vec, root = done[id(op)]
         vectors.append(vec)
         growth *= root
@@ -327,13 +334,26 @@ def limit_profile(layer: Any, input_shape: Any) -> LimitProfile:
     return LimitProfile(profile / profile.max(), growth)
 
 
+class _Cycles(Exception):
+    """``m^L 1`` has no limiting direction: it cycles."""
+
+
 def _perron(m: np.ndarray) -> tuple[np.ndarray, float]:
-    """Limit direction of ``m^L 1`` and the spectral radius of a non-negative matrix."""
+    """Limit direction of ``m^L 1`` and the spectral radius of a non-negative matrix.
+
+    Raises :class:`_Cycles` when another eigenvalue of the same modulus (``-root`` or a
+    complex root of unity times it, the signature of a periodic route graph) has a part of
+    the start vector: then ``m^L 1`` keeps cycling through directions as ``L`` grows.
+    """
     values, vectors = np.linalg.eig(m)
     root = float(np.max(values.real))
     dominant = np.isclose(values, root, rtol=1e-9, atol=1e-12)
-    # the part of the all-ones start vector on the dominant eigenspace
+    # the part of the all-ones start vector on each eigenvector
     coeff = np.linalg.lstsq(vectors, np.ones(m.shape[0]), rcond=None)[0]
+    rotating = np.isclose(np.abs(values), root, rtol=1e-9, atol=1e-12) & ~dominant
+    parts = np.abs(coeff) * np.linalg.norm(vectors, axis=0)
+    if rotating.any() and parts[rotating].max() > 1e-9 * parts[dominant].max():
+        raise _Cycles
     limit = (vectors[:, dominant] @ coeff[dominant]).real
     limit = np.abs(limit)  # a Perron vector is non-negative; eig may return it negated
     return limit / limit.max(), root

@@ -201,3 +201,18 @@ def test_random_weight_influence_input():
     ]
     with pytest.raises(ValueError, match="must be finite, non-negative route counts"):
         theory.random_weight_influence([0.0, -np.inf])
+
+
+def test_a_periodic_layer_has_no_limit_profile_when_coverage_cycles():
+    # taps at offsets -1 and +1 connect even pixels only to odd ones: on 5 pixels (three
+    # even, two odd) coverage alternates between two shapes with the parity of the depth
+    even = rfa.coverage("conv2d2p1*400", (5,))
+    odd = rfa.coverage("conv2d2p1*401", (5,))
+    assert not np.allclose(even / even.max(), odd / odd.max())
+    with pytest.raises(ValueError, match=r"coverage does not settle on input 5: it cycles"):
+        theory.limit_profile("conv2d2p1", (5,))
+    # on 6 pixels the two classes are mirror images: the cycle is not excited and a limit exists
+    lp = theory.limit_profile("conv2d2p1", (6,))
+    for depth in (400, 401):
+        c = rfa.coverage(f"conv2d2p1*{depth}", (6,))
+        np.testing.assert_allclose(lp.profile, c / c.max(), rtol=1e-9)
