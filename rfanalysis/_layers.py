@@ -221,7 +221,24 @@ class Layer:
         raise NotImplementedError
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(self._repr_args())})"
+        args = self._repr_args()
+        if getattr(self, "name", None):
+            args.append(f"name={self.name!r}")  # type: ignore[attr-defined]
+        return f"{type(self).__name__}({', '.join(args)})"
+
+
+def _weights_repr(layer: Layer) -> list[str]:
+    """repr arguments of a weighted layer's channels, groups and bias (defaults left out)."""
+    args = [
+        f"{f}={getattr(layer, f)}"
+        for f in ("in_channels", "out_channels")
+        if getattr(layer, f, None) is not None
+    ]
+    if getattr(layer, "groups", 1) != 1:
+        args.append(f"groups={layer.groups}")  # type: ignore[attr-defined]
+    if not layer.bias:  # type: ignore[attr-defined]
+        args.append("bias=False")
+    return args
 
 
 def _check_channels(owner: str, in_channels: Any, out_channels: Any, groups: Any) -> tuple:
@@ -371,16 +388,7 @@ class Conv(_Windowed):
         args = self._window_repr()
         if self.padding_mode != "zeros":
             args.append(f"padding_mode={self.padding_mode!r}")
-        for f in ("in_channels", "out_channels"):
-            if getattr(self, f) is not None:
-                args.append(f"{f}={getattr(self, f)}")
-        if self.groups != 1:
-            args.append(f"groups={self.groups}")
-        if not self.bias:
-            args.append("bias=False")
-        if self.name:
-            args.append(f"name={self.name!r}")
-        return args
+        return args + _weights_repr(self)
 
 
 @dataclass(frozen=True, repr=False)
@@ -418,15 +426,7 @@ class LocallyConnected(_Windowed):
         return self._window_spec("lc")
 
     def _repr_args(self) -> list[str]:
-        args = self._window_repr()
-        for f in ("in_channels", "out_channels"):
-            if getattr(self, f) is not None:
-                args.append(f"{f}={getattr(self, f)}")
-        if not self.bias:
-            args.append("bias=False")
-        if self.name:
-            args.append(f"name={self.name!r}")
-        return args
+        return self._window_repr() + _weights_repr(self)
 
 
 @dataclass(frozen=True, repr=False)
@@ -483,8 +483,6 @@ class Pool(_Windowed):
             args.append("ceil_mode=True")
         if self.kind == "lp" and self.norm_type != 2.0:
             args.append(f"norm_type={self.norm_type!r}")
-        if self.name:
-            args.append(f"name={self.name!r}")
         return args
 
 
@@ -585,16 +583,7 @@ class ConvTranspose(Layer):
             args.append(f"output_padding={_repr_axes(self.output_padding, self.ndim)}")
         if any(d != 1 for d in self.dilation):
             args.append(f"dilation={_repr_axes(self.dilation, self.ndim)}")
-        for f in ("in_channels", "out_channels"):
-            if getattr(self, f) is not None:
-                args.append(f"{f}={getattr(self, f)}")
-        if self.groups != 1:
-            args.append(f"groups={self.groups}")
-        if not self.bias:
-            args.append("bias=False")
-        if self.name:
-            args.append(f"name={self.name!r}")
-        return args
+        return args + _weights_repr(self)
 
 
 def _positive_number(value: Any, what: str) -> int | float:
@@ -644,10 +633,7 @@ class Upsample(Layer):
         return "up" + _fmt_axes(self.scale_factor)
 
     def _repr_args(self) -> list[str]:
-        args = [_repr_axes(self.scale_factor, self.ndim)]
-        if self.name:
-            args.append(f"name={self.name!r}")
-        return args
+        return [_repr_axes(self.scale_factor, self.ndim)]
 
 
 @dataclass(frozen=True, repr=False)
@@ -679,14 +665,7 @@ class Dense(Layer):
         return f"fc{self.out_features}"
 
     def _repr_args(self) -> list[str]:
-        args = [str(self.out_features)]
-        if self.in_channels is not None:
-            args.append(f"in_channels={self.in_channels}")
-        if not self.bias:
-            args.append("bias=False")
-        if self.name:
-            args.append(f"name={self.name!r}")
-        return args
+        return [str(self.out_features), *_weights_repr(self)]
 
 
 @dataclass(frozen=True, repr=False)
@@ -738,8 +717,6 @@ class Residual(Layer):
         args = [repr(list(self.body))]
         if self.shortcut:
             args.append(f"shortcut={list(self.shortcut)!r}")
-        if self.name:
-            args.append(f"name={self.name!r}")
         return args
 
 
@@ -778,10 +755,7 @@ class Concat(Layer):
         return "cat(" + "|".join(_sequence_spec(b) for b in self.branches) + ")"
 
     def _repr_args(self) -> list[str]:
-        args = [repr(list(b)) for b in self.branches]
-        if self.name:
-            args.append(f"name={self.name!r}")
-        return args
+        return [repr(list(b)) for b in self.branches]
 
 
 @lru_cache(maxsize=4096)

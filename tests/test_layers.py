@@ -41,6 +41,28 @@ def test_reprs_are_short_and_readable():
     assert repr(rfa.Network([rfa.Conv(3)] * 3, name="x")) == "Network('conv3*3', name='x')"
 
 
+@pytest.mark.parametrize(
+    "layer",
+    [
+        rfa.Conv((3, 5), 2, ((0, 1), (2, 2)), 2, padding_mode="circular", name="c"),
+        rfa.Conv(3, in_channels=4, out_channels=8, groups=2, bias=False),
+        rfa.LocallyConnected(5, in_channels=1, out_channels=20, bias=False, name="lc"),
+        rfa.Pool(3, 2, 1, kind="lp", norm_type=3.0, ceil_mode=True, name="p"),
+        rfa.ConvTranspose(4, 2, 1, output_padding=1, in_channels=2, out_channels=2, groups=2),
+        rfa.Upsample((2, 3), name="up"),
+        rfa.Dense(10, in_channels=3, bias=False, name="head"),
+        rfa.Residual([rfa.Conv(3, padding=1)], shortcut=[rfa.Conv(1)], name="block"),
+        rfa.Concat([rfa.Conv(1)], [], name="cat"),
+    ],
+)
+def test_repr_evaluates_back_to_an_equal_layer(layer):
+    namespace = {name: getattr(rfa, name) for name in rfa.__all__}
+    assert eval(repr(layer), namespace) == layer
+    assert repr(layer).startswith(type(layer).__name__ + "(")
+    if getattr(layer, "name", None):
+        assert repr(layer).endswith(f"name={layer.name!r})")
+
+
 def test_networks_flatten_and_add():
     a = rfa.Network([rfa.Conv(3)])
     b = rfa.Network([a, rfa.Pool(2)])
