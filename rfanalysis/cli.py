@@ -150,6 +150,16 @@ output_option = click.option(
     callback=_output_callback,
     help="Write an image (.png .svg .pdf) or data (.npy .csv .json) instead of a summary.",
 )
+log_option = click.option(
+    "--log/--linear",
+    "log",
+    default=None,
+    help="Images: colour scale (log by default). Data files and the summary: "
+    "write log10 counts (--log) or counts (default).",
+)
+exact_option = click.option(
+    "--exact", is_flag=True, help="Exact integer counts (for .csv/.json and the summary)."
+)
 dpi_option = click.option(
     "--dpi",
     type=click.IntRange(10, 1200),
@@ -351,16 +361,8 @@ def main() -> None:
 @spec_argument
 @input_option
 @output_option
-@click.option(
-    "--log/--linear",
-    "log",
-    default=None,
-    help="Images: colour scale (log by default). Data files and the summary: "
-    "write log10 counts (--log) or counts (default).",
-)
-@click.option(
-    "--exact", is_flag=True, help="Exact integer counts (for .csv/.json and the summary)."
-)
+@log_option
+@exact_option
 @dpi_option
 def coverage(
     spec: str, input_shape: Any, output: Path | None, log: bool | None, exact: bool, dpi: int
@@ -386,16 +388,8 @@ def coverage(
     help="Output unit the routes lead to.",
 )
 @output_option
-@click.option(
-    "--log/--linear",
-    "log",
-    default=None,
-    help="Images: colour scale (log by default). Data files and the summary: "
-    "write log10 counts (--log) or counts (default).",
-)
-@click.option(
-    "--exact", is_flag=True, help="Exact integer counts (for .csv/.json and the summary)."
-)
+@log_option
+@exact_option
 @dpi_option
 def routes(
     spec: str,
