@@ -13,7 +13,7 @@ import math
 import operator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from ._axis import AxisError, AxisOp, resolve_padding, transposed_op, upsample_op, window_op
 from ._layers import (
@@ -29,6 +29,8 @@ from ._layers import (
     Upsample,
     as_network,
 )
+
+T = TypeVar("T")
 
 Shape = tuple[int, ...]
 
@@ -85,24 +87,30 @@ class Plan:
 
     def steps(self) -> list[Step]:
         """Every primitive step, depth first, in data-flow order."""
-        out: list[Step] = []
-
-        def walk(nodes: tuple[Node, ...]) -> None:
-            for node in nodes:
-                if isinstance(node, Step):
-                    out.append(node)
-                else:
-                    for branch in node.branches:
-                        walk(branch)
-
-        walk(self.nodes)
-        return out
+        return leaves(self.nodes, Step)
 
     def largest_map(self) -> int:
         """Units in the largest map anywhere in the network (input included)."""
         sizes = [math.prod(self.input_shape or ())]
         sizes += [math.prod(s.out_shape or ()) for s in self.steps()]
         return max(sizes)
+
+
+def leaves(nodes: tuple[Any, ...], kind: type[T]) -> list[T]:
+    """The nodes of type ``kind`` in a tree of nodes and blocks (anything with ``branches``),
+    depth first, in data-flow order."""
+    out: list[T] = []
+
+    def walk(level: tuple[Any, ...]) -> None:
+        for node in level:
+            if isinstance(node, kind):
+                out.append(node)
+            else:
+                for branch in node.branches:
+                    walk(branch)
+
+    walk(nodes)
+    return out
 
 
 # --------------------------------------------------------------------------- input shapes

@@ -49,7 +49,7 @@ from .._layers import (
     Residual,
     Upsample,
 )
-from .._plan import Block, Plan, Step
+from .._plan import Block, Plan, Step, leaves
 
 WEIGHTED = (Conv, LocallyConnected, ConvTranspose, Dense)
 WEIGHT_NAMES = ("ones", "normal", "uniform")
@@ -108,18 +108,7 @@ class Model:
 
     def ops(self) -> list[Op]:
         """Every primitive op, depth first, in data-flow order."""
-        out: list[Op] = []
-
-        def walk(nodes: tuple[Op | Merge, ...]) -> None:
-            for node in nodes:
-                if isinstance(node, Op):
-                    out.append(node)
-                else:
-                    for branch in node.branches:
-                        walk(branch)
-
-        walk(self.nodes)
-        return out
+        return leaves(self.nodes, Op)
 
 
 # --------------------------------------------------------------------------- building
