@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 import rfanalysis as rfa
 
 MODES = ("zeros", "reflect", "symmetric", "replicate", "circular")
+
+
+def stack_settings(max_examples: int, *, derandomize: bool = False) -> settings:
+    """Settings for tests drawing random stacks: no deadline (the first call of a size pays
+    for planning), and no complaint about the invalid stacks that ``assume`` filters out."""
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        derandomize=derandomize,
+        suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
+    )
+
+
+def output_or_none(net, shape):
+    """``net``'s output shape on ``shape``, or None where the input is too small for it."""
+    try:
+        return rfa.output_shape(net, shape)
+    except ValueError:
+        return None
 
 
 def _axes(draw, ndim, values):
@@ -82,3 +102,30 @@ def stacks(draw, ndim=1, max_layers=4, modes=MODES, ceil=True, dense=True, upsam
     if dense and draw(st.integers(0, 5)) == 0:
         layers.append(rfa.Dense(draw(st.integers(1, 3))))
     return rfa.Network(layers)
+
+
+@st.composite
+def window_chains(draw, max_layers=4):
+    """1-D chains of zero-padded convolutions and max pools (padding at most half the kernel),
+    with every kernel, stride, padding and dilation in a small range."""
+    layers = draw(
+        st.lists(
+            st.tuples(
+                st.integers(1, 5),
+                st.integers(1, 3),
+                st.integers(0, 2),
+                st.integers(1, 3),
+                st.booleans(),
+            ),
+            min_size=1,
+            max_size=max_layers,
+        )
+    )
+    return rfa.Network(
+        [
+            rfa.Pool((k,), (s,), (min(p, k // 2),), (d,))
+            if pool
+            else rfa.Conv((k,), (s,), (p,), (d,))
+            for k, s, p, d, pool in layers
+        ]
+    )

@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 
 import rfanalysis as rfa
 
+from .strategies import window_chains
+
 
 def test_stem_by_hand():
     # conv7s2p3: unit u covers [2u - 3, 2u + 3]; pool3s2p1 unit 0 reads conv units -1..1,
@@ -129,30 +131,9 @@ def test_exports():
 
 
 @settings(max_examples=150, deadline=None)
-@given(
-    layers=st.lists(
-        st.tuples(
-            st.integers(1, 5),
-            st.integers(1, 3),
-            st.integers(0, 2),
-            st.integers(1, 3),
-            st.booleans(),
-        ),
-        min_size=1,
-        max_size=4,
-    ),
-    data=st.data(),
-)
-def test_closed_form_matches_route_support(layers, data):
+@given(net=window_chains(), data=st.data())
+def test_closed_form_matches_route_support(net, data):
     """Unit o's routes reach exactly [o J - P, o J - P + R - 1] when it is away from borders."""
-    net = rfa.Network(
-        [
-            rfa.Pool((k,), (s,), (min(p, k // 2),), (d,))
-            if pool
-            else rfa.Conv((k,), (s,), (p,), (d,))
-            for k, s, p, d, pool in layers
-        ]
-    )
     rf = rfa.receptive_field(net)
     (size,), (jump,), (pad,) = rf.size, rf.stride, rf.padding
     n = 3 * size + 2 * pad + 4 * jump

@@ -10,27 +10,16 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import rfanalysis as rfa
 from rfanalysis._empirical import _numpy
 from rfanalysis._empirical._progress import Progress
 
-from .strategies import MODES, stacks
+from .strategies import MODES, output_or_none, stack_settings, stacks
 
-SETTINGS = settings(
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
-)
-
-
-def _valid(net, shape):
-    try:
-        return rfa.output_shape(net, shape)
-    except ValueError:
-        return None
+SETTINGS = stack_settings(60)
 
 
 def _one_channel_adds(net):
@@ -75,18 +64,18 @@ def _avg_pools(net):
 @given(net=stacks(ndim=1, max_layers=5), n=st.integers(3, 14), data=st.data())
 def test_ones_weights_equal_routes_and_coverage_1d(net, n, data):
     net = _without_pools(net)
-    out = _valid(net, (n,))
+    out = output_or_none(net, (n,))
     assume(out is not None and _one_channel_adds(net))
     unit = tuple(data.draw(st.integers(0, m - 1)) for m in out)
     np.testing.assert_array_equal(rfa.influence(net, (n,), unit), rfa.routes(net, (n,), unit))
     np.testing.assert_array_equal(rfa.influence(net, (n,), "all"), rfa.coverage(net, (n,)))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@stack_settings(40)
 @given(net=stacks(ndim=2, max_layers=4), h=st.integers(3, 10), w=st.integers(3, 10))
 def test_ones_weights_equal_routes_and_coverage_2d(net, h, w):
     net = _without_pools(net)
-    out = _valid(net, (h, w))
+    out = output_or_none(net, (h, w))
     assume(out is not None and _one_channel_adds(net))
     np.testing.assert_array_equal(rfa.influence(net, (h, w)), rfa.routes(net, (h, w)))
     corner = (0,) * len(out)
@@ -104,7 +93,7 @@ def test_ones_weights_equal_routes_and_coverage_2d(net, h, w):
 @given(net=stacks(ndim=1, max_layers=5), n=st.integers(3, 14))
 def test_avg_pools_divide_routes_by_window_size(net, n):
     net = _avg_pools(net)
-    assume(_valid(net, (n,)) is not None and _one_channel_adds(net))
+    assume(output_or_none(net, (n,)) is not None and _one_channel_adds(net))
     scale = math.prod(math.prod(x.kernel_size) for x in net.layers if isinstance(x, rfa.Pool))
     np.testing.assert_allclose(rfa.influence(net, (n,)), rfa.routes(net, (n,)) / scale, rtol=1e-13)
     np.testing.assert_allclose(

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import rfanalysis as rfa
@@ -14,20 +14,9 @@ from rfanalysis._engine import _backward, _materialise, _Sep
 from rfanalysis._plan import plan
 
 from .oracles import brute_coverage, brute_routes, enumerate_paths_1d
-from .strategies import stacks
+from .strategies import output_or_none, stack_settings, stacks
 
-SETTINGS = settings(
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
-)
-
-
-def _valid(net, shape):
-    try:
-        return rfa.output_shape(net, shape)
-    except ValueError:
-        return None
+SETTINGS = stack_settings(150)
 
 
 def test_brute_force_counter_matches_literal_path_enumeration():
@@ -44,7 +33,7 @@ def test_brute_force_counter_matches_literal_path_enumeration():
 @SETTINGS
 @given(net=stacks(ndim=1), n=st.integers(3, 11), data=st.data())
 def test_routes_and_coverage_match_brute_force_1d(net, n, data):
-    out = _valid(net, (n,))
+    out = output_or_none(net, (n,))
     assume(out is not None)
     unit = tuple(data.draw(st.integers(0, m - 1)) for m in out)
     assert (
@@ -56,15 +45,15 @@ def test_routes_and_coverage_match_brute_force_1d(net, n, data):
 @SETTINGS
 @given(net=stacks(ndim=2, max_layers=3), h=st.integers(3, 7), w=st.integers(3, 7))
 def test_coverage_matches_brute_force_2d(net, h, w):
-    assume(_valid(net, (h, w)) is not None)
+    assume(output_or_none(net, (h, w)) is not None)
     assert rfa.coverage(net, (h, w), exact=True).tolist() == brute_coverage(net, (h, w)).tolist()
     assert rfa.routes(net, (h, w), exact=True).tolist() == brute_routes(net, (h, w)).tolist()
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@stack_settings(40)
 @given(net=stacks(ndim=3, max_layers=2, upsample=False), n=st.integers(3, 5))
 def test_coverage_matches_brute_force_3d(net, n):
-    assume(_valid(net, (n, n, n)) is not None)
+    assume(output_or_none(net, (n, n, n)) is not None)
     assert (
         rfa.coverage(net, (n, n, n), exact=True).tolist() == brute_coverage(net, (n, n, n)).tolist()
     )
@@ -73,7 +62,7 @@ def test_coverage_matches_brute_force_3d(net, n):
 @SETTINGS
 @given(net=stacks(ndim=1), n=st.integers(3, 11))
 def test_float_and_log_agree_with_exact(net, n):
-    assume(_valid(net, (n,)) is not None)
+    assume(output_or_none(net, (n,)) is not None)
     exact = rfa.coverage(net, (n,), exact=True)
     assert rfa.coverage(net, (n,)).tolist() == [float(v) for v in exact]
     logs = rfa.coverage(net, (n,), log=True)
@@ -93,11 +82,11 @@ def test_total_routes_without_padding_is_product_of_kernels(kernels, n):
     # with no padding every tap of every layer lands on a unit, so each output unit has
     # exactly prod(k) routes back to the input
     net = rfa.Network([rfa.Conv(k, s, 0, d) for k, s, d in kernels])
-    assume(_valid(net, (n,)) is not None)
+    assume(output_or_none(net, (n,)) is not None)
     assert int(rfa.routes(net, (n,)).sum()) == math.prod(k for k, _, _ in kernels)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@stack_settings(100)
 @given(
     net=stacks(ndim=1, modes=("zeros", "reflect", "symmetric", "replicate"), dense=False),
     n=st.integers(3, 12),
@@ -129,11 +118,11 @@ def _centred(step):
     return pb == pa and (m - 1) * s + k_eff == n + pb + pa
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@stack_settings(100)
 @given(net=stacks(ndim=1, dense=False), h=st.integers(3, 9), w=st.integers(3, 9))
 def test_2d_chain_map_is_outer_product_of_1d_maps(net, h, w):
     assume(not any(isinstance(x, (rfa.Residual, rfa.Concat)) for x in net.layers))
-    assume(_valid(net, (h, w)) is not None)
+    assume(output_or_none(net, (h, w)) is not None)
     rows = rfa.coverage(net, (h,), exact=True)
     cols = rfa.coverage(net, (w,), exact=True)
     assert rfa.coverage(net, (h, w), exact=True).tolist() == np.multiply.outer(rows, cols).tolist()
@@ -143,7 +132,7 @@ def test_2d_chain_map_is_outer_product_of_1d_maps(net, h, w):
 @given(net=stacks(ndim=2, max_layers=3), h=st.integers(3, 8), w=st.integers(3, 8))
 def test_separable_and_general_paths_agree(net, h, w):
     # force the general (dense N-D array) path from the very start and compare
-    assume(_valid(net, (h, w)) is not None)
+    assume(output_or_none(net, (h, w)) is not None)
     p = plan(net, (h, w))
     start = np.ones(p.output_shape, dtype=object)
     general = _materialise(_backward(p.nodes, start, "exact"), "exact")

@@ -5,36 +5,24 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import rfanalysis as rfa
 
 from .oracles import brute_coverage, brute_routes, torch_grad
-from .strategies import stacks
+from .strategies import output_or_none, stack_settings, stacks
 
 pytestmark = pytest.mark.slow
 
-MANY = settings(
-    max_examples=400,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
-)
-
-
-def _valid(net, shape):
-    try:
-        return rfa.output_shape(net, shape)
-    except ValueError:
-        return None
+MANY = stack_settings(400, derandomize=True)
 
 
 # 400 (1-D) + 400 (2-D) + 200 (3-D) = 1000 stacks against the brute-force enumerator
 @MANY
 @given(net=stacks(ndim=1, max_layers=5), n=st.integers(2, 12), data=st.data())
 def test_brute_force_1d_at_scale(net, n, data):
-    out = _valid(net, (n,))
+    out = output_or_none(net, (n,))
     assume(out is not None)
     unit = tuple(data.draw(st.integers(0, m - 1)) for m in out)
     assert (
@@ -46,60 +34,40 @@ def test_brute_force_1d_at_scale(net, n, data):
 @MANY
 @given(net=stacks(ndim=2, max_layers=3), h=st.integers(2, 7), w=st.integers(2, 7))
 def test_brute_force_2d_at_scale(net, h, w):
-    assume(_valid(net, (h, w)) is not None)
+    assume(output_or_none(net, (h, w)) is not None)
     assert rfa.coverage(net, (h, w), exact=True).tolist() == brute_coverage(net, (h, w)).tolist()
 
 
-@settings(
-    max_examples=200,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
-)
+@stack_settings(200, derandomize=True)
 @given(net=stacks(ndim=3, max_layers=2, upsample=False), n=st.integers(2, 4))
 def test_brute_force_3d_at_scale(net, n):
-    assume(_valid(net, (n, n, n)) is not None)
+    assume(output_or_none(net, (n, n, n)) is not None)
     assert rfa.routes(net, (n, n, n), exact=True).tolist() == brute_routes(net, (n, n, n)).tolist()
 
 
 # 120 (1-D) + 80 (2-D) + 40 (3-D) = 240 stacks against torch autograd
 @pytest.mark.torch
-@settings(
-    max_examples=120,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
-)
+@stack_settings(120, derandomize=True)
 @given(net=stacks(ndim=1, max_layers=6), n=st.integers(3, 16))
 def test_torch_1d_at_scale(net, n):
-    assume(_valid(net, (n,)) is not None)
+    assume(output_or_none(net, (n,)) is not None)
     np.testing.assert_array_equal(rfa.coverage(net, (n,)), torch_grad(net, (n,)))
     np.testing.assert_array_equal(rfa.routes(net, (n,)), torch_grad(net, (n,), "center"))
 
 
 @pytest.mark.torch
-@settings(
-    max_examples=80,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
-)
+@stack_settings(80, derandomize=True)
 @given(net=stacks(ndim=2, max_layers=5), h=st.integers(3, 12), w=st.integers(3, 12))
 def test_torch_2d_at_scale(net, h, w):
-    assume(_valid(net, (h, w)) is not None)
+    assume(output_or_none(net, (h, w)) is not None)
     np.testing.assert_array_equal(rfa.coverage(net, (h, w)), torch_grad(net, (h, w)))
 
 
 @pytest.mark.torch
-@settings(
-    max_examples=40,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
-)
+@stack_settings(40, derandomize=True)
 @given(net=stacks(ndim=3, max_layers=3, ceil=False), n=st.integers(3, 6))
 def test_torch_3d_at_scale(net, n):
-    assume(_valid(net, (n, n, n)) is not None)
+    assume(output_or_none(net, (n, n, n)) is not None)
     np.testing.assert_array_equal(rfa.coverage(net, (n, n, n)), torch_grad(net, (n, n, n)))
 
 

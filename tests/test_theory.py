@@ -8,10 +8,11 @@ from fractions import Fraction
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
-from hypothesis import strategies as st
 
 import rfanalysis as rfa
 from rfanalysis import theory
+
+from .strategies import window_chains
 
 
 @pytest.mark.parametrize(("k", "n", "d"), [(2, 10, 1), (3, 3, 1), (3, 7, 2), (5, 4, 3), (1, 9, 1)])
@@ -24,28 +25,8 @@ def test_multinomial_rows_are_the_routes_of_valid_stacks(k, n, d):
 
 
 @settings(max_examples=150, deadline=None)
-@given(
-    layers=st.lists(
-        st.tuples(
-            st.integers(1, 5),
-            st.integers(1, 3),
-            st.integers(0, 2),
-            st.integers(1, 3),
-            st.booleans(),
-        ),
-        min_size=1,
-        max_size=4,
-    ),
-)
-def test_gaussian_limit_mean_and_variance_are_exact_for_interior_units(layers):
-    net = rfa.Network(
-        [
-            rfa.Pool((k,), (s,), (min(p, k // 2),), (d,))
-            if pool
-            else rfa.Conv((k,), (s,), (p,), (d,))
-            for k, s, p, d, pool in layers
-        ]
-    )
+@given(net=window_chains())
+def test_gaussian_limit_mean_and_variance_are_exact_for_interior_units(net):
     g = theory.gaussian_limit(net)
     size = rfa.receptive_field(net).size[0]
     pad = rfa.receptive_field(net).padding[0]

@@ -5,34 +5,23 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import rfanalysis as rfa
 
 from .oracles import torch_grad
-from .strategies import stacks
+from .strategies import output_or_none, stack_settings, stacks
 
 pytestmark = pytest.mark.torch
 
-SETTINGS = settings(
-    max_examples=120,
-    deadline=None,
-    suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
-)
-
-
-def _valid(net, shape):
-    try:
-        return rfa.output_shape(net, shape)
-    except ValueError:
-        return None
+SETTINGS = stack_settings(120)
 
 
 @SETTINGS
 @given(net=stacks(ndim=1, max_layers=5), n=st.integers(3, 14), data=st.data())
 def test_autograd_equals_routes_1d(net, n, data):
-    out = _valid(net, (n,))
+    out = output_or_none(net, (n,))
     assume(out is not None)
     unit = tuple(data.draw(st.integers(0, m - 1)) for m in out)
     np.testing.assert_array_equal(rfa.routes(net, (n,), unit), torch_grad(net, (n,), unit))
@@ -42,15 +31,15 @@ def test_autograd_equals_routes_1d(net, n, data):
 @SETTINGS
 @given(net=stacks(ndim=2, max_layers=4), h=st.integers(3, 10), w=st.integers(3, 10))
 def test_autograd_equals_routes_2d(net, h, w):
-    assume(_valid(net, (h, w)) is not None)
+    assume(output_or_none(net, (h, w)) is not None)
     np.testing.assert_array_equal(rfa.routes(net, (h, w)), torch_grad(net, (h, w), "center"))
     np.testing.assert_array_equal(rfa.coverage(net, (h, w)), torch_grad(net, (h, w)))
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@stack_settings(30)
 @given(net=stacks(ndim=3, max_layers=3, ceil=False), n=st.integers(3, 6))
 def test_autograd_equals_coverage_3d(net, n):
-    assume(_valid(net, (n, n, n)) is not None)
+    assume(output_or_none(net, (n, n, n)) is not None)
     np.testing.assert_array_equal(rfa.coverage(net, (n, n, n)), torch_grad(net, (n, n, n)))
 
 
