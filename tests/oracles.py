@@ -190,6 +190,18 @@ def brute_coverage(net, in_shape):
     return _to_array(_back(layers, in_shape, start), in_shape)
 
 
+def assert_engine_matches_brute_force(net, in_shape, unit="center", *, routes=True):
+    """Exact coverage (and, with ``routes``, exact routes to ``unit``) equal the enumerator's."""
+    assert (
+        rfa.coverage(net, in_shape, exact=True).tolist() == brute_coverage(net, in_shape).tolist()
+    )
+    if routes:
+        assert (
+            rfa.routes(net, in_shape, unit, exact=True).tolist()
+            == brute_routes(net, in_shape, unit).tolist()
+        )
+
+
 def enumerate_paths_1d(net, n, unit):
     """Literal path enumeration for tiny 1-D chains (no blocks): every sequence of one unit per
     layer, each step one connection. Used to check the brute-force counter itself."""

@@ -13,7 +13,12 @@ import rfanalysis as rfa
 from rfanalysis._engine import _backward, _materialise, _Sep
 from rfanalysis._plan import plan
 
-from .oracles import brute_coverage, brute_routes, enumerate_paths_1d
+from .oracles import (
+    assert_engine_matches_brute_force,
+    brute_coverage,
+    brute_routes,
+    enumerate_paths_1d,
+)
 from .strategies import output_or_none, stack_settings, stacks
 
 SETTINGS = stack_settings(150)
@@ -36,18 +41,14 @@ def test_routes_and_coverage_match_brute_force_1d(net, n, data):
     out = output_or_none(net, (n,))
     assume(out is not None)
     unit = tuple(data.draw(st.integers(0, m - 1)) for m in out)
-    assert (
-        rfa.routes(net, (n,), unit, exact=True).tolist() == brute_routes(net, (n,), unit).tolist()
-    )
-    assert rfa.coverage(net, (n,), exact=True).tolist() == brute_coverage(net, (n,)).tolist()
+    assert_engine_matches_brute_force(net, (n,), unit)
 
 
 @SETTINGS
 @given(net=stacks(ndim=2, max_layers=3), h=st.integers(3, 7), w=st.integers(3, 7))
 def test_coverage_matches_brute_force_2d(net, h, w):
     assume(output_or_none(net, (h, w)) is not None)
-    assert rfa.coverage(net, (h, w), exact=True).tolist() == brute_coverage(net, (h, w)).tolist()
-    assert rfa.routes(net, (h, w), exact=True).tolist() == brute_routes(net, (h, w)).tolist()
+    assert_engine_matches_brute_force(net, (h, w))
 
 
 @stack_settings(40)
