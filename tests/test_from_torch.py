@@ -187,7 +187,8 @@ class OnesNet(nn.Module):
         super().__init__()
         conv = getattr(nn, f"Conv{nd}d")
         self.stem = conv(1, 1, 5, stride=2, padding=2, padding_mode="reflect")
-        self.bn = getattr(nn, f"BatchNorm{nd}d")(1, eps=0.0)
+        # the identity in float64 (torch refuses eps = 0)
+        self.bn = getattr(nn, f"BatchNorm{nd}d")(1, eps=1e-300)
         self.pool = getattr(nn, f"AvgPool{nd}d")(
             3, 2, 1, count_include_pad=True, **({"divisor_override": 1} if nd > 1 else {})
         )

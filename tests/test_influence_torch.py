@@ -126,7 +126,7 @@ class Tiny(nn.Module):
 def test_module_influence_is_autograd_and_restores_state():
     model = Tiny().double()
     model.train()
-    model.bn.eps = 0.0  # eval: (x - 0) / sqrt(1 + 0) * 1 + 0, the identity
+    model.bn.eps = 1e-300  # eval: (x - 0) / sqrt(1 + 1e-300) * 1 + 0, the identity in float64
     calls = []
     handle = model.register_forward_hook(lambda *args: calls.append(1))
     model.conv.weight.requires_grad_(True)
@@ -190,3 +190,46 @@ def test_module_explicit_device_and_dtype():
     model = Tiny()  # float32 parameters
     m = rfa.influence(model, (7, 7), inputs=np.ones((7, 7)), device="cpu", dtype="float32")
     np.testing.assert_allclose(m, rfa.routes("conv3p1*2", (7, 7)) / np.sqrt(1 + 1e-5), rtol=1e-6)
+
+
+def test_module_and_device_must_agree():
+    # checked before any tensor moves, so it needs no GPU
+    with pytest.raises(ValueError, match=r"Tiny's parameters are on cpu but device='cuda'"):
+        rfa.influence(Tiny(), (7, 7), device="cuda")
+    with pytest.raises(ValueError, match=r"device='meta'"):
+        rfa.influence(Tiny(), (7, 7), device="meta")
+
+
+# --------------------------------------------------------------------------- CUDA
+# Run where a CUDA device exists (the CI machine has none): the same numbers as on the CPU.
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@CUDA
+@pytest.mark.parametrize("spec", SPECS_2D)
+def test_torch_backend_on_cuda_equals_numpy(spec):
+    net, shape = _net(spec), (17, 19)
+    for kw in (dict(), RANDOM):
+        for unit in ("center", "all"):
+            a = rfa.influence(net, shape, unit, **kw)
+            b = rfa.influence(net, shape, unit, backend="torch", device="cuda", **kw)
+            np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12 * np.abs(a).max())
+            assert np.abs(a).max() > 0
+
+
+@CUDA
+def test_module_on_cuda_stays_there_and_matches_the_cpu():
+    model = Tiny().double()
+    model.bn.eps = 1e-300  # batch norm the identity in float64 (torch refuses eps = 0)
+    cpu = rfa.influence(model, (7, 7), inputs=np.ones((7, 7)))
+    model = model.cuda().train()
+    on_gpu = rfa.influence(model, (7, 7), inputs=np.ones((7, 7)))
+    np.testing.assert_array_equal(on_gpu, cpu)
+    np.testing.assert_array_equal(on_gpu, rfa.routes("conv3p1*2", (7, 7)))
+    assert model.training and model.conv.weight.device.type == "cuda"
+    random = dict(trials=8, rng=3)
+    np.testing.assert_allclose(
+        rfa.influence(model, (16, 16), **random),
+        rfa.influence(model.cpu(), (16, 16), **random),
+        rtol=1e-10,
+    )

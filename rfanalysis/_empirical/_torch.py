@@ -186,7 +186,10 @@ class _Builder:
             y = y[(slice(None), slice(None), *(slice(0, m) for m in op.out_shape))]
             return self.torch.where(self.torch.isneginf(y), self.torch.zeros_like(y), y)
         if layer.kind == "avg":
-            if native and all(d == 1 for d in layer.dilation):
+            # not in ceil mode: on CUDA (torch 2.11), avg_pool2d's backward is wrong for a
+            # channels-last input (a locally connected layer's output is one) whose last
+            # window overhangs the padding; the window sum below is right on every device
+            if native and all(d == 1 for d in layer.dilation) and not layer.ceil_mode:
                 return self._fn("avg_pool", nd)(
                     x,
                     layer.kernel_size,
@@ -311,6 +314,19 @@ def module_dtype_device(module: Any) -> tuple[Any, Any]:
     return torch.get_default_dtype(), torch.device("cpu")
 
 
+def _has_tensors(module: Any) -> bool:
+    return any(True for _ in module.parameters()) or any(True for _ in module.buffers())
+
+
+def _same_device(a: Any, b: Any) -> bool:
+    """``cuda`` and ``cuda:0`` are the same device when the current device is 0."""
+    if a.type != b.type:
+        return False
+    if a.index is None or b.index is None:
+        return True
+    return bool(a.index == b.index)
+
+
 def module_gradients(
     module: Any,
     x: np.ndarray,
@@ -332,6 +348,11 @@ def module_gradients(
     tdtype = own_dtype if dtype is None else _torch_dtype(torch, dtype)
     dev = own_device if device is None else torch.device(device)
     name = type(module).__name__
+    if _has_tensors(module) and not _same_device(dev, own_device):
+        raise ValueError(
+            f"influence: {name}'s parameters are on {own_device} but device={str(dev)!r}; "
+            f"move the model first (model.to({str(dev)!r})) or leave `device` unset"
+        )
     trials, size = x.shape[0], 32
     total = np.zeros(x.shape[2:])
     state = ModuleState(module)
