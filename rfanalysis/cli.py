@@ -75,12 +75,21 @@ def _user_errors() -> Iterator[None]:
 
 # --------------------------------------------------------------------------- parameter parsing
 def resolve_spec(text: str) -> rfa.Network:
-    """A spec file path, a zoo name, or a compact spec string."""
+    """A spec file path, a zoo name (``NAME:trunk`` without its classifier head), or a
+    compact spec string."""
     path = Path(text)
     if path.suffix.lower() in (".json", ".toml"):
         return rfa.load(path)
     if text in rfa.zoo.names():
         return rfa.zoo.get(text)
+    name, _, part = text.partition(":")
+    if name in rfa.zoo.names():
+        if part != "trunk":
+            raise ValueError(
+                f"unknown part {part!r} of zoo network {name!r}: write {name!r} for the whole "
+                f"network or '{name}:trunk' for it without its classifier head"
+            )
+        return rfa.zoo.get(name, head=False)
     try:
         return rfa.parse(text)
     except ValueError:
@@ -352,8 +361,9 @@ def _compute(
 def main() -> None:
     """Receptive fields, route counts and border coverage of convolutional networks.
 
-    SPEC is a zoo name (see 'rfanalysis zoo'), a compact spec such as
-    'conv7s2p3,maxpool3s2p1,res(conv3p1,conv3p1)*2', or a .json/.toml spec file.
+    SPEC is a zoo name (see 'rfanalysis zoo'; NAME:trunk drops its classifier head), a
+    compact spec such as 'conv7s2p3,maxpool3s2p1,res(conv3p1,conv3p1)*2', or a
+    .json/.toml spec file.
     """
 
 

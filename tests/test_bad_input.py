@@ -445,6 +445,14 @@ CASES = [
         ("zoo", "lenett"),
     ),
     Case(
+        "unknown part of a zoo network",
+        None,
+        ValueError,
+        "unknown part 'head' of zoo network 'resnet50': write 'resnet50' for the whole network "
+        "or 'resnet50:trunk'",
+        ("blindspots", "resnet50:head", "--input", "225"),
+    ),
+    Case(
         "zoo typo as a spec",
         None,
         ValueError,

@@ -85,6 +85,22 @@ def test_spec_files_and_zoo(run, tmp_path):
     assert "Nielsen" in run("zoo", "lenet").output
 
 
+def test_zoo_trunk_spec(run):
+    # ResNet-50 at 225: every stride-2 layer sees an odd size (225 -> 113 -> 57 -> 29 -> 15 ->
+    # 8) and reads both ends, so the trunk is clean; the whole network is not, because its
+    # head's 7x7 average pool, exact on 224's 7x7 map, drops a row and column of the 8x8 map
+    trunk = run("blindspots", "resnet50:trunk", "--input", "225", "--format", "json")
+    whole = run("blindspots", "resnet50", "--input", "225", "--format", "json")
+    assert trunk.exit_code == 0 and whole.exit_code == 0
+    assert json.loads(trunk.output)["uneven_padding"] == []
+    dropped = [
+        (u["layer"], u["axis"], u["input_size"], u["dropped_input"])
+        for u in json.loads(whole.output)["uneven_padding"]
+    ]
+    assert dropped == [("avgpool: avgpool7", 0, 8, 1), ("avgpool: avgpool7", 1, 8, 1)]
+    assert "resnet50 features" in run("geometry", "resnet50:trunk").output
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
