@@ -234,24 +234,24 @@ def _write_data(path: Path, counts: np.ndarray, meta: dict[str, Any]) -> None:
     write_atomic(path, data)
 
 
-def _num(v: Any) -> str:
+def _plain(v: Any) -> int | float | None:
+    """A count as JSON/CSV holds it: an int where it is one (below 2**53 for floats), None
+    for log10 of zero routes (-inf)."""
     if isinstance(v, (int, np.integer)):
-        return str(int(v))
+        return int(v)
     f = float(v)
     if f == -np.inf:
-        return "-inf"
-    return str(int(f)) if f.is_integer() and abs(f) < 2**53 else repr(f)
+        return None
+    return int(f) if f.is_integer() and abs(f) < 2**53 else f
+
+
+def _num(v: Any) -> str:
+    p = _plain(v)
+    return "-inf" if p is None else repr(p)
 
 
 def _nested(a: np.ndarray) -> Any:
-    if a.ndim == 0:
-        v = a.item()
-        if isinstance(v, float):
-            if v == -np.inf:
-                return None  # log10 of zero routes
-            return int(v) if v.is_integer() and abs(v) < 2**53 else v
-        return int(v)
-    return [_nested(x) for x in a]
+    return _plain(a.item()) if a.ndim == 0 else [_nested(x) for x in a]
 
 
 def _write_image(
@@ -270,6 +270,12 @@ def _write_image(
     write_atomic(path, data)
 
 
+def _central_slices(*maps: np.ndarray) -> tuple[tuple[np.ndarray, ...], int]:
+    """The middle slice along the first axis of 3-D maps of one shape, and its index."""
+    mid = (maps[0].shape[0] - 1) // 2
+    return tuple(m[mid] for m in maps), mid
+
+
 def _draw_counts(counts: np.ndarray, title: str, label: str, is_log10: bool):
     """Heatmap (2-D), profile (1-D) or central slice along the first axis (3-D); log10
     counts are drawn on a log scale, plain counts on a linear one."""
@@ -279,8 +285,7 @@ def _draw_counts(counts: np.ndarray, title: str, label: str, is_log10: bool):
         ax = fig.add_subplot()
         data, heading = counts, title
         if data.ndim == 3:
-            mid = (data.shape[0] - 1) // 2
-            data = data[mid]
+            (data,), mid = _central_slices(data)
             heading += f"\ncentral slice: index {mid} of {counts.shape[0]} along axis 0"
         if data.ndim == 1:
             plotting.plot_profile(data, ax=ax, log=is_log10, is_log10=is_log10)
@@ -678,8 +683,8 @@ def _draw_comparison(analytic: np.ndarray, empirical: np.ndarray, title: str):
     def draw(fig: Any) -> None:
         a, e, note = analytic, empirical, ""
         if a.ndim == 3:
-            mid = (a.shape[0] - 1) // 2
-            a, e, note = a[mid], e[mid], f" (central slice {mid} along axis 0)"
+            (a, e), mid = _central_slices(a, e)
+            note = f" (central slice {mid} along axis 0)"
         plotting.comparison_figure(
             a, e, fig=fig, titles=("analytic routes", "empirical |dy/dx|", "empirical - analytic")
         )

@@ -196,6 +196,12 @@ def test_one_dimensional_maps_are_profiles_and_3d_maps_central_slices(run, tmp_p
     ax = drawn[1].axes[0]
     assert ax.get_title().endswith("central slice: index 2 of 5 along axis 0")
     assert ax.images[0].get_array().shape == (4, 3)
+    # compare draws both maps' middle slice of a 3-D input
+    args = ("compare", "conv3p1", "--input", "5,4,3", "--trials", "1", "--channels", "1")
+    assert run(*args, "-o", tmp_path / "c.png").exit_code == 0
+    fig = drawn[2]
+    assert fig.get_suptitle().endswith(" (central slice 2 along axis 0)")
+    assert [im.get_array().shape for a in fig.axes for im in a.images] == [(4, 3)] * 3
 
 
 def test_dpi_sets_png_resolution(run, tmp_path):
