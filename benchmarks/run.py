@@ -106,6 +106,18 @@ def torch_activation_bytes(shape: tuple[int, ...], depth: int) -> int:
     return 2 * 8 * math.prod(shape) * depth
 
 
+def time_coverage(
+    sec: Section, case: str, net: Any, shape: tuple[int, ...], quick: bool
+) -> tuple[float, np.ndarray]:
+    """Time rfanalysis's coverage cold (empty plan cache) and warm, add its row to ``sec``,
+    and return the warm median (ms) and the map."""
+    rfa._plan._plan_cached.cache_clear()
+    cold, _ = timed(1, rfa.coverage, net, shape)
+    ms, ours = timed(3 if quick else 7, rfa.coverage, net, shape)
+    sec.rows.append(Row(case, "rfanalysis", ms, 1.0, note=f"cold first call {cold:.1f} ms"))
+    return ms, ours
+
+
 # --------------------------------------------------------------------------- sections
 def chain_section(quick: bool) -> Section:
     sec = Section(
@@ -120,10 +132,7 @@ def chain_section(quick: bool) -> Section:
             net = rfa.parse(f"conv3p1*{depth}")
             shape = (n, n)
             case = f"{n}^2 x {depth}"
-            rfa._plan._plan_cached.cache_clear()
-            cold, _ = timed(1, rfa.coverage, net, shape)
-            ms, ours = timed(3 if quick else 7, rfa.coverage, net, shape)
-            sec.rows.append(Row(case, "rfanalysis", ms, 1.0, note=f"cold first call {cold:.1f} ms"))
+            ms, ours = time_coverage(sec, case, net, shape, quick)
             need = torch_activation_bytes(shape, depth)
             if need > 0.5 * available_bytes():
                 sec.rows.append(
@@ -161,10 +170,7 @@ def dag_section(quick: bool) -> Section:
     for n in [64, 128] if quick else [224, 1024]:
         shape = (n, n)
         case = f"{n}^2"
-        rfa._plan._plan_cached.cache_clear()
-        cold, _ = timed(1, rfa.coverage, net, shape)
-        ms, ours = timed(3 if quick else 7, rfa.coverage, net, shape)
-        sec.rows.append(Row(case, "rfanalysis", ms, 1.0, note=f"cold first call {cold:.1f} ms"))
+        ms, ours = time_coverage(sec, case, net, shape, quick)
         tms, theirs = timed(3, torch_coverage, net, shape)
         sec.rows.append(Row(case, "torch autograd", tms, tms / ms, rel_diff(theirs, ours)))
     if not quick:
