@@ -76,10 +76,8 @@ def test_geometry_formats(run, tmp_path):
 def test_spec_files_and_zoo(run, tmp_path):
     path = tmp_path / "net.toml"
     rfa.save(rfa.parse("conv3p1*3"), path)
-    assert (
-        "rf 7" in run("geometry", path).output.replace("  ", " ")
-        or "receptive field 7" in run("geometry", path).output
-    )
+    # three 3-tap layers: 1 + 3 (3 - 1) = 7, effective padding 3
+    assert "receptive field 7, jump 1, effective padding 3" in run("geometry", path).output
     listing = run("zoo")
     assert listing.exit_code == 0 and "lenet" in listing.output
     assert "Nielsen" in run("zoo", "lenet").output
