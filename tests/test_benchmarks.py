@@ -29,6 +29,7 @@ def test_quick_benchmark_writes_a_table(tmp_path):
         "## 2. DAG coverage",
         "## 3. Exact integers",
         "## 4. Log mode",
+        "## 5. Empirical influence",
         "## 6. Peak memory",
     ):
         assert heading in text
