@@ -59,16 +59,6 @@ class AxisOp:
             outs.append(np.arange(self.n_out)[so])
         return np.concatenate(taps), np.concatenate(ins), np.concatenate(outs)
 
-    def gather_index(self) -> np.ndarray:
-        """Array of shape ``(n_out, taps)``: the input unit read by output ``o`` through tap
-        ``t``, or -1 where the tap reads padding. Only for layers in which every
-        ``(output, tap)`` pair reads at most one input (convolution-like layers).
-        """
-        index = np.full((self.n_out, self.taps), -1, dtype=np.intp)
-        tap, i, o = self.edges()
-        index[o, tap] = i
-        return index
-
     def matrix(self):  # -> scipy.sparse.csr_array
         """Route-count matrix ``A`` of shape ``(n_out, n_in)``: ``A[o, i]`` routes from i to o."""
         from scipy import sparse

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -157,20 +158,30 @@ def _plan_cached(network: Network, shape: Shape | None, ndim: int) -> Plan:
             f"{'x'.join(map(str, shape or ()))} has {ndim} spatial axes"
         )
     expanded = network.expand(ndim)
-    channels = _first_in_channels(expanded.layers)
+    channels = declared_in_channels(expanded.layers)
     nodes, out_shape, _ = _plan_sequence(expanded.layers, shape, channels, prefix="", dense=False)
     return Plan(expanded, ndim, shape, out_shape, nodes)
 
 
-def _first_in_channels(layers: tuple[Layer, ...]) -> int | None:
-    for layer in layers:
-        if isinstance(layer, (Residual, Concat)):
-            branches = layer.branches if isinstance(layer, Concat) else (layer.body,)
-            return _first_in_channels(branches[0]) if branches and branches[0] else None
-        cin = getattr(layer, "in_channels", None)
-        if cin is not None or isinstance(layer, (Conv, LocallyConnected, ConvTranspose, Dense)):
-            return cin
+def declared_in_channels(layers: tuple[Layer, ...]) -> int | None:
+    """The input channels a network declares: its first weighted layer's ``in_channels``, in
+    data-flow order (branches depth first). Pools, upsampling and merges keep channels."""
+    for layer in _flat(layers):
+        if isinstance(layer, (Conv, LocallyConnected, ConvTranspose, Dense)):
+            return layer.in_channels
     return None
+
+
+def _flat(layers: tuple[Layer, ...]) -> Iterator[Layer]:
+    for layer in layers:
+        if isinstance(layer, Residual):
+            yield from _flat(layer.body)
+            yield from _flat(layer.shortcut or ())
+        elif isinstance(layer, Concat):
+            for branch in layer.branches:
+                yield from _flat(branch)
+        else:
+            yield layer
 
 
 def _plan_sequence(layers, shape, channels, prefix, dense):

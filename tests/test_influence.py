@@ -400,3 +400,12 @@ def test_channel_errors_name_the_layer():
     declared = rfa.Network([rfa.Conv(3, in_channels=3)])
     with pytest.raises(ValueError, match=r"`in_channels` is 1 but the network's first weighted"):
         rfa.influence(declared, (8, 8), in_channels=1)
+
+
+def test_in_channels_declared_after_a_block_without_weights():
+    # a pool-only residual keeps channels, so the convolution after it sets the input's 5
+    net = rfa.Network([rfa.Residual([rfa.Pool(1)]), rfa.Conv(3, padding=1, in_channels=5)])
+    with pytest.raises(ValueError, match="`in_channels` is 4 but the network's first weighted"):
+        rfa.influence(net, (8, 8), in_channels=4)
+    # ones weights: d y / d x is the route count on each of the 5 input channels, summed
+    np.testing.assert_array_equal(rfa.influence(net, (8, 8)), 5 * rfa.routes(net, (8, 8)))

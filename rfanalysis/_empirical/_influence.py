@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import _memory
 from .._engine import _resolve_unit
-from .._plan import Plan, normalise_input_shape, plan
+from .._plan import Plan, declared_in_channels, normalise_input_shape, plan
 from . import _numpy
 from ._net import (
     WEIGHT_NAMES,
@@ -20,7 +20,6 @@ from ._net import (
     build,
     draw,
     draw_bytes,
-    first_in_channels,
     generators,
 )
 from ._progress import Progress
@@ -367,7 +366,7 @@ def _given_or_drawn(inputs: Any, trials: int, shape: tuple[int, ...], rng: Any) 
 
 
 def _model(p: Plan, channels: int, in_channels: int | None, relu: bool) -> Model:
-    declared = first_in_channels(p)
+    declared = declared_in_channels(p.network.layers)
     if in_channels is not None and declared is not None and in_channels != declared:
         raise ValueError(
             f"`in_channels` is {in_channels} but the network's first weighted layer takes "

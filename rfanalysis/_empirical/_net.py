@@ -92,10 +92,8 @@ class Op:
 class Merge:
     """A residual add (``add=True``) or a channel concat of branches on the same input."""
 
-    block: Block
     add: bool
     branches: tuple[tuple[Op | Merge, ...], ...]
-    cin: int
     cout: int
 
 
@@ -104,7 +102,6 @@ class Model:
     plan: Plan
     nodes: tuple[Op | Merge, ...]
     in_channels: int
-    out_channels: int
 
     def ops(self) -> list[Op]:
         """Every primitive op, depth first, in data-flow order."""
@@ -196,31 +193,23 @@ def _merge(block: Block, cin: int, channels: int, relu: bool) -> Merge:
                 f"{block.where}: the body gives {body_out} channels but the shortcut gives "
                 f"{short_out}; a residual add needs equal channel counts"
             )
-        return Merge(block, True, (body, shortcut), cin, body_out)
+        return Merge(True, (body, shortcut), body_out)
     assert isinstance(layer, Concat)
     branches, outs = [], []
     for branch in block.branches:
         nodes, out = _sequence(branch, cin, channels, relu, None)
         branches.append(nodes)
         outs.append(out)
-    return Merge(block, False, tuple(branches), cin, sum(outs))
+    return Merge(False, tuple(branches), sum(outs))
 
 
 def build(plan: Plan, channels: int, in_channels: int, relu: bool) -> Model:
     """Give every layer of ``plan`` concrete channels, weight shapes and ReLU flags."""
-    nodes, out = _sequence(plan.nodes, in_channels, channels, relu, None)
+    nodes, _ = _sequence(plan.nodes, in_channels, channels, relu, None)
     last = nodes[-1]
     if isinstance(last, Op) and last.relu:  # the read-out stays linear
         nodes = (*nodes[:-1], replace(last, relu=False))
-    return Model(plan, nodes, in_channels, out)
-
-
-def first_in_channels(plan: Plan) -> int | None:
-    """The input channels the network itself declares (its first weighted layer's)."""
-    for step in plan.steps():
-        if isinstance(step.layer, WEIGHTED):
-            return step.layer.in_channels  # type: ignore[no-any-return]
-    return None
+    return Model(plan, nodes, in_channels)
 
 
 # --------------------------------------------------------------------------- drawing
