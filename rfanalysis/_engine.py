@@ -160,6 +160,30 @@ def _apply_block(block: Block, g: _Sep | np.ndarray, mode: Mode) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- public entry
+def as_float_counts(counts: Any, hint: str = "") -> np.ndarray:
+    """Counts (float64, or exact Python ints) as float64 for display.
+
+    Exact integers beyond the float64 range raise ``ValueError`` that ends with ``hint``
+    (by default: plot log10 counts instead).
+
+    >>> as_float_counts(np.array([1, 10**20], dtype=object))
+    array([1.e+00, 1.e+20])
+    """
+    arr = np.asarray(counts)
+    if arr.dtype == object:
+        try:
+            return np.array([float(v) for v in arr.ravel()]).reshape(arr.shape)
+        except OverflowError:
+            raise ValueError(
+                "exact counts exceed the float64 range; "
+                + (hint or "compute log10 counts (log=True) and plot them with is_log10=True")
+            ) from None
+    try:
+        return arr.astype(np.float64, copy=False)
+    except (TypeError, ValueError):
+        raise TypeError(f"counts must be numbers, got an array of {arr.dtype}") from None
+
+
 def _resolve_unit(unit: Any, out_shape: tuple[int, ...], where: str) -> tuple[int, ...]:
     if isinstance(unit, str):
         if unit != "center":

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ._engine import as_float_counts
 from ._layers import Conv, LocallyConnected, Pool, as_network
 from ._plan import Step, plan
 
@@ -429,15 +430,7 @@ def random_weight_influence(counts: Any) -> np.ndarray:
     >>> random_weight_influence([1, 4, 9]).tolist()
     [1.0, 2.0, 3.0]
     """
-    arr = np.asarray(counts)
-    if arr.dtype == object:  # exact integers
-        try:
-            arr = np.array([float(v) for v in arr.ravel()]).reshape(arr.shape)
-        except OverflowError:
-            raise ValueError(
-                "`counts` exceed the float64 range; use 10 ** (log10 counts / 2) instead"
-            ) from None
-    arr = arr.astype(np.float64)
+    arr = as_float_counts(counts, hint="use 10 ** (log10 counts / 2) instead")
     if not np.isfinite(arr).all() or (arr < 0).any():
         raise ValueError("`counts` must be finite, non-negative route counts (not log10 counts)")
     return np.sqrt(arr)

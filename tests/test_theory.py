@@ -182,6 +182,8 @@ def test_random_weight_influence_input():
     ]
     with pytest.raises(ValueError, match="must be finite, non-negative route counts"):
         theory.random_weight_influence([0.0, -np.inf])
+    with pytest.raises(ValueError, match=r"exceed the float64 range; use 10 \*\* \(log10"):
+        theory.random_weight_influence(np.array([1, 10**400], dtype=object))
 
 
 def test_a_periodic_layer_has_no_limit_profile_when_coverage_cycles():
