@@ -186,12 +186,12 @@ class _Builder:
             y = y[(slice(None), slice(None), *(slice(0, m) for m in op.out_shape))]
             return self.torch.where(self.torch.isneginf(y), self.torch.zeros_like(y), y)
         if layer.kind == "avg":
-            # not in ceil mode: on CUDA (torch 2.11), avg_pool2d's backward is wrong for a
-            # channels-last input (a locally connected layer's output is one) whose last
-            # window overhangs the padding; the window sum below is right on every device
-            if native and all(d == 1 for d in layer.dilation) and not layer.ceil_mode:
+            if native and all(d == 1 for d in layer.dilation):
+                # contiguous: on CUDA (torch 2.11) avg_pool2d's backward is wrong for a
+                # channels-last input (a locally connected layer's einsum output is one)
+                # whose last ceil-mode window overhangs the padding
                 return self._fn("avg_pool", nd)(
-                    x,
+                    x.contiguous(),
                     layer.kernel_size,
                     layer.stride,
                     tuple(b for b, _ in pads),
