@@ -7,8 +7,10 @@ bytes for the same figure: no dates, no software versions, a fixed SVG hash salt
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -80,3 +82,16 @@ def figure_bytes(fig: Figure, fmt: str, dpi: float | None = None) -> bytes:
     with matplotlib.rc_context({"svg.hashsalt": PAPER_RC["svg.hashsalt"]}):
         fig.savefig(buf, **options)
     return buf.getvalue()
+
+
+def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: float | None = None) -> Path:
+    """Write ``fig`` to ``path`` (PNG, PDF or SVG by its extension) with :func:`figure_bytes`,
+    atomically: a failed write leaves no partial file. Returns the path.
+
+    Draw and save inside :func:`paper_style` for the look of the write-up's figures.
+    """
+    from ._io import write_atomic
+
+    path = Path(path)
+    write_atomic(path, figure_bytes(fig, path.suffix, dpi))
+    return path

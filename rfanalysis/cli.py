@@ -261,13 +261,12 @@ def _write_image(
     the content (no dates or versions)."""
     from matplotlib.figure import Figure
 
-    from rfanalysis._style import figure_bytes, paper_style
+    from rfanalysis import plotting
 
-    with paper_style():
+    with plotting.paper_style():
         fig = Figure(figsize=figsize, layout="constrained")
         draw(fig)
-        data = figure_bytes(fig, path.suffix, dpi)
-    write_atomic(path, data)
+        plotting.save_figure(fig, path, dpi)
 
 
 def _central_slices(*maps: np.ndarray) -> tuple[tuple[np.ndarray, ...], int]:
@@ -481,7 +480,6 @@ def _one_line(text: str, width: int = 90) -> str:
 
 def _zoo_summary(name: str) -> list[str]:
     """Source, layers, receptive field, output and parameters of one zoo entry."""
-    import math
     from collections import Counter
 
     def axes(values: tuple[Any, ...]) -> str:
@@ -497,8 +495,8 @@ def _zoo_summary(name: str) -> list[str]:
     blocks = {"res": "residual blocks", "cat": "concat blocks"}
     layers = ", ".join(f"{n} {k}" for k, n in kinds.items() if k not in blocks)
     extra = ", ".join(f"{kinds[k]} {v}" for k, v in blocks.items() if kinds[k])
-    # the last map with more than one unit: what a classifier head pools or flattens
-    last = next(r for r in reversed(rows) if r.kind != "fc" and math.prod(r.output or (1,)) > 1)
+    # the trunk's last map: what a classifier head pools or flattens
+    last = rfa.geometry(rfa.zoo.get(name, head=False), shape).rows[-1]
     where = f"{last.layer.split(': ')[0]}, {'x'.join(map(str, last.output or ()))}"
     if last.channels is not None:
         where += f"x{last.channels}"

@@ -18,8 +18,6 @@ from matplotlib.figure import Figure
 
 import rfanalysis as rfa
 from rfanalysis import plotting
-from rfanalysis._io import write_atomic
-from rfanalysis._style import figure_bytes, paper_style
 from rfanalysis._suggest import did_you_mean
 
 __all__ = ["FIGURES", "FigureSpec", "build", "names"]
@@ -298,8 +296,10 @@ def resnet50_224_vs_225() -> Figure:
     net = rfa.zoo.get("resnet50", head=False)
     fig = Figure(figsize=(11.0, 3.8), layout="constrained")
     axes = fig.subplots(1, 3)
+    middle_rows = {}
     for ax, n in zip(axes[:2], (224, 225)):
         cov = rfa.coverage(net, (n, n), log=True)
+        middle_rows[n] = cov[(n - 1) // 2]
         report = rfa.blind_spots(net, (n, n))
         plotting.plot_blind_spots(
             cov, report.zero_mask, ax=ax, is_log10=True, coverage_kw={"label": "routes"}
@@ -307,8 +307,7 @@ def resnet50_224_vs_225() -> Figure:
         ax.set_title(
             f"{n}x{n}: asymmetry {report.asymmetry[0]:.3f}, {report.zero_count} blind pixels"
         )
-    for n in (224, 225):
-        row = rfa.coverage(net, (n, n), log=True)[(n - 1) // 2]
+    for n, row in middle_rows.items():
         axes[2].plot(np.arange(n), row - row[::-1], label=f"{n}")
     axes[2].set_title("middle row: log10 coverage minus its mirror")
     axes[2].set_xlabel("column")
@@ -377,12 +376,8 @@ def build(
     written = []
     items: Iterable[FigureSpec] = progress(selected) if progress else selected
     for spec in items:
-        with paper_style():
-            fig = spec.draw()
-            data = figure_bytes(fig, "png")
-        path = folder / spec.filename
-        write_atomic(path, data)
-        written.append(path)
+        with plotting.paper_style():
+            written.append(plotting.save_figure(spec.draw(), folder / spec.filename))
     return written
 
 

@@ -3,8 +3,9 @@
 Every ``plot_*(data, *, ax=None, **kwargs)`` function draws on one Axes (the current one by
 default) and returns its main artist; keyword arguments go to that artist and override the
 defaults. Figure builders (``comparison_figure``, ``grid_figure``) compose them and return
-``(fig, axes)``. Nothing here calls ``show()`` or ``savefig`` or changes rcParams: a paper style
-belongs to whoever makes the figure.
+``(fig, axes)``. No plot function calls ``show()`` or ``savefig`` or changes rcParams: a paper
+style belongs to whoever makes the figure, who can draw inside ``paper_style()`` and write the
+file with ``save_figure`` (the same bytes for the same figure, written atomically).
 
 Count maps use a logarithmic colour scale by default, since counts span many decades. Pixels
 with no route are masked and drawn in a separate colour (``zero_color``), noted under the
@@ -21,6 +22,8 @@ Figure builders
     grid_figure (several maps on one colour scale, e.g. one per padding mode)
 Diagrams
     plot_route_diagram (a small 1-D network as neurons labelled with their route counts)
+Files
+    paper_style (the write-up's rcParams, scoped), save_figure (deterministic PNG/PDF/SVG)
 """
 
 from __future__ import annotations
@@ -40,18 +43,23 @@ from matplotlib.image import AxesImage
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, Patch
 
+from ._engine import as_float_counts
+from ._style import paper_style, save_figure
+
 __all__ = [
     "ZERO_COLOR",
     "add_colorbar",
     "as_float_counts",
     "comparison_figure",
     "grid_figure",
+    "paper_style",
     "plot_blind_spots",
     "plot_coverage",
     "plot_depth_ratio",
     "plot_erf_radius",
     "plot_profile",
     "plot_route_diagram",
+    "save_figure",
 ]
 
 #: colour of pixels with no route (masked in every count map)
@@ -64,29 +72,6 @@ MAX_DIAGRAM_UNITS = 64
 # --------------------------------------------------------------------------- input handling
 def _axes(ax: Axes | None) -> Axes:
     return plt.gca() if ax is None else ax
-
-
-def as_float_counts(counts: Any) -> np.ndarray:
-    """Counts (float64, or exact Python ints) as float64 for display.
-
-    Exact integers beyond the float64 range raise ``ValueError``; plot log10 counts instead.
-
-    >>> as_float_counts(np.array([1, 10**20], dtype=object))
-    array([1.e+00, 1.e+20])
-    """
-    arr = np.asarray(counts)
-    if arr.dtype == object:
-        try:
-            return np.array([float(v) for v in arr.ravel()]).reshape(arr.shape)
-        except OverflowError:
-            raise ValueError(
-                "exact counts exceed the float64 range; compute log10 counts (log=True) and "
-                "plot them with is_log10=True"
-            ) from None
-    try:
-        return arr.astype(np.float64, copy=False)
-    except (TypeError, ValueError):
-        raise TypeError(f"counts must be numbers, got an array of {arr.dtype}") from None
 
 
 def _counts(data: Any, name: str, ndims: tuple[int, ...], is_log10: bool = False) -> np.ndarray:

@@ -597,3 +597,15 @@ def test_paper_style_is_scoped():
     assert matplotlib.rcParams["font.size"] == before
     with pytest.raises(ValueError, match="`fmt` must be one of png, pdf, svg, got 'gif'"):
         figure_bytes(Figure(), "gif")
+
+
+def test_save_figure_writes_the_deterministic_bytes_and_nothing_on_error(tmp_path):
+    with plotting.paper_style():
+        fig = Figure(figsize=(3, 2))
+        plotting.plot_profile([1, 4, 6, 4, 1], ax=fig.add_subplot())
+        path = plotting.save_figure(fig, tmp_path / "p.svg", dpi=60)
+        assert path == tmp_path / "p.svg"
+        assert path.read_bytes() == figure_bytes(fig, "svg", dpi=60)
+        with pytest.raises(ValueError, match="`fmt` must be one of png, pdf, svg, got 'gif'"):
+            plotting.save_figure(fig, tmp_path / "p.gif")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.svg"]
