@@ -17,6 +17,8 @@ from click.testing import CliRunner
 import rfanalysis as rfa
 from rfanalysis.cli import main
 
+from .cli_checks import assert_one_line_error
+
 
 @dataclass(frozen=True)
 class Case:
@@ -497,16 +499,8 @@ def test_spec_file_errors(tmp_path, name):
     result = CliRunner().invoke(
         main, ["coverage", str(path), "--input", "8", "-o", str(tmp_path / "out.npy")]
     )
-    _assert_one_line_exit_2(result, case.message)
+    assert_one_line_error(result, case.message)
     assert not (tmp_path / "out.npy").exists()
-
-
-def _assert_one_line_exit_2(result, message):
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1, result.output
-    assert lines[0].startswith("Error: ") and message in lines[0], lines[0]
-    assert "Traceback" not in result.output
 
 
 def _cli_params():
@@ -523,7 +517,7 @@ def test_cli_exits_2_with_one_line_and_writes_nothing(tmp_path, monkeypatch, cas
     monkeypatch.chdir(tmp_path)
     args = list(case.cli) + (["-o", f"out{suffix}"] if suffix else [])
     result = CliRunner().invoke(main, args)
-    _assert_one_line_exit_2(
+    assert_one_line_error(
         result, case.message if case.id not in _CLI_MESSAGE else _CLI_MESSAGE[case.id]
     )
     assert list(tmp_path.iterdir()) == []
@@ -586,5 +580,5 @@ def test_a_failed_write_leaves_no_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(_io.os, "fdopen", Broken)
     result = CliRunner().invoke(main, ["coverage", "conv3", "--input", "8", "-o", str(target)])
-    _assert_one_line_exit_2(result, "No space left on device")
+    assert_one_line_error(result, "No space left on device")
     assert list(tmp_path.iterdir()) == []  # neither the file nor the temporary file

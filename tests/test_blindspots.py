@@ -17,6 +17,8 @@ from click.testing import CliRunner
 import rfanalysis as rfa
 from rfanalysis.cli import main
 
+from .cli_checks import assert_one_line_error
+
 
 def uneven_paths(report):
     return [(u.path, u.axis) for u in report.uneven]
@@ -438,11 +440,7 @@ def test_cli_table_and_json():
 )
 def test_cli_bad_input_exits_2_with_one_line(tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0]
-    assert list(tmp_path.iterdir()) == []
+    assert_one_line_error(CliRunner().invoke(main, args), message, tmp_path)
 
 
 def test_a_clean_size_is_called_clean_not_given_neighbours():

@@ -60,6 +60,7 @@ def test_torch_backend_equals_numpy_2d(spec):
         a = rfa.influence(net, (17, 19), unit, **kw)
         b = rfa.influence(net, (17, 19), unit, backend="torch", **kw)
         np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12 * np.abs(a).max())
+        assert np.abs(a).max() > 0
 
 
 def test_torch_backend_grouped_3d_and_float32():

@@ -73,6 +73,8 @@ def test_valid_edge_centre_ratio_is_k_to_the_minus_depth():
         n = 2 * depth * (k - 1) + 1  # the centre is depth (k - 1) pixels from both borders
         cov = rfa.coverage(f"conv{k}*{depth}", (n,), exact=True).tolist()
         assert Fraction(cov[0], cov[(n - 1) // 2]) == theory.valid_edge_centre_ratio(k, depth)
+        # the edge has one route, the centre k^depth (every route of the centre unit's field)
+        assert theory.valid_edge_centre_ratio(k, depth) == Fraction(1, k**depth)
     assert theory.rf_edge_centre_ratio(2, 10) == Fraction(1, 252)
 
 
@@ -85,6 +87,8 @@ def test_same_padding_ratio_tends_to_the_perron_limit():
     np.testing.assert_allclose(lp.profile, expected / expected.max(), atol=1e-12)
     assert lp.growth == pytest.approx(1 + 2 * math.cos(math.pi / (n + 1)))
     assert lp.edge_centre_ratio() == pytest.approx(limit)
+    # sin(pi / 34) / sin(pi * 17 / 34) = sin(pi / 34): the edge over the middle pixel
+    assert limit == pytest.approx(math.sin(math.pi / 34), rel=1e-12)
     # the engine at depth 4000: the second eigenvalue's share has shrunk by (lambda2 / lambda1)^L
     logs = rfa.coverage("conv3p1*4000", (n,), log=True)
     assert 10 ** (logs[0] - logs[(n - 1) // 2]) == pytest.approx(limit, rel=1e-9)
@@ -101,6 +105,12 @@ def test_limit_profiles_of_other_padding_modes_match_the_engine(mode):
     if mode in ("circular", "replicate", "symmetric"):
         # every pixel is read exactly 3 times: A^T 1 = 3 * 1
         np.testing.assert_allclose(lp.profile, 1.0, rtol=1e-12)
+        assert lp.growth == pytest.approx(3.0)
+    else:
+        # reflect: pixel 0 is read by windows 0 and 1; pixel 1 by windows 0 (twice, once
+        # mirrored), 1 and 2. With edges 1/2 and the rest 1, both read 3 times the profile:
+        # 1/2 + 1 = 3 (1/2) and 1/2 + 1/2 + 1 + 1 = 3 (1)
+        np.testing.assert_allclose(lp.profile, [0.5] + [1.0] * (n - 2) + [0.5], rtol=1e-12)
         assert lp.growth == pytest.approx(3.0)
 
 
@@ -133,9 +143,10 @@ def test_windows_per_pixel_and_the_question_example():
     assert theory.windows_per_pixel(64, 4) == (16, 16)
     cov = rfa.coverage("conv64s4", (256, 256))
     assert cov[128, 128] == 16 * 16
-    lo, hi = theory.windows_per_pixel(3, 2)
+    # 3 taps, stride 2: an even pixel is read by two windows, an odd one by one
+    assert theory.windows_per_pixel(3, 2) == (1, 2)
     interior = rfa.coverage("conv3s2", (21,))[4:-4]
-    assert set(interior.tolist()) == {float(lo), float(hi)}
+    assert set(interior.tolist()) == {1.0, 2.0}
 
 
 @pytest.mark.parametrize(

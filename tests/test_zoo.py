@@ -19,6 +19,7 @@ from click.testing import CliRunner
 import rfanalysis as rfa
 from rfanalysis.cli import main
 
+from .cli_checks import assert_one_line_error
 from .oracles import torch_grad
 
 ALL = rfa.zoo.names()
@@ -582,8 +583,7 @@ def test_cli_zoo_listing_and_summary():
     assert "parameters: 25,503,912" in out and "output: 1000" in out
     unet = runner.invoke(main, ["zoo", "unet"]).output
     assert "parameters: unknown: no channel counts for crop1, crop2, crop3, crop4" in unet
-    bad = runner.invoke(main, ["zoo", "resnet05"])
-    assert bad.exit_code == 2 and "did you mean 'resnet50'" in bad.output
+    assert_one_line_error(runner.invoke(main, ["zoo", "resnet05"]), "did you mean 'resnet50'")
 
 
 def test_cli_accepts_zoo_names_as_specs():
