@@ -181,7 +181,7 @@ def dag_section(quick: bool) -> Section:
         "2. DAG coverage: ResNet-50 trunk (torchvision layout without its head, single channel)",
         ">= 10x faster than torch autograd at 1024^2",
     )
-    net = rfa.zoo.get(RESNET50, head=False)
+    net = rfa.zoo.get(RESNET50, trunk=True)
     for n in [64, 128] if quick else [224, 1024]:
         shape = (n, n)
         case = f"{n}^2"
@@ -378,7 +378,7 @@ def memory_section(quick: bool) -> Section:
         )
     )
     m = 128 if quick else 1024
-    net = rfa.zoo.get(RESNET50, head=False)
+    net = rfa.zoo.get(RESNET50, trunk=True)
     peak = peak_memory(rfa.coverage, net, (m, m))
     sec.rows.append(
         Row(

@@ -4,12 +4,17 @@ A pixel near the middle of a deep unit's receptive field reaches that unit along
 a border pixel along few. This package counts them exactly.
 
 Layers (frozen, hashable; an int means the same on every spatial axis)
-    Conv, LocallyConnected, Pool, ConvTranspose, Upsample, Dense, Residual, Concat, Network
+    Conv, LocallyConnected, Pool, ConvTranspose, Upsample, Dense; merges Add, Mul, Cat
+Networks (graphs: the input, then nodes that apply one layer to earlier nodes)
+    Network (from a sequence with Residual, Concat and Parallel blocks, or from the output of
+    a graph built with Input: ``x = Input(); y = Add()(x, Conv(3, padding=1)(x))``), Node,
+    Value
 Specs
     parse (compact grammar, e.g. ``"conv7s2p3,maxpool3s2p1,res(conv3p1,conv3p1)*2"``),
     load / save (JSON or TOML spec files), zoo.names / zoo.get
 Geometry
-    output_shape, geometry (per-layer table), receptive_field
+    output_shape, geometry (per-layer table), receptive_field, connections (every tap of a
+    chain's layers along one axis)
 Route counting
     routes (every input pixel to one unit), coverage (summed over all output units);
     float64, ``exact=True`` (Python ints) or ``log=True`` (log10)
@@ -56,46 +61,53 @@ from ._blindspots import BlindSpotReport, SizeSearch, UnevenPadding, blind_spots
 from ._compare import Comparison, compare
 from ._empirical import from_torch, influence
 from ._engine import CountOverflowError, coverage, output_shape, routes
-from ._geometry import Geometry, GeometryRow, ReceptiveField, geometry, receptive_field
-from ._io import load, save
-from ._layers import (
-    Concat,
-    Conv,
-    ConvTranspose,
-    Dense,
-    Layer,
-    LocallyConnected,
-    Network,
-    Pool,
-    Residual,
-    Upsample,
+from ._geometry import (
+    Connections,
+    Geometry,
+    GeometryRow,
+    ReceptiveField,
+    connections,
+    geometry,
+    receptive_field,
 )
+from ._graph import Concat, Input, Network, Node, Parallel, Residual, Value
+from ._io import load, save
+from ._ops import Add, Cat, Conv, ConvTranspose, Dense, Layer, LocallyConnected, Mul, Pool, Upsample
 from ._parse import parse
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Add",
     "BlindSpotReport",
+    "Cat",
     "Comparison",
     "Concat",
+    "Connections",
     "Conv",
     "ConvTranspose",
     "CountOverflowError",
     "Dense",
     "Geometry",
     "GeometryRow",
+    "Input",
     "Layer",
     "LocallyConnected",
+    "Mul",
     "Network",
+    "Node",
+    "Parallel",
     "Pool",
     "ReceptiveField",
     "Residual",
     "SizeSearch",
     "UnevenPadding",
     "Upsample",
+    "Value",
     "__version__",
     "blind_spots",
     "compare",
+    "connections",
     "coverage",
     "from_torch",
     "geometry",

@@ -32,8 +32,8 @@ import numpy as np
 
 from ._engine import CountOverflowError, coverage
 from ._geometry import geometry
-from ._layers import Concat, Conv, Layer, LocallyConnected, Network, Pool, Residual
-from ._plan import Block, Plan, plan
+from ._graph import Network
+from ._plan import Plan, plan
 
 #: the smallest search distance; the default is ``max(MIN_SEARCH, 4 * jump)`` per axis
 MIN_SEARCH = 64
@@ -334,37 +334,11 @@ def _fmt(shape: Sequence[int]) -> str:
 # --------------------------------------------------------------------------- analysis
 def _uneven(p: Plan) -> list[UnevenPadding]:
     """Every windowed layer and axis of a plan whose windows use the padding unevenly."""
-    out = []
-    for step in p.steps():
-        layer: Any = step.layer
-        if step.ops is None or not isinstance(layer, (Conv, LocallyConnected, Pool)):
-            continue
-        for a, (op, pads) in enumerate(zip(step.ops, step.pads)):
-            assert pads is not None
-            n, m, (pb, pa) = op.n_in, op.n_out, pads
-            k, s, d = layer.kernel_size[a], layer.stride[a], layer.dilation[a]
-            reach = (m - 1) * s + d * (k - 1) + 1  # padded units up to the end of the last window
-            after = reach - pb - n
-            if after == pb:
-                continue
-            out.append(
-                UnevenPadding(
-                    path=step.path,
-                    layer=layer.label,
-                    axis=a,
-                    input_size=n,
-                    output_size=m,
-                    kernel_size=k,
-                    stride=s,
-                    dilation=d,
-                    padding=(pb, pa),
-                    effective_padding=(pb, after),
-                    dropped=max(0, pa - after),
-                    dropped_input=min(n, max(0, -after)),
-                    size_dependent=s > 1,
-                )
-            )
-    return out
+    return [
+        UnevenPadding(path=step.path, layer=step.layer.label, **found)
+        for step in p.ops
+        for found in step.layer.uneven(step)
+    ]
 
 
 def _coverage(net: Network, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -471,31 +445,13 @@ def _describe_zeros(mask: np.ndarray, lines: tuple[tuple[int, ...], ...]) -> str
 
 
 # --------------------------------------------------------------------------- size search
-def _axis_layer(layer: Any, axis: int) -> Layer:
-    """The layer restricted to one axis of an expanded network: a 1-D layer."""
-    if isinstance(layer, Residual):
-        return replace(
-            layer,
-            body=tuple(_axis_layer(x, axis) for x in layer.body),
-            shortcut=None
-            if layer.shortcut is None
-            else tuple(_axis_layer(x, axis) for x in layer.shortcut),
-        )
-    if isinstance(layer, Concat):
-        return Concat(
-            *(tuple(_axis_layer(x, axis) for x in b) for b in layer.branches), name=layer.name
-        )
-    changes = {}
-    for f in layer._axis_fields:
-        value = getattr(layer, f)
-        changes[f] = value if isinstance(value, str) else (value[axis],)
-    return replace(layer, **changes) if changes else layer  # type: ignore[no-any-return]
-
-
 def _axis_network(net: Network, axis: int) -> Network:
-    """Every layer except Dense acts on each axis separately; this is the 1-D network that
-    acts along ``axis`` of ``net`` (already expanded to its number of axes)."""
-    return Network(tuple(_axis_layer(x, axis) for x in net.layers))
+    """Every windowed layer acts on each axis separately; this is the 1-D network that acts
+    along ``axis`` of ``net`` (already expanded to its number of axes)."""
+    nodes = tuple(
+        n if n.layer is None else replace(n, layer=n.layer.on_axis(axis)) for n in net.nodes
+    )
+    return Network.from_nodes(nodes)
 
 
 def _clean_1d(net1: Network, n: int) -> bool:
@@ -524,7 +480,7 @@ def _search(net1: Network, n: int, limit: int | None) -> tuple[int | None, int |
 
 
 def _has_block(p: Plan) -> bool:
-    return any(isinstance(node, Block) for node in p.nodes)
+    return not p.is_chain
 
 
 # --------------------------------------------------------------------------- entry point

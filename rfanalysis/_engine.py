@@ -1,32 +1,24 @@
 """Route counting: routes to one unit and coverage (routes to all units).
 
-Counts propagate backwards from the output: a vector ``g`` over the units of a layer's output
-(``g[u]`` = routes from ``u`` to the target) becomes ``A.T @ g`` over its input, where ``A`` is
-the layer's route-count matrix. Two representations of ``g`` are used:
-
-* separable, ``scale * outer(v_0, v_1, ...)``: exact for chains of separable layers (every
-  layer except Dense acts axis by axis, and Dense maps anything to ``total * outer(1, 1, ...)``),
-  so a 1024x1024 map through 64 layers costs 64 x 2 operations on 1024-vectors and one outer
-  product at the end;
-* dense N-D arrays, needed once a residual or concat block adds two separable maps.
-
-Three number systems share the code: float64, Python ints in object arrays (exact), and
-natural-log counts combined with ``logaddexp`` (never overflows, never loses a small count
-beside a huge one; converted to log10 on return).
+Counts propagate backwards from the output through the plan's steps in reverse topological
+order: every operation's route rule turns the counts per unit of its output into counts per
+unit of each of its inputs, and a node read by several others (fan-out) sums what they send
+back. A chain keeps the separable representation of :mod:`._ops.counts` to the end; where
+maps add up, they become dense arrays. Three number systems share the code: float64, Python
+ints (exact) and log counts (converted to log10 on return).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from functools import reduce
 from typing import Any
 
 import numpy as np
 
 from . import _memory
-from ._axis import Mode
-from ._plan import Block, Node, Plan, Step, plan
+from ._ops.base import fmt_shape
+from ._ops.counts import Algebra, Counts, Mode, Sep
+from ._plan import Plan, plan
 
 _LN10 = math.log(10.0)
 
@@ -35,128 +27,22 @@ class CountOverflowError(OverflowError, ValueError):
     """Route counts exceed the float64 range; use ``log=True`` or ``exact=True``."""
 
 
-@dataclass(frozen=True, eq=False)
-class _Sep:
-    """``scale * outer(*vecs)`` (in log mode: ``scale + sum of vecs``, natural logs)."""
-
-    scale: Any
-    vecs: tuple[np.ndarray, ...]
-
-
-# --------------------------------------------------------------------------- number systems
-def _zeros(shape, mode: Mode) -> np.ndarray:
-    if mode == "log":
-        return np.full(shape, -np.inf)
-    if mode == "exact":
-        return np.zeros(shape, dtype=object)
-    return np.zeros(shape)
-
-
-def _ones(n: int, mode: Mode) -> np.ndarray:
-    if mode == "log":
-        return np.zeros(n)
-    if mode == "exact":
-        out = np.empty(n, dtype=object)
-        out.fill(1)
-        return out
-    return np.ones(n)
-
-
-def _one_hot(n: int, index: int, mode: Mode) -> np.ndarray:
-    out = _zeros(n, mode)
-    out[index] = 0.0 if mode == "log" else 1
-    return out
-
-
-def _shared(make, args, mode: Mode) -> tuple[np.ndarray, ...]:
-    """One start vector per axis; equal axes share one object, so that the separable path
-    computes each distinct (operator, vector) pair once."""
-    made: dict[tuple, np.ndarray] = {}
-    args = list(args)
-    for a in args:
-        if a not in made:
-            made[a] = make(*a, mode)
-    return tuple(made[a] for a in args)
-
-
-def _unit_scale(mode: Mode) -> Any:
-    return 0.0 if mode == "log" else 1
-
-
-def _total(values: np.ndarray, mode: Mode) -> Any:
-    if mode == "log":
-        peak = values.max() if values.size else -np.inf
-        if peak == -np.inf:
-            return -np.inf
-        return float(peak + np.log(np.exp(values - peak).sum()))
-    if mode == "exact":
-        return sum(values.ravel().tolist())
-    return float(values.sum())
-
-
-def _scale_mul(a: Any, b: Any, mode: Mode) -> Any:
-    return a + b if mode == "log" else a * b
-
-
-def _materialise(g: _Sep | np.ndarray, mode: Mode) -> np.ndarray:
-    if isinstance(g, np.ndarray):
-        return g
-    if mode == "log":
-        out = reduce(np.add.outer, g.vecs)
-        return out + g.scale
-    with np.errstate(over="ignore", invalid="ignore"):
-        out = reduce(np.multiply.outer, g.vecs)
-        if g.scale != 1:
-            out = out * g.scale
-    return out
-
-
-def _add(parts: list[_Sep | np.ndarray], mode: Mode) -> np.ndarray:
-    arrays = [_materialise(p, mode) for p in parts]
-    out = arrays[0].copy()
-    for a in arrays[1:]:
-        if mode == "log":
-            np.logaddexp(out, a, out=out)
-        else:
-            out += a
-    return out
-
-
 # --------------------------------------------------------------------------- propagation
-def _apply_step(step: Step, g: _Sep | np.ndarray, mode: Mode) -> _Sep | np.ndarray:
-    if step.ops is None:  # Dense: every input unit reaches every output unit
-        assert step.in_shape is not None
-        total = _total(g, mode) if isinstance(g, np.ndarray) else _sep_total(g, mode)
-        return _Sep(total, tuple(_ones(n, mode) for n in step.in_shape))
-    if isinstance(g, _Sep):
-        done: dict[tuple[int, int], np.ndarray] = {}
-        vecs = []
-        for op, v in zip(step.ops, g.vecs):
-            key = (id(op), id(v))  # square inputs: the same operator on the same vector
-            if key not in done:
-                done[key] = op.transpose_apply(v, 0, mode)
-            vecs.append(done[key])
-        return _Sep(g.scale, tuple(vecs))
-    for axis, op in enumerate(step.ops):
-        g = op.transpose_apply(g, axis, mode)
-    return g
-
-
-def _sep_total(g: _Sep, mode: Mode) -> Any:
-    return reduce(lambda a, v: _scale_mul(a, _total(v, mode), mode), g.vecs, g.scale)
-
-
-def _backward(nodes: tuple[Node, ...], g: _Sep | np.ndarray, mode: Mode) -> _Sep | np.ndarray:
-    for node in reversed(nodes):
-        if isinstance(node, Step):
-            g = _apply_step(node, g, mode)
-        else:
-            g = _apply_block(node, g, mode)
-    return g
-
-
-def _apply_block(block: Block, g: _Sep | np.ndarray, mode: Mode) -> np.ndarray:
-    return _add([_backward(branch, g, mode) for branch in block.branches], mode)
+def backward(p: Plan, start: Counts, alg: Algebra) -> Counts:
+    """Counts per input unit, from counts ``start`` per unit of the output."""
+    pending: list[list[Counts]] = [[] for _ in p.steps]
+    pending[-1].append(start)
+    for step in reversed(p.ops):
+        parts = pending[step.index]
+        pending[step.index] = []
+        if not parts:  # pragma: no cover - every node leads to the output
+            continue
+        g = alg.add(parts)
+        for j, gj in zip(step.inputs, step.layer.routes_back(step, g, alg)):
+            if gj is not None:
+                pending[j].append(gj)
+    parts = pending[0]
+    return alg.add(parts) if parts else alg.zeros(p.input_shape)
 
 
 # --------------------------------------------------------------------------- public entry
@@ -182,6 +68,17 @@ def as_float_counts(counts: Any, hint: str = "") -> np.ndarray:
         return arr.astype(np.float64, copy=False)
     except (TypeError, ValueError):
         raise TypeError(f"counts must be numbers, got an array of {arr.dtype}") from None
+
+
+def _shared(make, args) -> tuple[np.ndarray, ...]:
+    """One start vector per axis; equal axes share one object, so that the separable path
+    computes each distinct (operator, vector) pair once."""
+    made: dict[tuple, np.ndarray] = {}
+    args = list(args)
+    for a in args:
+        if a not in made:
+            made[a] = make(*a)
+    return tuple(made[a] for a in args)
 
 
 def _resolve_unit(unit: Any, out_shape: tuple[int, ...], where: str) -> tuple[int, ...]:
@@ -218,15 +115,26 @@ def _bytes_per_unit(mode: Mode, p: Plan) -> float:
     if mode != "exact":
         return 8.0
     # Python int objects: pointer + header + digits; counts have at most ~log2(bound) bits
-    bits = sum(math.log2(max(2, max(op.max_fan_out() for op in s.ops))) for s in p.steps() if s.ops)
+    bits = sum(_growth_bits(s, len(c)) for s, c in zip(p.ops, p.consumers[1:]))
     return 8.0 + 32.0 + bits / 8.0
+
+
+def _growth_bits(step: Any, consumers: int) -> float:
+    """Bits by which counts can grow through a step: log2 of how many of its output units one
+    input unit reaches, and of how many steps read it."""
+    ops = getattr(step.data, "ops", None)
+    if ops is not None:
+        reach = math.prod(max(1, op.max_fan_out()) for op in ops)
+    else:
+        reach = math.prod(step.out_shape or (1,))
+    return math.log2(max(2, reach)) + math.log2(max(1, consumers))
 
 
 def _check_memory(p: Plan, mode: Mode, what: str) -> None:
     per_unit = _bytes_per_unit(mode, p)
     # the result, the largest intermediate map, and one working copy
     need = per_unit * (math.prod(p.input_shape or ()) + 2 * p.largest_map())
-    _memory.check(need, f"{what} for input {'x'.join(map(str, p.input_shape or ()))}")
+    _memory.check(need, f"{what} for input {fmt_shape(p.input_shape)}")
 
 
 def _finish(values: np.ndarray, mode: Mode, what: str) -> np.ndarray:
@@ -251,10 +159,10 @@ def _run(net: Any, input_shape: Any, start, exact: bool, log: bool, what: str) -
     p = plan(net, input_shape)
     assert p.output_shape is not None
     _check_memory(p, mode, what)
-    g0 = start(p, mode)
+    alg = Algebra(mode)
+    g0 = start(p, alg)
     with np.errstate(over="ignore", invalid="ignore"):
-        g = _backward(p.nodes, g0, mode)
-        values = _materialise(g, mode)
+        values = alg.materialise(backward(p, g0, alg))
     return _finish(values, mode, f"{what} of {p.network.display_name}")
 
 
@@ -304,11 +212,11 @@ def routes(
            [1, 1, 1]])
     """
 
-    def start(p: Plan, mode: Mode) -> _Sep:
+    def start(p: Plan, alg: Algebra) -> Sep:
         assert p.output_shape is not None
         where = f"the output of {p.network.display_name}"
         u = _resolve_unit(unit, p.output_shape, where)
-        return _Sep(_unit_scale(mode), _shared(_one_hot, zip(p.output_shape, u), mode))
+        return Sep(alg.unit, _shared(alg.one_hot, zip(p.output_shape, u)))
 
     return _run(net, input_shape, start, exact, log, "routes")
 
@@ -326,9 +234,9 @@ def coverage(net: Any, input_shape: Any, *, exact: bool = False, log: bool = Fal
            [4, 6, 4]])
     """
 
-    def start(p: Plan, mode: Mode) -> _Sep:
+    def start(p: Plan, alg: Algebra) -> Sep:
         assert p.output_shape is not None
-        return _Sep(_unit_scale(mode), _shared(_ones, ((m,) for m in p.output_shape), mode))
+        return Sep(alg.unit, _shared(alg.ones, ((m,) for m in p.output_shape)))
 
     return _run(net, input_shape, start, exact, log, "coverage")
 

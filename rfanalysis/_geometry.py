@@ -14,52 +14,24 @@ Convolutional Neural Networks", Distill 2019). Transposed convolutions and upsam
 jump (values become fractions); their size is the largest over output units and their start
 the mean over output phases (a stride-s transposed convolution feeds alternate outputs from
 alternate taps, so true centres alternate around it). A dense layer makes the field global.
-For residual and concat blocks the field is the union over branches, and branches whose
-centres or jumps differ are reported as misaligned.
+Where paths meet (an add, a product or a concat) the field is the union over the operands,
+and operands whose centres or jumps differ are reported as misaligned. Each operation keeps
+its own rule (:meth:`rfanalysis._ops.base.Layer.field`); this module walks the plan.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import math
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from typing import Any
 
-from ._layers import (
-    Concat,
-    Conv,
-    ConvTranspose,
-    Dense,
-    LocallyConnected,
-    Pool,
-    Residual,
-    Upsample,
-)
-from ._plan import Node, Plan, Step, plan
+from ._ops.base import GLOBAL, IDENTITY_FIELD
+from ._ops.windows import phased
+from ._plan import Plan, Step, plan
 
 Axes = tuple[Any, ...]
-
-
-@dataclass(frozen=True)
-class _State:
-    """Per-axis receptive field of the current layer's units; None entries mean global
-    (after a dense layer) or unknown (start, when padding depends on an unknown input size)."""
-
-    rf: tuple[Fraction | None, ...]
-    jump: tuple[Fraction | None, ...]
-    start: tuple[Fraction | None, ...]
-
-    @classmethod
-    def identity(cls, ndim: int) -> _State:
-        one, zero = Fraction(1), Fraction(0)
-        return cls((one,) * ndim, (one,) * ndim, (zero,) * ndim)
-
-    def eff_padding(self) -> tuple[Fraction | None, ...]:
-        return tuple(
-            None if r is None or c is None else (r - 1) / 2 - c for r, c in zip(self.rf, self.start)
-        )
 
 
 @dataclass(frozen=True)
@@ -125,163 +97,44 @@ def _num(x: Fraction | None) -> Any:
 
 
 # --------------------------------------------------------------------------- propagation
-def _window(state: _State, step: Step) -> _State:
+Fields = tuple[Any, ...]  # per input axis: a Field, or GLOBAL
+
+
+def _axes_of(fields: Fields, what: str) -> tuple[Any, ...]:
+    return tuple(None if f is GLOBAL else _num(getattr(f, what)) for f in fields)
+
+
+def _eff_padding(fields: Fields) -> tuple[Any, ...]:
+    return tuple(None if f is GLOBAL else _num(f.eff_padding) for f in fields)
+
+
+def _row(step: Step, fields: Fields, note: str) -> GeometryRow:
     layer: Any = step.layer
-    rf: list[Any] = []
-    jump: list[Any] = []
-    start: list[Any] = []
-    for a, (r, j, c) in enumerate(zip(state.rf, state.jump, state.start)):
-        if r is None or j is None:
-            rf.append(None)
-            jump.append(None)
-            start.append(None)
-            continue
-        if isinstance(layer, Upsample):
-            f = Fraction(layer.scale_factor[a])
-            rf.append(r)
-            jump.append(j / f)
-            start.append(None if c is None else c + j * (1 / (2 * f) - Fraction(1, 2)))
-            continue
-        k, s, d = layer.kernel_size[a], layer.stride[a], layer.dilation[a]
-        pad: Any = step.pads[a]
-        if isinstance(layer, ConvTranspose):
-            span = _transposed_span(k, s, d)
-            rf.append(r + span * j)
-            jump.append(j / s)
-            ke = d * (k - 1) + 1
-            start.append(None if c is None else c + j * (pad[0] - Fraction(ke - 1, 2)) / s)
-        else:
-            ke = d * (k - 1) + 1
-            rf.append(r + (ke - 1) * j)
-            jump.append(j * s)
-            start.append(
-                None if c is None or pad is None else c + (Fraction(ke - 1, 2) - pad[0]) * j
-            )
-    return _State(tuple(rf), tuple(jump), tuple(start))
-
-
-def _transposed_span(k: int, s: int, d: int) -> Fraction:
-    """Largest distance (in input units) between two inputs feeding one output of a transposed
-    convolution: taps ``t`` feeding output ``j`` satisfy ``t d = j + p (mod s)``."""
-    best = 0
-    for r in range(s):
-        taps = [t for t in range(k) if (t * d - r) % s == 0]
-        if taps:
-            best = max(best, (taps[-1] - taps[0]) * d // s)
-    return Fraction(best)
-
-
-def _union(states: list[_State], names: tuple[str, ...]) -> tuple[_State, str]:
-    ndim = len(states[0].rf)
-    rf: list[Any] = []
-    jump: list[Any] = []
-    start: list[Any] = []
-    notes: list[str] = []
-    for a in range(ndim):
-        rs: list[Any] = [st.rf[a] for st in states]
-        js: list[Any] = [st.jump[a] for st in states]
-        cs: list[Any] = [st.start[a] for st in states]
-        if any(r is None for r in rs):
-            rf.append(None)
-            jump.append(None)
-            start.append(None)
-            continue
-        jump.append(max(js))
-        if len(set(js)) > 1:
-            notes.append(
-                f"axis {a}: branch jumps differ ("
-                + ", ".join(f"{n} {j}" for n, j in zip(names, js))
-                + ")"
-            )
-        if any(c is None for c in cs):
-            rf.append(max(rs))
-            start.append(None)
-            continue
-        lo = min(c - (r - 1) / 2 for c, r in zip(cs, rs))
-        hi = max(c + (r - 1) / 2 for c, r in zip(cs, rs))
-        rf.append(hi - lo + 1)
-        start.append((lo + hi) / 2)
-        if len(set(cs)) > 1:
-            notes.append(
-                f"axis {a}: branches misaligned, unit 0 centred at "
-                + ", ".join(f"{n} {c}" for n, c in zip(names, cs))
-            )
-    note = "; ".join(notes)
-    if ndim > 1 and notes and all(n.split(": ", 1)[1] == notes[0].split(": ", 1)[1] for n in notes):
-        note = "all axes: " + notes[0].split(": ", 1)[1]
-    return _State(tuple(rf), tuple(jump), tuple(start)), note
-
-
-# --------------------------------------------------------------------------- parameters
-def _params(step: Step) -> tuple[int | None, int | None, int | None, int | None]:
-    """(as given, shared conv, locally connected, dense) parameter counts, where known."""
-    layer: Any = step.layer
-    if isinstance(layer, (Pool, Upsample)):
-        return 0, None, None, None
-    cin, cout = step.in_channels, step.out_channels
-    n_in = None if step.in_shape is None else math.prod(step.in_shape)
-    n_out = None if step.out_shape is None else math.prod(step.out_shape)
-    bias = 1 if layer.bias else 0
-    if isinstance(layer, Dense):
-        if cin is None or n_in is None:
-            return None, None, None, None
-        full = n_in * cin * layer.out_features + bias * layer.out_features
-        return full, None, None, full
-    if cin is None or cout is None:
-        return None, None, None, None
-    taps = math.prod(layer.kernel_size)
-    groups = getattr(layer, "groups", 1)
-    shared = taps * (cin // groups) * cout + bias * cout
-    local: int | None = None
-    dense: int | None = None
-    if n_out is not None and n_in is not None:
-        local = n_out * shared
-        dense = n_in * cin * n_out * cout + bias * n_out * cout
-    if isinstance(layer, LocallyConnected):
-        return local, shared, local, dense
-    return shared, shared, local, dense
-
-
-_KIND = {
-    Conv: "conv",
-    LocallyConnected: "lc",
-    Pool: "pool",
-    ConvTranspose: "tconv",
-    Upsample: "up",
-    Dense: "fc",
-    Residual: "res",
-    Concat: "cat",
-}
-
-
-def _step_row(step: Step, state: _State) -> GeometryRow:
-    layer: Any = step.layer
-    windowed = not isinstance(layer, (Dense, Upsample))
-    kernel = tuple(layer.kernel_size) if windowed else None
-    stride = tuple(layer.stride) if windowed else None
-    if isinstance(layer, Upsample):
-        stride = tuple(Fraction(1) / Fraction(f) for f in layer.scale_factor)
-    dilation = tuple(layer.dilation) if windowed else None
-    params, shared, local, dense = _params(step)
+    windowed = hasattr(layer, "kernel_size")
+    stride = tuple(_num(Fraction(s)) for s in layer.stride) if windowed else None
+    if hasattr(layer, "scale_factor"):
+        stride = tuple(_num(Fraction(1) / Fraction(f)) for f in layer.scale_factor)
+    params, shared, local, dense = layer.params(step)
+    pads = getattr(step.data, "pads", None)
     return GeometryRow(
         index=step.path,
         layer=layer.label,
-        kind=_KIND[type(layer)] if not isinstance(layer, Pool) else f"{layer.kind}pool",
-        kernel=kernel,
-        stride=None if stride is None else tuple(_num(Fraction(s)) for s in stride),
-        padding=step.pads if windowed else None,
-        dilation=dilation,
+        kind=f"{layer.kind}pool" if layer.op_name == "pool" else layer.op_name,
+        kernel=tuple(layer.kernel_size) if windowed else None,
+        stride=stride,
+        padding=pads if windowed else None,
+        dilation=tuple(layer.dilation) if windowed else None,
         output=step.out_shape,
         channels=step.out_channels,
-        rf_size=tuple(_num(x) for x in state.rf),
-        jump=tuple(_num(x) for x in state.jump),
-        start=tuple(_num(x) for x in state.start),
-        eff_padding=tuple(_num(x) for x in state.eff_padding()),
+        rf_size=_axes_of(fields, "rf"),
+        jump=_axes_of(fields, "jump"),
+        start=_axes_of(fields, "start"),
+        eff_padding=_eff_padding(fields),
         params=params,
         params_shared=shared,
         params_local=local,
         params_dense=dense,
-        note=PHASE_NOTE if _phased(layer) else "",
+        note=note or (PHASE_NOTE if phased(layer) else ""),
     )
 
 
@@ -289,51 +142,15 @@ def _step_row(step: Step, state: _State) -> GeometryRow:
 PHASE_NOTE = "output phases differ: size is their largest, start their mean"
 
 
-def _phased(layer: Any) -> bool:
-    """A transposed convolution with stride > 1 or a non-unit upsampling: neighbouring output
-    units read their inputs through different taps, so their fields differ."""
-    if isinstance(layer, ConvTranspose):
-        return any(s > 1 for s in layer.stride)
-    if isinstance(layer, Upsample):
-        return any(f != 1 for f in layer.scale_factor)
-    return False
-
-
-def _walk(nodes: tuple[Node, ...], state: _State, rows: list[GeometryRow]) -> _State:
-    for node in nodes:
-        if isinstance(node, Step):
-            if isinstance(node.layer, Dense):
-                ndim = len(state.rf)
-                state = _State((None,) * ndim, (None,) * ndim, (None,) * ndim)
-            else:
-                state = _window(state, node)
-            rows.append(_step_row(node, state))
-            continue
-        ends = [_walk(branch, state, rows) for branch in node.branches]
-        state, note = _union(ends, node.branch_names)
-        rows.append(
-            GeometryRow(
-                index=node.path,
-                layer=node.layer.name or ("add" if isinstance(node.layer, Residual) else "concat"),
-                kind=_KIND[type(node.layer)],
-                kernel=None,
-                stride=None,
-                padding=None,
-                dilation=None,
-                output=node.out_shape,
-                channels=node.out_channels,
-                rf_size=tuple(_num(x) for x in state.rf),
-                jump=tuple(_num(x) for x in state.jump),
-                start=tuple(_num(x) for x in state.start),
-                eff_padding=tuple(_num(x) for x in state.eff_padding()),
-                params=0,
-                params_shared=None,
-                params_local=None,
-                params_dense=None,
-                note=note,
-            )
-        )
-    return state
+def fields(p: Plan) -> tuple[list[Fields], list[str]]:
+    """Per step, the per-axis fields of its units and the note of its rule."""
+    out: list[Fields] = [(IDENTITY_FIELD,) * p.ndim]
+    notes = [""]
+    for step in p.ops:
+        f, note = step.layer.field(step, tuple(out[j] for j in step.inputs))
+        out.append(f)
+        notes.append(note)
+    return out, notes
 
 
 # --------------------------------------------------------------------------- table object
@@ -406,7 +223,7 @@ class Geometry:
     @property
     def params(self) -> int | None:
         """Total parameters as given (None if a layer's channel counts are unknown)."""
-        values = [r.params for r in self.rows[1:] if r.kind not in ("res", "cat")]
+        values = [r.params for r in self.rows[1:]]
         if any(v is None for v in values):
             return None
         return sum(v for v in values if v is not None)
@@ -522,7 +339,7 @@ def geometry(net: Any, input_shape: Any = None) -> Geometry:
     ((12, 12), (2, 2))
     """
     p = plan(net, input_shape)
-    state = _State.identity(p.ndim)
+    per_step, notes = fields(p)
     rows = [
         GeometryRow(
             index="0",
@@ -533,7 +350,7 @@ def geometry(net: Any, input_shape: Any = None) -> Geometry:
             padding=None,
             dilation=None,
             output=p.input_shape,
-            channels=_input_channels(p),
+            channels=p.steps[0].out_channels,
             rf_size=(1,) * p.ndim,
             jump=(1,) * p.ndim,
             start=(0,) * p.ndim,
@@ -544,19 +361,15 @@ def geometry(net: Any, input_shape: Any = None) -> Geometry:
             params_dense=None,
         )
     ]
-    state = _walk(p.nodes, state, rows)
+    rows += [_row(step, per_step[step.index], notes[step.index]) for step in p.ops]
+    last = per_step[-1]
     rf = ReceptiveField(
-        size=tuple(_num(x) for x in state.rf),
-        stride=tuple(_num(x) for x in state.jump),
-        padding=tuple(_num(x) for x in state.eff_padding()),
-        start=tuple(_num(x) for x in state.start),
+        size=_axes_of(last, "rf"),
+        stride=_axes_of(last, "jump"),
+        padding=_eff_padding(last),
+        start=_axes_of(last, "start"),
     )
     return Geometry(p.network.display_name, p.input_shape, tuple(rows), rf)
-
-
-def _input_channels(p: Plan) -> int | None:
-    steps = p.steps()
-    return steps[0].in_channels if steps else None
 
 
 def receptive_field(net: Any, input_shape: Any = None) -> ReceptiveField:
@@ -567,3 +380,71 @@ def receptive_field(net: Any, input_shape: Any = None) -> ReceptiveField:
     (21, 21)
     """
     return geometry(net, input_shape).receptive_field
+
+
+# --------------------------------------------------------------------------- connections
+@dataclass(frozen=True, eq=False)
+class Connections:
+    """Every connection of one layer along one axis (see :func:`connections`).
+
+    Attributes
+    ----------
+    index, layer : str
+        The layer's position (``"5.body.2"``) and label.
+    n_in, n_out : int
+        Units along the axis before and after the layer.
+    out, tap, position, source : ndarray of int, one entry per connection
+        Output unit, kernel tap, the input coordinate the tap reads (outside ``[0, n_in)``
+        where it reads padding; for transposed convolutions and upsampling, the input unit)
+        and the input unit it reaches (-1: zero padding or a window's overhang, no route).
+        A padding mode that redirects a tap gives ``source != position``.
+    """
+
+    index: str
+    layer: str
+    n_in: int
+    n_out: int
+    out: Any
+    tap: Any
+    position: Any
+    source: Any
+
+
+def connections(net: Any, input_shape: Any, axis: int = 0) -> list[Connections]:
+    """The connections of every layer of a chain along one axis: which input unit each tap of
+    each output unit reads, as the route engine counts them.
+
+    >>> c = connections("conv3p1:reflect", (4,))[0]
+    >>> c.position[:3].tolist(), c.source[:3].tolist()   # unit 0 reads -1, 0, 1
+    ([-1, 0, 1], [1, 0, 1])
+    """
+    p = plan(net, input_shape)
+    if p.input_shape is None:  # pragma: no cover - plan() requires it here
+        raise ValueError("`input_shape` is required")
+    if not 0 <= axis < p.ndim:
+        raise ValueError(f"`axis` must be between 0 and {p.ndim - 1}, got {axis!r}")
+    out = []
+    for step in p.ops:
+        rule = getattr(step.layer, "connections", None)
+        if rule is None or step.inputs != (step.index - 1,):
+            what = "dense layers" if step.layer.flattens else "merges of branches"
+            raise ValueError(
+                f"{step.where}: a route diagram and rfanalysis.connections cover chains of "
+                f"convolution, pooling, transposed convolution and upsampling layers; {what} "
+                "are not supported"
+            )
+        o, t, pos, src = rule(step, axis)
+        assert step.in_shape is not None and step.out_shape is not None
+        out.append(
+            Connections(
+                step.path,
+                step.layer.label,
+                step.in_shape[axis],
+                step.out_shape[axis],
+                o,
+                t,
+                pos,
+                src,
+            )
+        )
+    return out

@@ -1,14 +1,27 @@
 """Spec files: JSON and TOML.
 
-Schema (the same in both formats)::
+Schema (the same in both formats). A sequence of layers, with blocks for branches::
 
-    {"format": "rfanalysis-network", "version": 1, "name": "optional",
+    {"format": "rfanalysis-network", "version": 2, "name": "optional",
      "layers": [{"type": "conv", "kernel_size": 3, "padding": 1},
-                {"type": "residual", "body": [...], "shortcut": [...]},
-                {"type": "concat", "branches": [[...], [...]]}]}
+                {"type": "res", "body": [...], "shortcut": [...]},
+                {"type": "cat", "branches": [[...], [...]]},
+                {"type": "mul", "branches": [[], [...]]}]}
 
-``layers`` may be replaced by ``"spec": "conv3p1*10"`` (the compact grammar). Layer keys are
-the constructor arguments of the layer classes; tuples are written as lists.
+or any graph, as nodes that name their inputs (``"input"`` is the network's input; a node
+without ``inputs`` reads the node before it; the last node is the output unless ``output``
+names another)::
+
+    {"nodes": [{"name": "a", "type": "conv", "kernel_size": 3, "padding": 1},
+               {"name": "b", "type": "conv", "kernel_size": 3, "padding": 1},
+               {"name": "sum", "type": "add", "inputs": ["input", "a", "b"]}]}
+
+``layers`` may also be replaced by ``"spec": "conv3p1*10"`` (the compact grammar). Layer keys
+are the constructor arguments of the layer classes; tuples are written as lists. Types are
+the operations' names (``conv lc pool tconv up fc add mul cat``, and the blocks ``res``,
+``cat``, ``add``, ``mul`` with branches); version 1 files, which spelled some of them
+differently (``conv_transpose``, ``locally_connected``, ``upsample``, ``dense``,
+``residual``, ``concat``), still load.
 """
 
 from __future__ import annotations
@@ -18,84 +31,111 @@ import math
 import os
 import tempfile
 import tomllib
+from dataclasses import MISSING, replace
 from pathlib import Path
 from typing import Any
 
-from ._layers import (
-    Concat,
-    Conv,
-    ConvTranspose,
-    Dense,
-    Layer,
-    LocallyConnected,
-    Network,
-    Pool,
-    Residual,
-    Upsample,
-    layer_fields,
-)
+from ._graph import Block, Concat, Network, Node, Parallel, Residual, as_network
+from ._ops import REGISTRY, Layer, Pool
 from ._parse import parse
+from ._suggest import did_you_mean
 
 FORMAT = "rfanalysis-network"
-VERSION = 1
+VERSION = 2
 
-_TYPES: dict[str, type[Layer]] = {
-    "conv": Conv,
-    "locally_connected": LocallyConnected,
-    "pool": Pool,
-    "conv_transpose": ConvTranspose,
-    "upsample": Upsample,
-    "dense": Dense,
-    "residual": Residual,
-    "concat": Concat,
+#: version-1 type names
+_LEGACY = {
+    "conv_transpose": "tconv",
+    "locally_connected": "lc",
+    "upsample": "up",
+    "dense": "fc",
+    "residual": "res",
+    "concat": "cat",
 }
-_NAMES = {cls: name for name, cls in _TYPES.items()}
-_REQUIRED = {
-    "conv": ("kernel_size",),
-    "locally_connected": ("kernel_size",),
-    "pool": ("kernel_size",),
-    "conv_transpose": ("kernel_size",),
-    "upsample": ("scale_factor",),
-    "dense": ("out_features",),
-    "residual": ("body",),
-    "concat": ("branches",),
+#: blocks: type -> (class, keys)
+_BLOCKS: dict[str, tuple[Any, tuple[str, ...]]] = {
+    "res": (Residual, ("body", "shortcut", "name")),
+    "cat": (Concat, ("branches", "name")),
+    "add": (Parallel, ("branches", "name")),
+    "mul": (Parallel, ("branches", "name")),
 }
+
+
+def _type_names() -> list[str]:
+    return list(dict.fromkeys([*REGISTRY, "res"]))
 
 
 # --------------------------------------------------------------------------- to / from dict
 def to_dict(net: Network) -> dict[str, Any]:
-    """The network as plain data (lists, numbers, strings), defaults left out."""
+    """The network as plain data (lists, numbers, strings), defaults left out: a ``layers``
+    list where nested blocks can write the graph, else a ``nodes`` list."""
     out: dict[str, Any] = {"format": FORMAT, "version": VERSION}
     if net.name:
         out["name"] = net.name
-    out["layers"] = [_layer_dict(layer) for layer in net.layers]
+    if net.is_tree:
+        out["layers"] = [_layer_dict(layer) for layer in net.layers]
+        return out
+    names = _node_names(net.nodes)
+    nodes = []
+    for i, node in enumerate(net.nodes[1:], start=1):
+        assert node.layer is not None
+        d = _layer_dict(replace(node.layer, name=None))  # type: ignore[type-var]
+        d = {"name": names[i], **d}
+        if node.inputs != (i - 1,):
+            d["inputs"] = [names[j] for j in node.inputs]
+        nodes.append(d)
+    out["nodes"] = nodes
     return out
 
 
+def _node_names(nodes: tuple[Node, ...]) -> list[str]:
+    """Unique names: a layer's own name where it has one, else ``n<index>``."""
+    names = ["input"]
+    taken = {"input"}
+    for i, node in enumerate(nodes[1:], start=1):
+        name = node.layer.name if node.layer is not None else None
+        if not name or name in taken:
+            name = f"n{i}"
+            while name in taken:
+                name += "_"
+        taken.add(name)
+        names.append(name)
+    return names
+
+
 def _layer_dict(layer: Layer) -> dict[str, Any]:
-    d: dict[str, Any] = {"type": _NAMES[type(layer)]}
-    if isinstance(layer, Residual):
-        d["body"] = [_layer_dict(x) for x in layer.body]
-        if layer.shortcut:
-            d["shortcut"] = [_layer_dict(x) for x in layer.shortcut]
-    elif isinstance(layer, Concat):
-        d["branches"] = [[_layer_dict(x) for x in b] for b in layer.branches]
-    else:
-        default = type(layer).__dataclass_fields__  # type: ignore[attr-defined]
-        for key, value in layer_fields(layer).items():
-            f = default[key]
-            if value is None or (key not in _REQUIRED[d["type"]] and _is_default(layer, key, f)):
-                continue
-            d[key] = _plain(value, layer.ndim)
-    if layer.name:
-        d["name"] = layer.name
+    if isinstance(layer, Block):
+        d: dict[str, Any] = {"type": "res" if isinstance(layer, Residual) else None}
+        if isinstance(layer, Residual):
+            d["body"] = [_layer_dict(x) for x in layer.body]
+            if layer.shortcut:
+                d["shortcut"] = [_layer_dict(x) for x in layer.shortcut]
+        else:
+            d["type"] = "cat" if isinstance(layer, Concat) else layer.merge.op_name  # type: ignore[attr-defined]
+            d["branches"] = [[_layer_dict(x) for x in b] for b in layer.branches]
+        if layer.name:
+            d["name"] = layer.name
+        return d
+    d = {"type": layer.op_name}
+    defaults = type(layer).__dataclass_fields__  # type: ignore[attr-defined]
+    required = _required(type(layer))
+    for key, value in layer.file_fields().items():
+        if value is None or (key not in required and _is_default(layer, key, defaults[key])):
+            continue
+        d[key] = _plain(value, layer.ndim)
     return d
+
+
+def _required(cls: Any) -> tuple[str, ...]:
+    return tuple(
+        name
+        for name, f in cls.__dataclass_fields__.items()
+        if f.init and f.default is MISSING and f.default_factory is MISSING
+    )
 
 
 def _is_default(layer: Layer, key: str, f: Any) -> bool:
     """Whether a field equals its default once normalised the same way."""
-    from dataclasses import MISSING, replace
-
     if f.default is MISSING:
         return False
     if isinstance(layer, Pool) and key == "stride":
@@ -104,7 +144,7 @@ def _is_default(layer: Layer, key: str, f: Any) -> bool:
         probe = replace(layer, **{key: f.default})  # type: ignore[type-var]
     except (ValueError, TypeError):
         return False
-    return getattr(probe, key) == getattr(layer, key)
+    return getattr(probe, key) == getattr(layer, key)  # type: ignore[no-any-return]
 
 
 def _plain(value: Any, ndim: int | None) -> Any:
@@ -122,18 +162,26 @@ def from_dict(data: Any, source: str = "spec") -> Network:
         raise ValueError(
             f"{source}: the top level must be a table/object, got {type(data).__name__}"
         )
-    unknown = set(data) - {"format", "version", "name", "layers", "spec"}
+    unknown = set(data) - {"format", "version", "name", "layers", "spec", "nodes", "output"}
     if unknown:
         raise ValueError(f"{source}: unknown top-level key(s) {', '.join(sorted(unknown))}")
     if data.get("format", FORMAT) != FORMAT:
         raise ValueError(f"{source}: `format` must be {FORMAT!r}, got {data['format']!r}")
-    if data.get("version", VERSION) != VERSION:
-        raise ValueError(f"{source}: unsupported `version` {data['version']!r} (expected 1)")
+    if data.get("version", VERSION) not in (1, VERSION):
+        raise ValueError(
+            f"{source}: unsupported `version` {data['version']!r} (expected 1 or {VERSION})"
+        )
     name = data.get("name")
     if name is not None and not isinstance(name, str):
         raise ValueError(f"{source}: `name` must be a string, got {name!r}")
-    if ("layers" in data) == ("spec" in data):
-        raise ValueError(f"{source}: give exactly one of `layers` (a list) or `spec` (a string)")
+    given = [k for k in ("layers", "spec", "nodes") if k in data]
+    if len(given) != 1:
+        raise ValueError(
+            f"{source}: give exactly one of `layers` (a list), `nodes` (a graph) or `spec` "
+            "(a string)"
+        )
+    if "output" in data and "nodes" not in data:
+        raise ValueError(f"{source}: `output` names a node of a `nodes` graph")
     if "spec" in data:
         if not isinstance(data["spec"], str):
             raise ValueError(f"{source}: `spec` must be a string, got {data['spec']!r}")
@@ -141,6 +189,8 @@ def from_dict(data: Any, source: str = "spec") -> Network:
             return parse(data["spec"], name=name)
         except ValueError as exc:
             raise ValueError(f"{source}: {exc}") from None
+    if "nodes" in data:
+        return _graph(data["nodes"], data.get("output"), f"{source}: nodes", name)
     return Network(_layers(data["layers"], f"{source}: layers"), name=name)
 
 
@@ -150,38 +200,58 @@ def _layers(items: Any, where: str) -> list[Layer]:
     return [_layer(item, f"{where}[{i}]") for i, item in enumerate(items)]
 
 
-def _layer(item: Any, where: str) -> Layer:
+def _kind(item: Any, where: str) -> str:
     if not isinstance(item, dict):
         raise ValueError(f"{where} must be a table/object, got {item!r}")
     kind = item.get("type")
-    if kind not in _TYPES:
-        raise ValueError(f"{where}: `type` must be one of {', '.join(_TYPES)}; got {kind!r}")
-    cls = _TYPES[kind]
+    kind = _LEGACY.get(kind, kind)  # type: ignore[arg-type]
+    if kind not in REGISTRY and kind not in _BLOCKS:
+        raise ValueError(
+            f"{where}: `type` must be one of {', '.join(_type_names())}; got "
+            f"{item.get('type')!r}{did_you_mean(str(item.get('type')), _type_names())}"
+        )
+    return kind  # type: ignore[return-value]
+
+
+def _layer(item: Any, where: str) -> Layer:
+    kind = _kind(item, where)
     args = {k: _tuples(v) for k, v in item.items() if k != "type"}
-    missing = [k for k in _REQUIRED[kind] if k not in args]
-    if missing:
-        raise ValueError(f"{where} ({kind}): missing key(s) {', '.join(missing)}")
+    if kind in _BLOCKS and ("branches" in args or "body" in args or kind == "res"):
+        return _block(kind, item, args, where)
+    return _op(kind, args, where)
+
+
+def _block(kind: str, item: dict, args: dict, where: str) -> Layer:
+    cls, keys = _BLOCKS[kind]
+    extra = set(args) - set(keys)
+    if extra:
+        raise ValueError(f"{where} ({kind}): unknown key(s) {', '.join(sorted(extra))}")
     if cls is Residual:
-        extra = set(args) - {"body", "shortcut", "name"}
-        if extra:
-            raise ValueError(f"{where} (residual): unknown key(s) {', '.join(sorted(extra))}")
+        if "body" not in item:
+            raise ValueError(f"{where} ({kind}): missing key(s) body")
         body = _layers(item["body"], f"{where}.body")
         shortcut = _layers(item["shortcut"], f"{where}.shortcut") if "shortcut" in item else None
         return _construct(Residual, where, kind, body, shortcut=shortcut, name=args.get("name"))
+    if not isinstance(item["branches"], list):
+        raise ValueError(f"{where}.branches must be a list of layer lists")
+    branches = [_layers(b, f"{where}.branches[{i}]") for i, b in enumerate(item["branches"])]
     if cls is Concat:
-        extra = set(args) - {"branches", "name"}
-        if extra:
-            raise ValueError(f"{where} (concat): unknown key(s) {', '.join(sorted(extra))}")
-        if not isinstance(item["branches"], list):
-            raise ValueError(f"{where}.branches must be a list of layer lists")
-        branches = [_layers(b, f"{where}.branches[{i}]") for i, b in enumerate(item["branches"])]
         return _construct(Concat, where, kind, *branches, name=args.get("name"))
-    allowed = {f for f, spec in cls.__dataclass_fields__.items() if spec.init}  # type: ignore[attr-defined]
+    return _construct(Parallel, where, kind, *branches, merge=kind, name=args.get("name"))
+
+
+def _op(kind: str, args: dict, where: str, node: bool = False) -> Layer:
+    cls = REGISTRY[kind]
+    fields_ = cls.__dataclass_fields__  # type: ignore[attr-defined]
+    allowed = {f for f, spec in fields_.items() if spec.init}
+    missing = [k for k in _required(cls) if k not in args]
+    if missing:
+        raise ValueError(f"{where} ({kind}): missing key(s) {', '.join(missing)}")
     extra = set(args) - allowed
     if extra:
         raise ValueError(
             f"{where} ({kind}): unknown key(s) {', '.join(sorted(extra))}; "
-            f"allowed: {', '.join(sorted(allowed))}"
+            f"allowed: {', '.join(sorted(allowed | ({'inputs'} if node else set())))}"
         )
     return _construct(cls, where, kind, **args)
 
@@ -195,6 +265,92 @@ def _construct(cls: Any, where: str, type_name: str, *args: Any, **kwargs: Any) 
 
 def _tuples(value: Any) -> Any:
     return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def _graph(items: Any, output: Any, where: str, name: str | None) -> Network:
+    """A network from a ``nodes`` list (any order; inputs by name)."""
+    if not isinstance(items, list) or not items:
+        raise ValueError(f"{where} must be a non-empty list of nodes")
+    names: list[str] = []
+    layers: list[Layer] = []
+    reads: list[list[str]] = []
+    for i, item in enumerate(items):
+        at = f"{where}[{i}]"
+        kind = _kind(item, at)
+        args = {k: _tuples(v) for k, v in item.items() if k not in ("type", "inputs")}
+        node_name = args.get("name", f"n{i + 1}")
+        if not isinstance(node_name, str) or not node_name or node_name == "input":
+            raise ValueError(f"{at}: `name` must be a non-empty string other than 'input'")
+        if node_name in names:
+            raise ValueError(f"{at}: two nodes are named {node_name!r}")
+        at = f"{where}[{i}] {node_name!r}"
+        if kind == "res":
+            raise ValueError(f"{at}: a graph writes a residual add as an 'add' node")
+        layers.append(_op(kind, args, at, node=True))
+        inputs = item.get("inputs", [names[-1] if names else "input"])
+        if isinstance(inputs, str):
+            inputs = [inputs]
+        if not isinstance(inputs, list) or not all(isinstance(x, str) for x in inputs):
+            raise ValueError(f"{at}: `inputs` must be a list of node names, got {inputs!r}")
+        names.append(node_name)
+        reads.append(inputs)
+    known = set(names) | {"input"}
+    for i, inputs in enumerate(reads):
+        for x in inputs:
+            if x not in known:
+                raise ValueError(
+                    f"{where}[{i}] {names[i]!r}: input {x!r} is not a node"
+                    f"{did_you_mean(x, sorted(known))}"
+                )
+    out = names[-1] if output is None else output
+    if out not in names:
+        raise ValueError(f"{where}: `output` {out!r} is not a node{did_you_mean(str(out), names)}")
+    order = _topological(names, reads, where)
+    needed = {out}
+    for i in reversed(order):
+        if names[i] in needed:
+            needed.update(reads[i])
+    unused = [n for n in names if n not in needed]
+    if unused:
+        raise ValueError(f"{where}: node {unused[0]!r} does not lead to the output {out!r}")
+    position = {"input": 0}
+    nodes = [Node(None, (), "input")]
+    for i in order:  # every node leads to the output, so the output comes last
+        position[names[i]] = len(nodes)
+        nodes.append(
+            Node(_named(layers[i], names[i]), tuple(position[x] for x in reads[i]), str(len(nodes)))
+        )
+    try:
+        return Network.from_nodes(nodes, name=name)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+
+
+def _named(layer: Layer, name: str) -> Layer:
+    return layer if layer.name == name else replace(layer, name=name)  # type: ignore[type-var]
+
+
+def _topological(names: list[str], reads: list[list[str]], where: str) -> list[int]:
+    index = {n: i for i, n in enumerate(names)}
+    state = [0] * len(names)  # 0 new, 1 on the stack, 2 done
+    order: list[int] = []
+
+    def visit(i: int, trail: list[str]) -> None:
+        if state[i] == 2:
+            return
+        if state[i] == 1:
+            cycle = [*trail[trail.index(names[i]) :], names[i]]
+            raise ValueError(f"{where}: the nodes form a cycle ({' -> '.join(cycle)})")
+        state[i] = 1
+        for x in reads[i]:
+            if x != "input":
+                visit(index[x], [*trail, names[i]])
+        state[i] = 2
+        order.append(i)
+
+    for i in range(len(names)):
+        visit(i, [])
+    return order
 
 
 # --------------------------------------------------------------------------- files
@@ -227,10 +383,11 @@ def load(path: str | os.PathLike[str]) -> Network:
     return from_dict(data, source=str(path))
 
 
-def save(net: Network, path: str | os.PathLike[str]) -> None:
+def save(net: Any, path: str | os.PathLike[str]) -> None:
     """Write ``net`` to a JSON or TOML spec file (chosen by the suffix), atomically."""
-    if not isinstance(net, Network):
+    if not isinstance(net, (Network, str)):
         raise TypeError(f"`net` must be a Network, got {type(net).__name__}")
+    net = as_network(net)
     path = Path(path)
     fmt = _format_of(path)
     data = to_dict(net)
@@ -264,13 +421,13 @@ def _umask() -> int:
 
 def _toml(data: dict[str, Any]) -> str:
     lines = []
-    for key, value in data.items():
-        if key == "layers":
-            continue
-        lines.append(f"{key} = {_toml_value(value)}")
-    lines.append("layers = [")
-    for layer in data["layers"]:
-        lines.append(f"  {_toml_value(layer)},")
+    key = "layers" if "layers" in data else "nodes"
+    for k, value in data.items():
+        if k != key:
+            lines.append(f"{k} = {_toml_value(value)}")
+    lines.append(f"{key} = [")
+    for item in data[key]:
+        lines.append(f"  {_toml_value(item)},")
     lines.append("]")
     return "\n".join(lines) + "\n"
 

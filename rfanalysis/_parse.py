@@ -3,7 +3,8 @@
 ::
 
     spec  := item ("," item)*
-    item  := (layer | "res(" spec ("|" spec)? ")" | "cat(" spec ("|" spec)+ ")" | "id") ("*" N)?
+    item  := (layer | "res(" spec ("|" spec)? ")" | merge "(" spec ("|" spec)+ ")" | "id") ("*" N)?
+    merge := cat | add | mul
     layer := kind K ("s" S)? ("p" P)? ("o" O)? ("d" D)? ("c")? (":" mode)?
     kind  := conv | lc | maxpool | avgpool | lppool | tconv | up | fc
     P     := integer | "same" | "valid" | "full"
@@ -11,8 +12,9 @@
 
 K, S, P, O, D may be written per axis as ``AxB`` (``conv3x5``). Beyond the core grammar:
 ``res(body|shortcut)`` gives a residual block a projection shortcut, ``o`` is a transposed
-convolution's output padding, a trailing ``c`` sets a pool's ``ceil_mode``, and ``id`` is the
-identity (an empty branch). Whitespace around punctuation is ignored; keywords are
+convolution's output padding, a trailing ``c`` sets a pool's ``ceil_mode``, ``id`` is the
+identity (an empty branch), and ``add(...)`` / ``mul(...)`` merge any number of branches by a
+sum or a product (``mul(id|...)`` is a gate). Whitespace around punctuation is ignored; keywords are
 case-insensitive. Errors name the position (0-based) and the offending token.
 """
 
@@ -21,25 +23,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ._layers import (
-    PADDING_MODES,
-    Concat,
-    Conv,
-    ConvTranspose,
-    Dense,
-    Layer,
-    LocallyConnected,
-    Network,
-    Pool,
-    Residual,
-    Upsample,
-)
+from ._graph import Concat, Network, Parallel, Residual
+from ._ops import Conv, ConvTranspose, Dense, Layer, LocallyConnected, Pool, Upsample
+from ._ops.base import PADDING_MODES
 
 _KINDS = ("maxpool", "avgpool", "lppool", "tconv", "conv", "lc", "up", "fc")
 _WORD = re.compile(r"[a-z0-9_.]+|.", re.S)
 _INT = re.compile(r"\d+")
 _SPACE = re.compile(r"\s*")
 _IDENTITY = re.compile(r"id(?![a-z0-9])")
+_MERGE = re.compile(r"(cat|add|mul)\(")
 #: suffixes allowed per kind, in the order the grammar lists them
 _SUFFIXES = {
     "conv": "spd",
@@ -120,16 +113,20 @@ class _Parser:
                 shortcut = self.spec(closers=")")
             self.expect(")", "')' to close 'res('")
             layers: list[Layer] = [self.construct(Residual, start, body, shortcut)]
-        elif self.text.startswith("cat(", self.pos):
-            self.pos += 4
+        elif (merge := _MERGE.match(self.text, self.pos)) is not None:
+            word = merge.group(1)
+            self.pos = merge.end()
             branches = [self.spec(closers="|)")]
             while self.peek("|"):
                 self.pos += 1
                 branches.append(self.spec(closers="|)"))
-            self.expect(")", "')' to close 'cat('")
+            self.expect(")", f"')' to close '{word}('")
             if len(branches) < 2:
-                raise self.error("'cat(' needs at least two branches separated by '|'", start)
-            layers = [self.construct(Concat, start, *branches)]
+                raise self.error(f"'{word}(' needs at least two branches separated by '|'", start)
+            if word == "cat":
+                layers = [self.construct(Concat, start, *branches)]
+            else:
+                layers = [self.construct(lambda *b: Parallel(*b, merge=word), start, *branches)]
         elif _IDENTITY.match(self.text, self.pos):
             self.pos += 2
             layers = []
@@ -151,7 +148,7 @@ class _Parser:
         if kind is None:
             raise self.error(
                 "expected a layer (conv, lc, maxpool, avgpool, lppool, tconv, up, fc), "
-                "'res(', 'cat(' or 'id'"
+                "'res(', 'cat(', 'add(', 'mul(' or 'id'"
             )
         self.pos += len(kind)
         size = self.axes(f"a size after '{kind}'")

@@ -1,39 +1,24 @@
 """Resolve a network against an input shape, once.
 
-A :class:`Plan` mirrors the network's tree: one :class:`Step` per primitive layer (with its
-input and output shapes, resolved padding, channel counts and per-axis operators) and one
-:class:`Block` per residual or concat block. Every user error found while resolving names the
-layer by its position (``layer 5.body.2``) and its spec. Plans are cached on the (hashable)
-network and input shape, so repeated calls pay for resolution once.
+A :class:`Plan` is the network's graph as a topologically ordered tuple of :class:`Step`
+(step 0 is the input): every node with its input indices, input and output shapes, channel
+counts and the data its operation resolved (padding, per-axis operators). Routes, coverage,
+geometry, blind spots, both influence backends and plotting consume this one list. Every user
+error found while resolving names the node (``layer 5.body.2 (conv3s2p1)``). Plans are cached
+on the (hashable) network and input shape.
 """
 
 from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any, TypeVar
+from functools import cached_property, lru_cache
+from typing import Any
 
-from ._axis import AxisError, AxisOp, resolve_padding, transposed_op, upsample_op, window_op
-from ._layers import (
-    Concat,
-    Conv,
-    ConvTranspose,
-    Dense,
-    Layer,
-    LocallyConnected,
-    Network,
-    Pool,
-    Residual,
-    Upsample,
-    as_network,
-)
-
-T = TypeVar("T")
-
-Shape = tuple[int, ...]
+from ._graph import Network, Node, as_network
+from ._ops.base import OpError, Shape, fmt_shape
+from ._ops.merges import ShapeMismatch
 
 #: number of spatial axes an ``int`` input size stands for when the network does not fix it
 DEFAULT_NDIM = 2
@@ -41,41 +26,24 @@ DEFAULT_NDIM = 2
 
 @dataclass(frozen=True, eq=False)
 class Step:
-    """A primitive layer resolved for its input."""
+    """One node of a planned network."""
 
-    layer: Layer
+    index: int
+    layer: Any  # the operation; None for the input
+    inputs: tuple[int, ...]
     path: str
-    in_shape: Shape | None
+    in_shapes: tuple[Shape | None, ...]
     out_shape: Shape | None
-    in_channels: int | None
+    in_channels: int | None  # channels of the (first) input, where known
     out_channels: int | None
-    pads: tuple[tuple[int, int] | None, ...]  # resolved (before, after) per axis, None if unknown
-    ops: tuple[AxisOp, ...] | None  # None for Dense or without an input shape
+    data: Any  # what the operation resolved (e.g. padding and per-axis operators)
+    input_names: tuple[str, ...]  # for tables and notes: "body", "shortcut", node labels
+    label: str  # the layer's label, or the label of the tree block it merges
+    where: str  # "layer 5.body.2 (conv3s2p1)": how errors and tables name the step
 
     @property
-    def where(self) -> str:
-        return f"layer {self.path} ({self.layer.label})"
-
-
-@dataclass(frozen=True, eq=False)
-class Block:
-    """A residual or concat block: branches applied to the same input, outputs merged."""
-
-    layer: Residual | Concat
-    path: str
-    in_shape: Shape | None
-    out_shape: Shape | None
-    in_channels: int | None
-    out_channels: int | None
-    branches: tuple[tuple[Node, ...], ...]
-    branch_names: tuple[str, ...]
-
-    @property
-    def where(self) -> str:
-        return f"layer {self.path} ({self.layer.label})"
-
-
-Node = Step | Block
+    def in_shape(self) -> Shape | None:
+        return self.in_shapes[0] if self.in_shapes else None
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,35 +51,37 @@ class Plan:
     network: Network  # expanded to ndim
     ndim: int
     input_shape: Shape | None
-    output_shape: Shape | None
-    nodes: tuple[Node, ...]
+    steps: tuple[Step, ...]
 
-    def steps(self) -> list[Step]:
-        """Every primitive step, depth first, in data-flow order."""
-        return leaves(self.nodes, Step)
+    @property
+    def output_shape(self) -> Shape | None:
+        return self.steps[-1].out_shape
+
+    @property
+    def ops(self) -> tuple[Step, ...]:
+        """Every step but the input, in data-flow order."""
+        return self.steps[1:]
+
+    @cached_property
+    def consumers(self) -> tuple[tuple[int, ...], ...]:
+        """For every step, the steps that read it (fan-out)."""
+        out: list[list[int]] = [[] for _ in self.steps]
+        for step in self.steps:
+            for j in step.inputs:
+                out[j].append(step.index)
+        return tuple(tuple(c) for c in out)
+
+    @property
+    def is_chain(self) -> bool:
+        """Every step reads the one before it and nothing else."""
+        return all(s.inputs == (s.index - 1,) for s in self.ops)
 
     def largest_map(self) -> int:
         """Units in the largest map anywhere in the network (input included)."""
-        sizes = [math.prod(self.input_shape or ())]
-        sizes += [math.prod(s.out_shape or ()) for s in self.steps()]
-        return max(sizes)
+        return max(math.prod(s.out_shape or ()) for s in self.steps)
 
-
-def leaves(nodes: tuple[Any, ...], kind: type[T]) -> list[T]:
-    """The nodes of type ``kind`` in a tree of nodes and blocks (anything with ``branches``),
-    depth first, in data-flow order."""
-    out: list[T] = []
-
-    def walk(level: tuple[Any, ...]) -> None:
-        for node in level:
-            if isinstance(node, kind):
-                out.append(node)
-            else:
-                for branch in node.branches:
-                    walk(branch)
-
-    walk(nodes)
-    return out
+    def where(self, index: int) -> str:
+        return self.steps[index].where
 
 
 # --------------------------------------------------------------------------- input shapes
@@ -143,6 +113,8 @@ def _positive(v: Any) -> int:
 # --------------------------------------------------------------------------- planning
 def plan(net: Any, input_shape: Any = None) -> Plan:
     """Resolve ``net`` (anything :func:`as_network` accepts) for ``input_shape``."""
+    if isinstance(net, Plan):
+        return net
     network = as_network(net)
     if input_shape is None:
         return _plan_cached(network, None, network.ndim or DEFAULT_NDIM)
@@ -155,161 +127,206 @@ def _plan_cached(network: Network, shape: Shape | None, ndim: int) -> Plan:
     if network.ndim is not None and network.ndim != ndim:
         raise ValueError(
             f"network {network.display_name!r} is {network.ndim}-D but the input "
-            f"{'x'.join(map(str, shape or ()))} has {ndim} spatial axes"
+            f"{fmt_shape(shape)} has {ndim} spatial axes"
         )
     expanded = network.expand(ndim)
-    channels = declared_in_channels(expanded.layers)
-    nodes, out_shape, _ = _plan_sequence(expanded.layers, shape, channels, prefix="", dense=False)
-    return Plan(expanded, ndim, shape, out_shape, nodes)
+    nodes = expanded.nodes
+    channels = infer_channels(nodes, None, None)
+    steps: list[Step] = [
+        Step(0, None, (), "input", (), shape, None, channels[0], None, (), "input", "the input")
+    ]
+    flat = [False]  # the map has no spatial layout (after a dense layer)
+    for i, node in enumerate(nodes[1:], start=1):
+        layer: Any = node.layer
+        after_dense = any(flat[j] for j in node.inputs)
+        if after_dense and layer.needs_space:
+            raise ValueError(
+                f"{node.where}: a spatial layer cannot follow a dense layer (its output has "
+                "no spatial layout)"
+            )
+        flat.append(after_dense or layer.flattens)
+        steps.append(_step(i, node, nodes, steps, channels))
+    return Plan(expanded, ndim, shape, tuple(steps))
 
 
-def declared_in_channels(layers: tuple[Layer, ...]) -> int | None:
+def _input_names(node: Node, nodes: tuple[Node, ...]) -> tuple[str, ...]:
+    """How tables name a node's inputs: a tree block's branch names, else the input nodes'
+    labels."""
+    if node.input_names:
+        return node.input_names
+    return tuple(nodes[j].label for j in node.inputs)
+
+
+def _step(i: int, node: Node, nodes: tuple[Node, ...], steps: list[Step], channels) -> Step:
+    layer: Any = node.layer
+    where = node.where
+    in_shapes = tuple(steps[j].out_shape for j in node.inputs)
+    names = _input_names(node, nodes)
+    try:
+        out_shape, data = layer.resolve(in_shapes)
+    except ShapeMismatch as exc:
+        desc = ", ".join(f"{n} {fmt_shape(s)}" for n, s in zip(names, exc.shapes))
+        inp = steps[0].out_shape
+        raise ValueError(
+            f"{where}: branch outputs {exc.rule}; got {desc}"
+            + (f" for input {fmt_shape(inp)}" if inp is not None else "")
+            + exc.hint
+        ) from None
+    except OpError as exc:
+        shape = in_shapes[0] if in_shapes else None
+        hint = (
+            ""
+            if shape is None or len(shape) <= 1
+            else f" (this layer's input is {fmt_shape(shape)})"
+        )
+        raise ValueError(f"{where}: {exc}{hint}") from None
+    cin = channels[node.inputs[0]] if node.inputs else None
+    declared = getattr(layer, "in_channels", None)
+    return Step(
+        i,
+        layer,
+        node.inputs,
+        node.path,
+        in_shapes,
+        out_shape,
+        cin if cin is not None else declared,
+        channels[i],
+        data,
+        names,
+        node.label,
+        where,
+    )
+
+
+# --------------------------------------------------------------------------- channels
+def declared_in_channels(nodes: tuple[Node, ...]) -> int | None:
     """The input channels a network declares: its first weighted layer's ``in_channels``, in
     data-flow order (branches depth first). Pools, upsampling and merges keep channels."""
-    for layer in _flat(layers):
-        if isinstance(layer, (Conv, LocallyConnected, ConvTranspose, Dense)):
-            return layer.in_channels
+    for node in nodes[1:]:
+        if node.layer is not None and node.layer.weighted:
+            return node.layer.in_channels  # type: ignore[no-any-return]
     return None
 
 
-def _flat(layers: tuple[Layer, ...]) -> Iterator[Layer]:
-    for layer in layers:
-        if isinstance(layer, Residual):
-            yield from _flat(layer.body)
-            yield from _flat(layer.shortcut or ())
-        elif isinstance(layer, Concat):
-            for branch in layer.branches:
-                yield from _flat(branch)
-        else:
-            yield layer
+def infer_channels(
+    nodes: tuple[Node, ...], in_channels: int | None, default: int | None
+) -> tuple[int | None, ...]:
+    """Output channels of every node.
 
+    The input has ``in_channels`` (default: what the network declares). A weighted layer
+    outputs its declared ``out_channels``, else a free count; an add or a product makes its
+    operands and its output agree (a product's 1-channel operand broadcasts), so that the last
+    weighted layer of a residual body beside an identity shortcut takes the block's input
+    channels; a concat outputs the sum of its operands; a dense layer one channel of features.
+    Free counts take ``default`` (None: unknown), earliest first, once everything determined
+    by declarations is known.
+    """
+    n = len(nodes)
+    parent = list(range(n))
 
-def _plan_sequence(layers, shape, channels, prefix, dense):
-    """Plan a sequence; ``dense`` tells whether a Dense layer came before (no spatial layer may
-    follow one). Returns ``(nodes, out_shape, channels)``."""
-    nodes: list[Node] = []
-    for index, layer in enumerate(layers):
-        path = f"{prefix}{index + 1}"
-        if isinstance(layer, (Residual, Concat)):
-            node = _plan_block(layer, path, shape, channels, dense)
-        else:
-            node = _plan_step(layer, path, shape, channels, dense)
-            dense = dense or isinstance(layer, Dense)
-        nodes.append(node)
-        shape, channels = node.out_shape, node.out_channels
-    return tuple(nodes), shape, channels
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
 
+    value: dict[int, int] = {}  # root -> channels
+    source: dict[int, int] = {}  # root -> the node that fixed it (for errors)
 
-def _plan_block(layer, path, shape, channels, dense) -> Block:
-    where = f"layer {path} ({layer.label})"
-    branches = layer.branches
-    names: tuple[str, ...] = (
-        ("body", "shortcut")
-        if isinstance(layer, Residual)
-        else tuple(f"branch{b + 1}" for b in range(len(branches)))
-    )
-    planned, shapes, chans = [], [], []
-    for name, branch in zip(names, branches):
-        nodes, out, ch = _plan_sequence(branch, shape, channels, f"{path}.{name}.", dense)
-        planned.append(nodes)
-        shapes.append(out)
-        chans.append(ch)
-    if shape is not None and len(set(shapes)) > 1:
-        desc = ", ".join(f"{n} {_fmt_shape(s)}" for n, s in zip(names, shapes))
+    def bind(i: int, c: int | None) -> None:
+        if c is None:
+            return
+        r = find(i)
+        if r in value and value[r] != c:
+            raise ValueError(_conflict(nodes, source[r], value[r], i, c))
+        value.setdefault(r, c)
+        source.setdefault(r, i)
+
+    def union(i: int, j: int) -> None:
+        ri, rj = find(i), find(j)
+        if ri == rj:
+            return
+        if ri in value and rj in value and value[ri] != value[rj]:
+            raise ValueError(_conflict(nodes, source[ri], value[ri], source[rj], value[rj]))
+        parent[rj] = ri
+        if rj in value:
+            value.setdefault(ri, value[rj])
+            source.setdefault(ri, source[rj])
+
+    declared_in = declared_in_channels(nodes)
+    if in_channels is not None and declared_in is not None and in_channels != declared_in:
         raise ValueError(
-            f"{where}: branch outputs must have the same spatial shape to be merged; got {desc} "
-            f"for input {_fmt_shape(shape)}"
+            f"`in_channels` is {in_channels} but the network's first weighted layer takes "
+            f"{declared_in}"
         )
-    if isinstance(layer, Residual):
-        known = {c for c in chans if c is not None}
-        if len(known) > 1:
+    bind(0, in_channels if in_channels is not None else declared_in)
+    sums: list[int] = []
+    gates: list[int] = []
+    for i, node in enumerate(nodes[1:], start=1):
+        layer: Any = node.layer
+        rule = layer.channel_rule
+        if rule == "keep":
+            union(i, node.inputs[0])
+        elif rule == "weighted":
+            bind(i, getattr(layer, "out_channels", None))
+        elif rule == "one":
+            bind(i, 1)
+        elif rule == "unify":
+            for j in node.inputs:
+                union(i, j)
+        elif rule == "gate":
+            gates.append(i)
+        elif rule == "sum":
+            sums.append(i)
+        else:  # pragma: no cover - a registration error
+            raise ValueError(f"{node.where}: unknown channel rule {rule!r}")
+    for i in gates:  # a product: operands agree unless declared single-channel (broadcast)
+        for j in nodes[i].inputs:
+            if value.get(find(j)) != 1:
+                union(i, j)
+
+    def settle() -> None:
+        changed = True
+        while changed:
+            changed = False
+            for i in sums:
+                if find(i) in value:
+                    continue
+                parts = [value.get(find(j)) for j in nodes[i].inputs]
+                if all(p is not None for p in parts):
+                    bind(i, sum(p for p in parts if p is not None))
+                    changed = True
+
+    settle()
+    if default is not None:
+        for i in range(n):
+            if find(i) not in value and i not in sums:
+                bind(i, default)
+                settle()
+    out = tuple(value.get(find(i)) for i in range(n))
+    for node in nodes[1:]:
+        declared = getattr(node.layer, "in_channels", None)
+        got = out[node.inputs[0]]
+        if declared is not None and got is not None and declared != got:
             raise ValueError(
-                f"{where}: body gives {chans[0]} channels but shortcut gives {chans[1]}; "
-                "a residual add needs equal channel counts (use a projection shortcut)"
+                f"{node.where}: in_channels is {declared} but the previous layer gives {got} "
+                "channels"
             )
-        out_channels = chans[0] if chans[0] is not None else chans[1]
-    else:
-        out_channels = None if any(c is None for c in chans) else sum(chans)
-    return Block(layer, path, shape, shapes[0], channels, out_channels, tuple(planned), names)
-
-
-def _plan_step(layer, path, shape, channels, dense) -> Step:
-    where = f"layer {path} ({layer.label})"
-    if dense and not isinstance(layer, Dense):
-        raise ValueError(
-            f"{where}: a spatial layer cannot follow a dense layer (its output has no "
-            "spatial layout)"
-        )
-    cin = getattr(layer, "in_channels", None)
-    if cin is not None and channels is not None and cin != channels:
-        raise ValueError(
-            f"{where}: in_channels is {cin} but the previous layer gives {channels} channels"
-        )
-    cin = cin if cin is not None else channels
-    if isinstance(layer, Dense):
-        dense_shape = None if shape is None else (layer.out_features,)
-        return Step(layer, path, shape, dense_shape, cin, 1, (), None)
-    if isinstance(layer, (Pool, Upsample)):
-        cout = cin
-    else:
-        cout = layer.out_channels
-    ndim = layer.ndim
-    try:
-        if isinstance(layer, Upsample):
-            pads: tuple = ((0, 0),) * ndim
-            ops = None
-            if shape is not None:
-                ops = tuple(upsample_op(n, f) for n, f in zip(shape, layer.scale_factor))
-        elif isinstance(layer, ConvTranspose):
-            pads = tuple(layer.padding)
-            ops = None
-            if shape is not None:
-                ops = tuple(
-                    transposed_op(n, k, s, d, pb, pa, op)
-                    for n, k, s, d, (pb, pa), op in zip(
-                        shape,
-                        layer.kernel_size,
-                        layer.stride,
-                        layer.dilation,
-                        pads,
-                        layer.output_padding,
-                    )
+        if getattr(node.layer, "channel_rule", "") == "gate":
+            counts = {c for j in node.inputs if (c := out[j]) is not None} - {1}
+            if len(counts) > 1:
+                raise ValueError(
+                    f"{node.where}: operands have {sorted(counts)} channels; a product needs "
+                    "equal channel counts (or 1, which broadcasts)"
                 )
-        else:  # Conv, LocallyConnected, Pool
-            k_eff = layer.effective_kernel_size
-            if isinstance(layer.padding, str):
-                if layer.padding == "same" and any(s > 1 for s in layer.stride) and shape is None:
-                    pads = tuple(
-                        None if s > 1 else resolve_padding("same", 0, ke, 1)
-                        for ke, s in zip(k_eff, layer.stride)
-                    )
-                else:
-                    sizes = shape or (0,) * ndim
-                    pads = tuple(
-                        resolve_padding(layer.padding, n, ke, s)
-                        for n, ke, s in zip(sizes, k_eff, layer.stride)
-                    )
-            else:
-                pads = tuple(layer.padding)
-            ops = None
-            if shape is not None:
-                ceil_mode = getattr(layer, "ceil_mode", False)
-                ops = tuple(
-                    window_op(n, k, s, d, pb, pa, layer.padding_mode, ceil_mode)
-                    for n, k, s, d, (pb, pa) in zip(
-                        shape, layer.kernel_size, layer.stride, layer.dilation, pads
-                    )
-                )
-    except AxisError as exc:
-        hint = (
-            ""
-            if shape is None or len(shape) == 1
-            else f" (this layer's input is {_fmt_shape(shape)})"
-        )
-        raise ValueError(f"{where}: {exc}{hint}") from None
-    out_shape: Shape | None = None if ops is None else tuple(op.n_out for op in ops)
-    return Step(layer, path, shape, out_shape, cin, cout, pads, ops)
+    return out
 
 
-def _fmt_shape(shape: Shape | None) -> str:
-    return "?" if shape is None else "x".join(str(n) for n in shape)
+def _conflict(nodes: tuple[Node, ...], i: int, ci: int, j: int, cj: int) -> str:
+    a, b = sorted((i, j))
+    ca, cb = (ci, cj) if a == i else (cj, ci)
+    return (
+        f"{nodes[b].where} needs {cb} channels where {nodes[a].where} gives {ca}; an add, a "
+        "product or a layer that keeps channels needs equal channel counts (give the last "
+        "weighted layer of a branch `out_channels`, or use a projection)"
+    )

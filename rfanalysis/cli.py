@@ -89,7 +89,7 @@ def resolve_spec(text: str) -> rfa.Network:
                 f"unknown part {part!r} of zoo network {name!r}: write {name!r} for the whole "
                 f"network or '{name}:trunk' for it without its classifier head"
             )
-        return rfa.zoo.get(name, head=False)
+        return rfa.zoo.get(name, trunk=True)
     try:
         return rfa.parse(text)
     except ValueError:
@@ -496,7 +496,7 @@ def _zoo_summary(name: str) -> list[str]:
     layers = ", ".join(f"{n} {k}" for k, n in kinds.items() if k not in blocks)
     extra = ", ".join(f"{kinds[k]} {v}" for k, v in blocks.items() if kinds[k])
     # the trunk's last map: what a classifier head pools or flattens
-    last = rfa.geometry(rfa.zoo.get(name, head=False), shape).rows[-1]
+    last = rfa.geometry(rfa.zoo.get(name, trunk=True), shape).rows[-1]
     where = f"{last.layer.split(': ')[0]}, {'x'.join(map(str, last.output or ()))}"
     if last.channels is not None:
         where += f"x{last.channels}"

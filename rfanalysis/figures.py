@@ -293,7 +293,7 @@ def erf_width() -> Figure:
     "is dropped and the map is symmetric.",
 )
 def resnet50_224_vs_225() -> Figure:
-    net = rfa.zoo.get("resnet50", head=False)
+    net = rfa.zoo.get("resnet50", trunk=True)
     fig = Figure(figsize=(11.0, 3.8), layout="constrained")
     axes = fig.subplots(1, 3)
     middle_rows = {}

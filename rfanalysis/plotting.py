@@ -917,11 +917,9 @@ def grid_figure(
 
 
 # --------------------------------------------------------------------------- route diagram
-def _diagram_plan(net: Any, input_length: Any) -> tuple[Any, list[Any], list[int]]:
-    """Validate the network and input of :func:`plot_route_diagram`; return its plan, its
-    steps and the number of units of every map (input first)."""
-    from ._layers import as_network
-    from ._plan import Step, plan
+def _diagram_input(net: Any, input_length: Any) -> tuple[Any, int]:
+    """Validate the network and input of :func:`plot_route_diagram`."""
+    from ._graph import as_network
 
     network = as_network(net)
     if network.ndim not in (None, 1):
@@ -933,23 +931,7 @@ def _diagram_plan(net: Any, input_length: Any) -> tuple[Any, list[Any], list[int
         n = n[0]
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise TypeError(f"`input_length` must be an integer, got {input_length!r}")
-    p = plan(network, (int(n),))
-    steps, sizes = [], [int(n)]
-    for node in p.nodes:
-        if not isinstance(node, Step) or node.ops is None:
-            raise ValueError(
-                f"{node.where}: a route diagram draws a chain of convolution, pooling and "
-                "upsampling layers; residual, concat and dense layers are not supported"
-            )
-        steps.append(node)
-        sizes.append(node.ops[0].n_out)
-    widest = max(sizes)
-    if widest > MAX_DIAGRAM_UNITS:
-        raise ValueError(
-            f"`input_length` {n} gives a map of {widest} units; a route diagram draws at most "
-            f"{MAX_DIAGRAM_UNITS} units per layer (use plot_profile for larger maps)"
-        )
-    return p, steps, sizes
+    return network, int(n)
 
 
 def plot_route_diagram(
@@ -1005,22 +987,40 @@ def plot_route_diagram(
     >>> [t.get_text() for t in ax.texts[:4]]  # routes from the input: Pascal's row 3
     ['1', '3', '3', '1']
     """
-    from ._engine import _resolve_unit, routes
-    from ._geometry import geometry
-    from ._layers import Network, _Windowed
+    import rfanalysis as rfa
 
-    p, steps, sizes = _diagram_plan(net, input_length)
-    index = unit if isinstance(unit, (str, tuple, list)) else (unit,)
-    top = _resolve_unit(index, (sizes[-1],), "the output of the diagram's network")
+    network, n = _diagram_input(net, input_length)
+    layers = rfa.connections(network, (n,))
+    sizes = [n] + [c.n_out for c in layers]
+    widest = max(sizes)
+    if widest > MAX_DIAGRAM_UNITS:
+        raise ValueError(
+            f"`input_length` {n} gives a map of {widest} units; a route diagram draws at most "
+            f"{MAX_DIAGRAM_UNITS} units per layer (use plot_profile for larger maps)"
+        )
+    if isinstance(unit, str):
+        if unit != "center":
+            raise ValueError(f"`unit` must be 'center' or an index, got {unit!r}")
+        top = (sizes[-1] - 1) // 2
+    else:
+        (top,) = unit if isinstance(unit, (tuple, list)) else (unit,)
+        if isinstance(top, bool) or not isinstance(top, (int, np.integer)):
+            raise TypeError(f"`unit` must be 'center' or an integer, got {unit!r}")
+        if not -sizes[-1] <= top < sizes[-1]:
+            raise ValueError(
+                f"`unit` {unit!r} is out of range: the last layer has {sizes[-1]} units"
+            )
+        top = int(top) % sizes[-1]
+    # routes from every unit of layer l to the top unit: routes of the layers above it
     counts = [
-        routes(Network(p.network.layers[level:]), (sizes[level],), top, exact=True)
-        for level in range(len(steps))
+        rfa.routes(rfa.Network(network.layers[level:]), (sizes[level],), (top,), exact=True)
+        for level in range(len(layers))
     ]
     last = np.zeros(sizes[-1], dtype=object)
-    last[top[0]] = 1
+    last[top] = 1
     counts.append(last)
 
-    rows = geometry(p.network, p.input_shape).rows
+    rows = rfa.geometry(network, (n,)).rows
     starts = [float(r.start[0]) for r in rows]
     jumps = [float(r.jump[0]) for r in rows]
 
@@ -1033,31 +1033,23 @@ def plot_route_diagram(
     dotted: list[Any] = []
     copies: list[Any] = []
     pads: list[tuple[float, int]] = []
-    for level, step in enumerate(steps, start=1):
-        tap, src, dst = step.ops[0].edges()
-        layer = step.layer
+    for level, c in enumerate(layers, start=1):
         y0, y1 = level - 1, level
-        reach = np.asarray([counts[level][o] > 0 for o in dst], dtype=bool)
-        at = src.astype(np.float64)
-        if isinstance(layer, _Windowed):
-            s, d = layer.stride[0], layer.dilation[0]
-            before, after = step.pads[0]
-            read = dst * s + tap * d - before  # padded position each tap reads
-            moved = read != src
-            at = np.where(moved, read, src).astype(np.float64)
-            for q, i, hit in zip(read[moved], src[moved], reach[moved]):
-                copies.append(((x(y0, q), y0), (x(y0, i), y0), hit))
-            outs = np.repeat(np.arange(sizes[level]), layer.kernel_size[0])
-            taps = np.tile(np.arange(layer.kernel_size[0]), sizes[level])
-            reads = outs * s + taps * d - before
-            n = sizes[level - 1]
-            gap = (reads < 0) | (reads >= n)
-            if getattr(layer, "padding_mode", "zeros") == "zeros":
-                for q, o in zip(reads[gap], outs[gap]):
-                    dotted.append([(x(y0, q), y0), (x(level, o), y1)])
-            padded = {*range(-before, 0), *range(n, n + after), *reads[gap].tolist()}
-            pads += [(float(x(y0, q)), y0) for q in padded]
-        for a, o, hit in zip(at, dst, reach):
+        reach = np.asarray([counts[level][o] > 0 for o in c.out], dtype=bool)
+        outside = (c.position < 0) | (c.position >= c.n_in)
+        routed = c.source >= 0
+        moved = routed & (c.position != c.source)  # a padding mode redirects the tap
+        for q, i, hit in zip(c.position[moved], c.source[moved], reach[moved]):
+            copies.append(((x(y0, q), y0), (x(y0, i), y0), hit))
+        for q, o in zip(c.position[~routed], c.out[~routed]):
+            dotted.append([(x(y0, q), y0), (x(level, o), y1)])
+        padded = set(c.position[outside].tolist())
+        pad = rows[level].padding
+        if pad is not None and pad[0] is not None:  # a windowed layer: its padding
+            before, after = pad[0]
+            padded |= {*range(-before, 0), *range(c.n_in, c.n_in + after)}
+        pads += [(float(x(y0, q)), y0) for q in padded]
+        for a, o, hit in zip(c.position[routed], c.out[routed], reach[routed]):
             (on if hit else off).append([(x(y0, a), y0), (x(level, o), y1)])
 
     line_styles: tuple[tuple[str, list[Any], dict[str, Any]], ...] = (
@@ -1101,7 +1093,7 @@ def plot_route_diagram(
     values = [c for row in counts for c in row.tolist()]
     reached = np.asarray([c > 0 for c in values])
     face = np.where(reached, "#cfe3f3", "white").astype(object)
-    face[-sizes[-1] + top[0]] = "#f4a259"
+    face[-sizes[-1] + top] = "#f4a259"
     opts: dict[str, Any] = {
         "s": 90,
         "c": list(face),
@@ -1125,7 +1117,7 @@ def plot_route_diagram(
                 zorder=4,
             )
 
-    names = ["input", *(f"{i} {s.layer.label}" for i, s in enumerate(steps, start=1))]
+    names = ["input", *(f"{c.index} {c.layer}" for c in layers)]
     ax.set_yticks(range(len(names)), names)
     ax.set_xticks([])
     ax.tick_params(axis="y", length=0)

@@ -29,8 +29,9 @@ from typing import Any
 import numpy as np
 
 from ._engine import as_float_counts
-from ._layers import Conv, LocallyConnected, Pool, as_network
-from ._plan import Step, plan
+from ._graph import as_network
+from ._ops import Conv, LocallyConnected, Pool
+from ._plan import Plan, Step, plan
 
 __all__ = [
     "GaussianLimit",
@@ -182,11 +183,11 @@ def gaussian_limit(net: Any, input_shape: Any = None) -> GaussianLimit:
     jump = [1] * ndim
     variance = [Fraction(0)] * ndim
     totals = [1] * ndim
-    for step in _chain_steps(p.nodes):
+    for step in _chain_steps(p):
         layer: Any = step.layer
         for a in range(ndim):
             k, s, d = layer.kernel_size[a], layer.stride[a], layer.dilation[a]
-            pad = step.pads[a]
+            pad = step.data.pads[a]
             if pad is None:
                 raise ValueError(
                     f"{step.where}: 'same' padding with stride > 1 depends on the input size; "
@@ -199,17 +200,18 @@ def gaussian_limit(net: Any, input_shape: Any = None) -> GaussianLimit:
     return GaussianLimit(tuple(start), tuple(jump), tuple(variance), tuple(totals))
 
 
-def _chain_steps(nodes: Any) -> list[Step]:
+def _chain_steps(p: Plan) -> list[Step]:
     steps = []
-    for node in nodes:
-        if not isinstance(node, Step) or not isinstance(node.layer, (Conv, LocallyConnected, Pool)):
-            layer = node.layer
+    for step in p.ops:
+        if step.inputs != (step.index - 1,) or not isinstance(
+            step.layer, (Conv, LocallyConnected, Pool)
+        ):
+            what = "a branch" if step.inputs != (step.index - 1,) else type(step.layer).__name__
             raise ValueError(
-                f"layer {node.path} ({layer.label}): the closed form covers chains of "
-                "convolutions, locally connected layers and pools, not "
-                f"{type(layer).__name__}"
+                f"{step.where}: the closed form covers chains of convolutions, locally "
+                f"connected layers and pools, not {what}"
             )
-        steps.append(node)
+        steps.append(step)
     return steps
 
 
@@ -306,8 +308,7 @@ def limit_profile(layer: Any, input_shape: Any) -> LimitProfile:
     if len(net.layers) != 1 or not isinstance(net.layers[0], (Conv, LocallyConnected, Pool)):
         raise ValueError(f"`layer` must be one convolution or pool, got {net.spec()!r}")
     p = plan(net, input_shape)
-    (step,) = p.nodes
-    assert isinstance(step, Step) and step.ops is not None
+    (step,) = p.ops
     if step.out_shape != step.in_shape:
         raise ValueError(
             f"{step.where}: a repeated layer must keep the size; it maps "
@@ -316,7 +317,7 @@ def limit_profile(layer: Any, input_shape: Any) -> LimitProfile:
         )
     vectors, growth = [], 1.0
     done: dict[int, tuple[np.ndarray, float]] = {}
-    for op in step.ops:
+    for op in step.data.ops:
         if id(op) not in done:
             try:
                 done[id(op)] = _perron(op.matrix().toarray().T.astype(np.float64))

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ._layers import Concat, Conv, ConvTranspose, Dense, Layer, Network, Pool, Residual
+from ._graph import Concat, Network, Residual
+from ._ops import Conv, ConvTranspose, Dense, Layer, Pool
 from ._suggest import did_you_mean
 
 _REGISTRY: dict[str, Callable[[], Network]] = {}
@@ -59,29 +60,50 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def _check_name(name: object) -> str:
-    """The one validator of every entry point: a registered name, or a clear error."""
+#: the suffix that names an entry's feature trunk (the network without its classifier head)
+TRUNK = ":trunk"
+
+
+def _split(name: object) -> tuple[str, bool]:
+    """The one validator of every entry point: ``(registered name, trunk?)`` for ``"name"``
+    or ``"name:trunk"``, or a clear error."""
     if not isinstance(name, str):
         raise TypeError(f"zoo name must be a string, got {type(name).__name__}")
-    if name not in _REGISTRY:
+    base, sep, part = name.partition(":")
+    if base not in _REGISTRY:
         raise ValueError(
-            f"unknown zoo network {name!r}{did_you_mean(name, names())} "
+            f"unknown zoo network {base!r}{did_you_mean(base, names())} "
             "(rfanalysis.zoo.names() lists all)"
         )
-    return name
+    if sep and part != TRUNK[1:]:
+        raise ValueError(
+            f"unknown part {part!r} of zoo network {base!r}: write {base!r} for the whole "
+            f"network or '{base}{TRUNK}' for it without its classifier head"
+        )
+    return base, bool(sep)
 
 
-def get(name: str, *, head: bool = True) -> Network:
+def _check_name(name: object) -> str:
+    return _split(name)[0]
+
+
+def is_name(text: str) -> bool:
+    """Whether ``text`` names a zoo entry (``"resnet50"`` or ``"resnet50:trunk"``)."""
+    base, sep, part = text.partition(":")
+    return base in _REGISTRY and (not sep or part == TRUNK[1:])
+
+
+def get(name: str, *, trunk: bool = False) -> Network:
     """The network registered as ``name``.
 
     Parameters
     ----------
     name : str
-        One of :func:`names`.
-    head : bool
-        ``False`` drops the classifier head: the trailing dense layers and a global pool
-        before them (a pool that reduces the standard input to one unit, torchvision's
-        adaptive average pool). The remaining feature trunk accepts other input sizes,
+        One of :func:`names`, or ``"NAME:trunk"`` for its feature trunk.
+    trunk : bool
+        ``True`` (or the ``:trunk`` suffix) drops the classifier head: the trailing dense
+        layers and a global pool before them (a pool that reduces the standard input to one
+        unit, torchvision's adaptive average pool). The trunk accepts other input sizes,
         which the head, exact only at :func:`standard_input`, does not.
 
     Returns
@@ -101,16 +123,17 @@ def get(name: str, *, head: bool = True) -> Network:
     --------
     >>> get("alexnet").spec()
     'conv11s4p2,maxpool3s2,conv5p2,maxpool3s2,conv3p1*3,maxpool3s2,fc4096*2,fc1000'
-    >>> [layer.name for layer in get("resnet50", head=False).layers[-2:]]
+    >>> [layer.name for layer in get("resnet50:trunk").layers[-2:]]
     ['layer4.1', 'layer4.2']
     """
-    net = _REGISTRY[_check_name(name)]()
-    if not isinstance(head, bool):
-        raise TypeError(f"`head` must be a bool, got {head!r}")
-    return net if head else _without_head(net, _STANDARD_INPUT[name])
+    base, suffix = _split(name)
+    if not isinstance(trunk, bool):
+        raise TypeError(f"`trunk` must be a bool, got {trunk!r}")
+    net = _REGISTRY[base]()
+    return _trunk(net, _STANDARD_INPUT[base]) if trunk or suffix else net
 
 
-def _without_head(net: Network, standard_input: tuple[int, ...]) -> Network:
+def _trunk(net: Network, standard_input: tuple[int, ...]) -> Network:
     layers = list(net.layers)
     while layers and isinstance(layers[-1], Dense):
         layers.pop()
@@ -119,7 +142,7 @@ def _without_head(net: Network, standard_input: tuple[int, ...]) -> Network:
 
         if output_shape(Network(layers), standard_input) == (1,) * len(standard_input):
             layers.pop()  # the global pool belongs to the head
-    return net if len(layers) == len(net.layers) else Network(layers, name=f"{net.name} features")
+    return net if len(layers) == len(net.layers) else Network(layers, name=f"{net.name}{TRUNK}")
 
 
 def describe(name: str) -> str:

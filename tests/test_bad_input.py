@@ -428,9 +428,9 @@ CASES = [
     # ---- zoo
     Case(
         "zoo head not a bool",
-        lambda: rfa.zoo.get("resnet50", head="no"),
+        lambda: rfa.zoo.get("resnet50", trunk="no"),
         TypeError,
-        "`head` must be a bool, got 'no'",
+        "`trunk` must be a bool, got 'no'",
     ),
     Case(
         "zoo head at another size",

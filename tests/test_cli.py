@@ -100,7 +100,7 @@ def test_zoo_trunk_spec(run):
         for u in json.loads(whole.output)["uneven_padding"]
     ]
     assert dropped == [("avgpool: avgpool7", 0, 8, 1), ("avgpool: avgpool7", 1, 8, 1)]
-    assert "resnet50 features" in run("geometry", "resnet50:trunk").output
+    assert "resnet50:trunk" in run("geometry", "resnet50:trunk").output
 
 
 @pytest.mark.parametrize(

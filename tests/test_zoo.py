@@ -28,7 +28,7 @@ ALL = rfa.zoo.names()
 def _features(net):
     """The network without its classifier head (the global pool before a dense layer, and
     the dense layers), whose pool kernel fits only the standard input size."""
-    return rfa.zoo.get(net.name, head=False)
+    return rfa.zoo.get(net.name, trunk=True)
 
 
 @pytest.mark.parametrize(
@@ -42,8 +42,8 @@ def _features(net):
         ("wav2vec2_feature_encoder", []),
     ],
 )
-def test_head_false_drops_exactly_the_classifier(name, dropped):
-    full, trunk = rfa.zoo.get(name), rfa.zoo.get(name, head=False)
+def test_trunk_drops_exactly_the_classifier(name, dropped):
+    full, trunk = rfa.zoo.get(name), rfa.zoo.get(name, trunk=True)
     assert [x.name for x in full.layers[len(trunk) :]] == dropped
     assert trunk.layers == full.layers[: len(full) - len(dropped)]
 
@@ -51,9 +51,9 @@ def test_head_false_drops_exactly_the_classifier(name, dropped):
 def test_trunks_run_at_other_input_sizes():
     with pytest.raises(ValueError, match=r"layer 19 \(avgpool: avgpool7\): output size 0"):
         rfa.coverage(rfa.zoo.get("resnet50"), 64)
-    assert rfa.output_shape(rfa.zoo.get("resnet50", head=False), 1024) == (32, 32)
-    with pytest.raises(TypeError, match="`head` must be a bool"):
-        rfa.zoo.get("resnet50", head="no")
+    assert rfa.output_shape(rfa.zoo.get("resnet50", trunk=True), 1024) == (32, 32)
+    with pytest.raises(TypeError, match="`trunk` must be a bool"):
+        rfa.zoo.get("resnet50", trunk="no")
 
 
 def _row(table, name):

@@ -1,12 +1,9 @@
 """``from_torch``: trace a torch model into a :class:`~rfanalysis.Network`.
 
 The model is traced with ``torch.fx`` and run once on a zero input to learn every tensor's
-shape. Each graph node becomes layers (a convolution, a pool, nothing for a pointwise
-operation) and the graph is decomposed into series and parallel parts: a residual add or a
-channel concat closes a block whose branches start at the merge's immediate dominator (the
-last value every path from the input to the merge passes through). A graph that cannot be
-written this way (a value shared by two branches of different blocks) is rejected, since
-a nested network would duplicate the shared layers.
+shape. Each graph node that depends on the input becomes nodes of the network's graph: a
+convolution, a pool, nothing for a pointwise operation of one tensor, and an n-ary add,
+product or channel concat where several tensors that depend on the input meet.
 """
 
 from __future__ import annotations
@@ -16,17 +13,8 @@ import operator
 from collections.abc import Sequence
 from typing import Any
 
-from .._layers import (
-    Concat,
-    Conv,
-    ConvTranspose,
-    Dense,
-    Layer,
-    Network,
-    Pool,
-    Residual,
-    Upsample,
-)
+from .._graph import Network, Node
+from .._ops import Add, Cat, Conv, ConvTranspose, Dense, Layer, Mul, Pool, Upsample
 from .._plan import DEFAULT_NDIM, normalise_input_shape, plan
 from ._torch import (
     ModuleState,
@@ -72,6 +60,7 @@ _ARITHMETIC = (
     operator.pos,
 )
 _ADDS = (operator.add, operator.iadd)
+_MULS = (operator.mul, operator.imul)
 
 #: positional parameter names of the torch functions read here
 _SIGNATURES = {
@@ -135,18 +124,6 @@ class _Converter:
                 live.add(n)
                 self.preds[n] = args
         self.preds[self.input] = []
-        # dominators: every path from the input to n passes through each of dom[n]
-        dom: dict[Any, set] = {}
-        for n in nodes:
-            if n not in self.preds:
-                continue
-            ps = self.preds[n]
-            dom[n] = {n} | (set.intersection(*(dom[p] for p in ps)) if ps else set())
-        self.idom = {
-            n: max(d - {n}, key=self.order.__getitem__)
-            for n, d in dom.items()
-            if n is not self.input
-        }
         (out,) = [n for n in nodes if n.op == "output"]
         result = out.args[0]
         if not (hasattr(result, "op") and self.is_tensor(result)):
@@ -158,30 +135,34 @@ class _Converter:
             raise ValueError(f"from_torch: the output of {self.name} does not depend on its input")
         self.output = result
 
-    # -- decomposition ------------------------------------------------------------------
-    def sequence(self, src: Any, dst: Any) -> list[Layer]:
-        """Layers that map the value ``src`` to the value ``dst``."""
-        items: list[list[Layer]] = []
-        node = dst
-        while node is not src:
-            if node in self.emitted:
-                raise ValueError(
-                    f"from_torch: the graph of {self.name} is not series-parallel: node "
-                    f"{node.name!r} feeds branches of two different blocks, so a nested "
-                    "network would duplicate it"
-                )
-            self.emitted.add(node)
-            merge = self.merge_kind(node)
-            if merge is not None:
-                fork = self.idom[node]
-                branches = [self.sequence(fork, p) for p in self.merge_inputs(node, merge)]
-                items.append([self.block(node, merge, branches)])
-                node = fork
+    # -- graph --------------------------------------------------------------------------
+    def graph(self) -> list[Node]:
+        """Network nodes for every fx node the output depends on, in fx's order."""
+        needed = {self.output}
+        for n in reversed(list(self.preds)):
+            if n in needed:
+                needed.update(self.preds[n])
+        nodes = [Node(None, (), "input")]
+        index = {self.input: 0}
+        for n in self.preds:
+            if n is self.input or n not in needed:
                 continue
-            (pred,) = self.preds[node]
-            items.append(self.layers(node))
-            node = pred
-        return [layer for group in reversed(items) for layer in group]
+            merge = self.merge_kind(n)
+            if merge is not None:
+                inputs = tuple(index[p] for p in self.merge_inputs(n, merge))
+                layer: Layer = {"add": Add, "mul": Mul, "cat": Cat}[merge](name=n.name)
+                nodes.append(Node(layer, inputs, str(len(nodes))))
+            else:
+                src = index[self.preds[n][0]]
+                for layer in self.layers(n):
+                    nodes.append(Node(layer, (src,), str(len(nodes))))
+                    src = len(nodes) - 1
+                index[n] = src
+                continue
+            index[n] = len(nodes) - 1
+        if index[self.output] != len(nodes) - 1:  # the output is an identity of a node
+            nodes.append(Node(Add(name=self.output.name), (index[self.output],), str(len(nodes))))
+        return nodes
 
     def merge_kind(self, node: Any) -> str | None:
         preds = self.preds[node]
@@ -192,6 +173,10 @@ class _Converter:
             return "add"
         if node.op == "call_method" and target in ("add", "add_"):
             return "add"
+        if node.op == "call_function" and (target in _MULS or target is self.torch.mul):
+            return "mul"
+        if node.op == "call_method" and target in ("mul", "mul_"):
+            return "mul"
         if node.op == "call_function" and target in (
             self.torch.cat,
             getattr(self.torch, "concat", None),
@@ -207,20 +192,13 @@ class _Converter:
             return "cat"
         raise ValueError(
             f"from_torch: node {node.name!r} ({self.describe(node)}) combines "
-            f"{len(preds)} tensors that depend on the input; only residual adds and channel "
+            f"{len(preds)} tensors that depend on the input; only adds, products and channel "
             "concatenation (torch.cat(..., dim=1)) can be expressed"
         )
 
     def merge_inputs(self, node: Any, merge: str) -> list[Any]:
-        args = node.args[:2] if merge == "add" else (node.args or (node.kwargs["tensors"],))[0]
-        return [a for a in args if a in self.preds]  # constants are not branches
-
-    def block(self, node: Any, merge: str, branches: list[list[Layer]]) -> Layer:
-        if merge == "cat":
-            return Concat(*branches, name=node.name)
-        a, b = branches  # distinct values: at most one branch is the identity
-        body, shortcut = (a, b) if len(a) >= len(b) else (b, a)
-        return Residual(body, shortcut or None, name=node.name)
+        args = node.args if merge != "cat" else (node.args or (node.kwargs["tensors"],))[0]
+        return [a for a in args if a in self.preds]  # constants are not operands
 
     # -- single nodes -------------------------------------------------------------------
     def describe(self, node: Any) -> str:
@@ -565,10 +543,11 @@ def from_torch(
     size is a multiple of the output size, ``Upsample`` / ``F.interpolate`` in ``nearest``
     mode, ``Linear`` after a flatten (``nn.Flatten``, ``torch.flatten``, ``view``,
     ``reshape``), and as identity BatchNorm, pointwise activations, dropout and arithmetic
-    with constants. ``a + b`` (``torch.add``, ``+=``) of two values that depend on the input
-    becomes :class:`~rfanalysis.Residual` (the longer branch is the body) and
-    ``torch.cat(..., dim=1)`` becomes :class:`~rfanalysis.Concat`. The traced output shape
-    is checked against the Network's.
+    with constants. ``a + b`` (``torch.add``, ``+=``) of values that depend on the input
+    becomes :class:`~rfanalysis.Add`,
+    ``torch.cat(..., dim=1)`` becomes :class:`~rfanalysis.Cat` and a product of two such
+    values :class:`~rfanalysis.Mul`. The traced output shape is checked against the
+    Network's.
 
     Examples
     --------
@@ -596,12 +575,12 @@ def from_torch(
     _propagate(torch, module, gm, (1, cin, *shape), name)
     conv = _Converter(torch, gm, name, mapping, unknown)
     conv.analyse()
-    layers = conv.sequence(conv.input, conv.output)
-    if not layers:
+    nodes = conv.graph()
+    if len(nodes) < 2:
         raise ValueError(
             f"from_torch: {name} has no layer that changes routes (it is the identity)"
         )
-    net = Network(layers, name=name)
+    net = Network.from_nodes(nodes, name=name)
     expected = conv.shape(conv.output)
     expected = expected[2:] if len(expected) > 2 else expected[1:]
     got = plan(net, shape).output_shape

@@ -329,7 +329,7 @@ def influence(
         )
     else:
         size = _numpy.batch_size(model, n_trials, args.dtype.itemsize)
-        ticks = math.ceil(n_trials / size) * _numpy.count_nodes(model.nodes)
+        ticks = math.ceil(n_trials / size) * _numpy.count_nodes(model)
         with (
             Progress(ticks, "influence", args.progress) as bar,
             np.errstate(over="ignore", invalid="ignore", divide="ignore"),
@@ -366,7 +366,7 @@ def _given_or_drawn(inputs: Any, trials: int, shape: tuple[int, ...], rng: Any) 
 
 
 def _model(p: Plan, channels: int, in_channels: int | None, relu: bool) -> Model:
-    declared = declared_in_channels(p.network.layers)
+    declared = declared_in_channels(p.network.nodes)
     if in_channels is not None and declared is not None and in_channels != declared:
         raise ValueError(
             f"`in_channels` is {in_channels} but the network's first weighted layer takes "

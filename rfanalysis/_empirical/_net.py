@@ -1,22 +1,22 @@
 """A planned network given real channels, weights and inputs (shared by both backends).
 
-:func:`build` turns a :class:`~rfanalysis._plan.Plan` into a tree of :class:`Op` and
-:class:`Merge` nodes with concrete channel counts, weight shapes and ReLU flags;
-:func:`draw` draws the inputs and weights of every trial. The numpy and torch backends
-execute the same tree on the same arrays, so that they can be compared value for value.
+:func:`build` gives every step of a :class:`~rfanalysis._plan.Plan` concrete channel counts,
+weight shapes and a ReLU flag (:class:`Op`); :func:`draw` draws the inputs and weights of
+every trial. The numpy and torch backends execute the same plan on the same arrays, each
+operation through its own backend rules, so that they can be compared value for value.
 
-Channels
+Channels (:func:`rfanalysis._plan.infer_channels`)
     The input has ``in_channels`` channels. A weighted layer (Conv, LocallyConnected,
     ConvTranspose) outputs its own ``out_channels`` when the layer sets it, else
-    ``channels``; the last weighted layer of a residual body whose shortcut is the identity
-    outputs the block's input channels instead, so that the add is defined. Pools and
-    upsampling keep channels; a concat outputs the sum of its branches' channels; a dense
-    layer outputs one channel of ``out_features`` units (its input is flattened in
+    ``channels``; an add or a product makes its operands agree, so the last weighted layer
+    of a residual body whose shortcut is the identity outputs the block's input channels.
+    Pools and upsampling keep channels; a concat outputs the sum of its operands' channels; a
+    dense layer outputs one channel of ``out_features`` units (its input is flattened in
     ``(C, *spatial)`` order, as ``torch.flatten`` does).
 Activation
     With ``activation="relu"``, a ReLU follows every weighted layer (Conv,
-    LocallyConnected, ConvTranspose, Dense), inside blocks too, except the network's last
-    layer: the output is a linear read-out, as in Luo et al. (2016).
+    LocallyConnected, ConvTranspose, Dense) except the output node: the output is a linear
+    read-out, as in Luo et al. (2016).
 Weights (one set per trial, no biases)
     Shapes follow torch: Conv ``(C_out, C_in / groups, *k)``, ConvTranspose
     ``(C_in, C_out / groups, *k)``, LocallyConnected ``(*out_shape, C_out, C_in, *k)``,
@@ -39,31 +39,18 @@ from typing import Any
 
 import numpy as np
 
-from .._layers import (
-    Concat,
-    Conv,
-    ConvTranspose,
-    Dense,
-    LocallyConnected,
-    Pool,
-    Residual,
-    Upsample,
-)
-from .._plan import Block, Plan, Step, leaves
+from .._plan import Plan, Step, infer_channels
 
-WEIGHTED = (Conv, LocallyConnected, ConvTranspose, Dense)
 WEIGHT_NAMES = ("ones", "normal", "uniform")
 
 
 @dataclass(frozen=True, eq=False)
 class Op:
-    """A primitive layer with concrete channels."""
+    """A planned step with concrete channels, weight shape and ReLU flag."""
 
     step: Step
-    kind: str  # conv | lc | tconv | pool | up | dense
-    cin: int
+    cins: tuple[int, ...]  # channels of each input
     cout: int
-    groups: int
     relu: bool
     shape: tuple[int, ...] | None  # per-trial weight shape; None for layers without weights
     fan_in: int
@@ -71,6 +58,14 @@ class Op:
     @property
     def layer(self) -> Any:
         return self.step.layer
+
+    @property
+    def cin(self) -> int:
+        return self.cins[0]
+
+    @property
+    def groups(self) -> int:
+        return int(getattr(self.step.layer, "groups", 1))
 
     @property
     def in_shape(self) -> tuple[int, ...]:
@@ -82,134 +77,43 @@ class Op:
         assert self.step.out_shape is not None
         return self.step.out_shape
 
-    @property
-    def pads(self) -> tuple[tuple[int, int], ...]:
-        """Resolved ``(before, after)`` padding per axis (Pool, Conv, LC, ConvTranspose)."""
-        return tuple((int(p[0]), int(p[1])) for p in self.step.pads if p is not None)
-
-
-@dataclass(frozen=True, eq=False)
-class Merge:
-    """A residual add (``add=True``) or a channel concat of branches on the same input."""
-
-    add: bool
-    branches: tuple[tuple[Op | Merge, ...], ...]
-    cout: int
-
 
 @dataclass(frozen=True, eq=False)
 class Model:
     plan: Plan
-    nodes: tuple[Op | Merge, ...]
+    ops: tuple[Op, ...]  # one per step after the input, in data-flow order
     in_channels: int
 
-    def ops(self) -> list[Op]:
-        """Every primitive op, depth first, in data-flow order."""
-        return leaves(self.nodes, Op)
+    def weighted(self) -> list[Op]:
+        return [op for op in self.ops if op.shape is not None]
 
 
 # --------------------------------------------------------------------------- building
-def _kind(layer: Any) -> str:
-    return {
-        Conv: "conv",
-        LocallyConnected: "lc",
-        ConvTranspose: "tconv",
-        Pool: "pool",
-        Upsample: "up",
-        Dense: "dense",
-    }[type(layer)]
-
-
-def _op(step: Step, cin: int, channels: int, default_out: int | None, relu: bool) -> Op:
-    layer: Any = step.layer
-    kind = _kind(layer)
-    declared_in = getattr(layer, "in_channels", None)
-    if declared_in is not None and declared_in != cin:
-        raise ValueError(
-            f"{step.where}: in_channels is {declared_in} but its input has {cin} channels "
-            "(set `in_channels=` / `channels=` to match the network)"
-        )
-    if kind in ("pool", "up"):
-        return Op(step, kind, cin, cin, 1, False, None, 0)
-    assert step.in_shape is not None and step.out_shape is not None
-    if kind == "dense":
-        features = cin * math.prod(step.in_shape)
-        return Op(step, kind, cin, 1, 1, relu, (layer.out_features, features), features)
-    cout = layer.out_channels
-    if cout is None:
-        cout = default_out if default_out is not None else channels
-    groups = getattr(layer, "groups", 1)
-    if cin % groups or cout % groups:
-        raise ValueError(
-            f"{step.where}: groups={groups} needs input and output channels divisible by "
-            f"{groups}; got {cin} in and {cout} out (choose `channels=` / `in_channels=` "
-            "accordingly)"
-        )
-    taps = math.prod(layer.kernel_size)
-    if kind == "conv":
-        shape: tuple[int, ...] = (cout, cin // groups, *layer.kernel_size)
-        fan_in = cin // groups * taps
-    elif kind == "tconv":
-        shape = (cin, cout // groups, *layer.kernel_size)
-        fan_in = cin // groups * taps
-    else:  # locally connected: one kernel per output position
-        shape = (*step.out_shape, cout, cin, *layer.kernel_size)
-        fan_in = cin * taps
-    return Op(step, kind, cin, cout, groups, relu, shape, fan_in)
-
-
-def _sequence(nodes, cin: int, channels: int, relu: bool, want_out: int | None):
-    """Build a sequence; ``want_out`` sets the default output channels of the sequence's
-    last weighted layer (residual bodies beside an identity shortcut)."""
-    last_weighted = None
-    if want_out is not None:
-        for index, node in enumerate(nodes):
-            if isinstance(node, Step) and isinstance(node.layer, WEIGHTED):
-                last_weighted = index
-    built: list[Op | Merge] = []
-    for index, node in enumerate(nodes):
-        if isinstance(node, Step):
-            default = want_out if index == last_weighted else None
-            op = _op(node, cin, channels, default, relu)
-            built.append(op)
-            cin = op.cout
-        else:
-            merge = _merge(node, cin, channels, relu)
-            built.append(merge)
-            cin = merge.cout
-    return tuple(built), cin
-
-
-def _merge(block: Block, cin: int, channels: int, relu: bool) -> Merge:
-    layer = block.layer
-    if isinstance(layer, Residual):
-        identity = layer.shortcut is None
-        body, body_out = _sequence(
-            block.branches[0], cin, channels, relu, cin if identity else None
-        )
-        shortcut, short_out = _sequence(block.branches[1], cin, channels, relu, None)
-        if body_out != short_out:
+def build(plan: Plan, channels: int, in_channels: int | None, relu: bool) -> Model:
+    """Give every step of ``plan`` concrete channels, weight shapes and ReLU flags (see the
+    module docstring); the output step's read-out stays linear."""
+    counts = infer_channels(plan.network.nodes, in_channels, channels)
+    last = plan.steps[-1].index
+    ops = []
+    for step in plan.ops:
+        layer = step.layer
+        cins = tuple(counts[j] for j in step.inputs)
+        cout = counts[step.index]
+        assert cout is not None and all(c is not None for c in cins)
+        op = Op(step, cins, cout, relu and layer.weighted and step.index != last, None, 0)  # type: ignore[arg-type]
+        groups = op.groups
+        if layer.weighted and (op.cin % groups or cout % groups):
             raise ValueError(
-                f"{block.where}: the body gives {body_out} channels but the shortcut gives "
-                f"{short_out}; a residual add needs equal channel counts"
+                f"{step.where}: groups={groups} needs input and output channels divisible by "
+                f"{groups}; got {op.cin} in and {cout} out (choose `channels=` / "
+                "`in_channels=` accordingly)"
             )
-        return Merge(True, (body, shortcut), body_out)
-    assert isinstance(layer, Concat)
-    branches, outs = [], []
-    for branch in block.branches:
-        nodes, out = _sequence(branch, cin, channels, relu, None)
-        branches.append(nodes)
-        outs.append(out)
-    return Merge(False, tuple(branches), sum(outs))
-
-
-def build(plan: Plan, channels: int, in_channels: int, relu: bool) -> Model:
-    """Give every layer of ``plan`` concrete channels, weight shapes and ReLU flags."""
-    nodes, _ = _sequence(plan.nodes, in_channels, channels, relu, None)
-    last = nodes[-1]
-    if isinstance(last, Op) and last.relu:  # the read-out stays linear
-        nodes = (*nodes[:-1], replace(last, relu=False))
-    return Model(plan, nodes, in_channels)
+        found = layer.weight_shape(op)
+        if found is not None:
+            op = replace(op, shape=found[0], fan_in=found[1])
+        ops.append(op)
+    assert counts[0] is not None
+    return Model(plan, tuple(ops), counts[0])
 
 
 # --------------------------------------------------------------------------- drawing
@@ -252,7 +156,7 @@ def draw_bytes(model: Model, trials: int, weights: WeightsArg, inputs: bool) -> 
     assert model.plan.input_shape is not None
     per_trial = 0 if inputs else model.in_channels * math.prod(model.plan.input_shape)
     shared = 0
-    for op in model.ops():
+    for op in model.weighted():
         if op.shape is not None:
             if weights == "ones":
                 shared += math.prod(op.shape)
@@ -272,7 +176,7 @@ def draw(
 
     ``"ones"`` weights are shared by all trials (a leading axis of length 1).
     """
-    ops = [op for op in model.ops() if op.shape is not None]
+    ops = model.weighted()
     gens = generators(seed, trials)
     assert model.plan.input_shape is not None
     shape = (model.in_channels, *model.plan.input_shape)
@@ -294,26 +198,3 @@ def draw(
         else:
             params[id(op)] = np.stack(per_trial[id(op)])
     return x, params
-
-
-# --------------------------------------------------------------------------- pools
-def avg_divisor(step: Step) -> np.ndarray:
-    """Divisor of every avg-pool window, shape ``out_shape``: the number of taps inside
-    the padded input (padding counts, the overhang of a ``ceil_mode`` window does not).
-
-    This is torch's ``count_include_pad=True`` rule: a window starting at ``o*s - p_before``
-    ends at ``min(start + k_eff, n + p_after)``; with dilation the taps before that end count.
-    """
-    layer: Any = step.layer
-    assert step.in_shape is not None and step.out_shape is not None
-    counts = []
-    for n, m, k, s, d, (pb, pa) in zip(
-        step.in_shape, step.out_shape, layer.kernel_size, layer.stride, layer.dilation, step.pads
-    ):
-        start = np.arange(m) * s - pb
-        taps = start[:, None] + d * np.arange(k)[None, :]
-        counts.append((taps < n + pa).sum(axis=1))
-    out = counts[0].astype(np.float64)
-    for c in counts[1:]:
-        out = np.multiply.outer(out, c)
-    return out

@@ -1,6 +1,6 @@
 """Per-axis connection operators.
 
-Every spatial layer except :class:`~rfanalysis.Dense` is separable: its connections in N-D are
+Every windowed layer is separable: its connections in N-D are
 the product of its connections along each axis (padding modes map each coordinate on its own).
 An :class:`AxisOp` lists the connections along one axis as ``(tap, input unit, output unit)``
 triples, stored as strided slices for the in-range bulk and as index arrays for the few
@@ -14,15 +14,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
 
 import numpy as np
 
-Mode = Literal["float", "exact", "log"]
+from .base import OpError
+from .counts import Mode
 
-
-class AxisError(ValueError):
-    """Raised by the operator builders; the planner adds the layer's name and position."""
+#: raised by the operator builders; the planner adds the layer's name and position
+AxisError = OpError
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,18 +75,10 @@ class AxisOp:
     # -- application ---------------------------------------------------------------------
     def transpose_apply(self, g: np.ndarray, axis: int, mode: Mode = "float") -> np.ndarray:
         """``A.T @ g`` along ``axis``: routes per output unit -> routes per input unit."""
-        return _apply(
-            g, axis, mode, self.n_in, self.segments, self.extra_out, self.extra_in, backward=True
-        )
-
-    def apply(self, x: np.ndarray, axis: int, mode: Mode = "float") -> np.ndarray:
-        """``A @ x`` along ``axis`` (the forward window sum of a ones-weight layer)."""
-        return _apply(
-            x, axis, mode, self.n_out, self.segments, self.extra_in, self.extra_out, backward=False
-        )
+        return _apply(g, axis, mode, self.n_in, self.segments, self.extra_out, self.extra_in)
 
 
-def _apply(g, axis, mode, n_res, segments, extra_src, extra_dst, backward):
+def _apply(g, axis, mode, n_res, segments, extra_src, extra_dst):
     shape = list(g.shape)
     shape[axis] = n_res
     if mode == "log":
@@ -98,12 +89,11 @@ def _apply(g, axis, mode, n_res, segments, extra_src, extra_dst, backward):
         out = np.zeros(shape, dtype=np.result_type(g.dtype, np.float64))
     pre = (slice(None),) * axis
     for _, si, so in segments:
-        src, dst = (so, si) if backward else (si, so)
-        d = (*pre, dst)
+        d = (*pre, si)
         if mode == "log":
-            out[d] = np.logaddexp(out[d], g[(*pre, src)])
+            out[d] = np.logaddexp(out[d], g[(*pre, so)])
         else:
-            out[d] += g[(*pre, src)]
+            out[d] += g[(*pre, so)]
     if extra_src.size:
         values = np.take(g, extra_src, axis=axis)
         if mode == "log":
@@ -191,6 +181,7 @@ def window_op(
     """Operator of a convolution, locally connected layer or pool along one axis.
 
     Output ``o``, tap ``t`` reads padded position ``o*s + t*d``, i.e. input ``o*s + t*d - pb``.
+    Only the few outputs whose tap reads padding need index arrays; the bulk is slices.
     """
     if mode in PAD_LIMITS:
         limit, rule = PAD_LIMITS[mode]
@@ -203,7 +194,6 @@ def window_op(
             "the input is too small for this stack"
         )
     segments, extra = [], []
-    o = np.arange(m)
     for t in range(k):
         off = t * d - pb  # input index = o*s + off
         o_lo = (-off + s - 1) // s if off < 0 else 0  # first o with o*s + off >= 0
@@ -212,18 +202,31 @@ def window_op(
             start = o_lo * s + off
             segments.append((t, slice(start, o_hi * s + off + 1, s), slice(o_lo, o_hi + 1)))
         if mode != "zeros":
-            outside = o[(o < o_lo) | (o > o_hi)] if o_lo <= o_hi else o
+            if o_lo <= o_hi:
+                outside = np.concatenate([np.arange(0, o_lo), np.arange(o_hi + 1, m)])
+            else:
+                outside = np.arange(m)
             if outside.size:
                 i = map_outside(outside * s + off, n, mode)
                 extra.append((np.full(i.size, t), i, outside))
     return _make(n, m, k, segments, extra)
 
 
+def transposed_length(n: int, k: int, s: int, d: int, pb: int, pa: int, output_padding: int) -> int:
+    """Output length of a transposed convolution (torch's rule, with a per-side crop)."""
+    return (n - 1) * s - pb - pa + d * (k - 1) + output_padding + 1
+
+
+def upsample_length(n: int, scale: int | float) -> int:
+    """Output length of nearest upsampling: ``floor(n * scale)``."""
+    return math.floor(n * scale)
+
+
 @lru_cache(maxsize=4096)
 def transposed_op(n: int, k: int, s: int, d: int, pb: int, pa: int, output_padding: int) -> AxisOp:
     """Operator of a transposed convolution: input ``i``, tap ``t`` writes output
     ``i*s + t*d - pb`` (torch's ``ConvTranspose``)."""
-    m = (n - 1) * s - pb - pa + d * (k - 1) + output_padding + 1
+    m = transposed_length(n, k, s, d, pb, pa, output_padding)
     if m <= 0:
         raise AxisError(
             f"output size {m} for input {n} (kernel {k}, stride {s}, cropping {pb}+{pa}); "
@@ -250,7 +253,7 @@ def upsample_op(n: int, scale: int | float) -> AxisOp:
     most integer factors this is ``j // scale``; where float32 rounding makes torch differ,
     the operator follows torch so that maps agree with it unit for unit.
     """
-    m = math.floor(n * scale)
+    m = upsample_length(n, scale)
     if m <= 0:
         raise AxisError(f"output size 0 for input {n} (scale factor {scale})")
     j = np.arange(m)
