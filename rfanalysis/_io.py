@@ -8,13 +8,14 @@ Schema (the same in both formats). A sequence of layers, with blocks for branche
                 {"type": "cat", "branches": [[...], [...]]},
                 {"type": "mul", "branches": [[], [...]]}]}
 
-or any graph, as nodes that name their inputs (``"input"`` is the network's input; a node
-without ``inputs`` reads the node before it; the last node is the output unless ``output``
-names another)::
+or any graph, as nodes that name their inputs. A node is known by its ``id``, or by its
+layer's ``name`` where it has no ``id``; ``"input"`` is the network's input; a node without
+``inputs`` reads the node before it; the last node is the output unless ``output`` names
+another::
 
     {"nodes": [{"name": "a", "type": "conv", "kernel_size": 3, "padding": 1},
                {"name": "b", "type": "conv", "kernel_size": 3, "padding": 1},
-               {"name": "sum", "type": "add", "inputs": ["input", "a", "b"]}]}
+               {"id": "sum", "type": "add", "inputs": ["input", "a", "b"]}]}
 
 ``layers`` may also be replaced by ``"spec": "conv3p1*10"`` (the compact grammar). Layer keys
 are the constructor arguments of the layer classes; tuples are written as lists. Types are
@@ -75,32 +76,34 @@ def to_dict(net: Network) -> dict[str, Any]:
     if net.is_tree:
         out["layers"] = [_layer_dict(layer) for layer in net.layers]
         return out
-    names = _node_names(net.nodes)
+    ids = _node_ids(net.nodes)
     nodes = []
     for i, node in enumerate(net.nodes[1:], start=1):
         assert node.layer is not None
-        d = _layer_dict(replace(node.layer, name=None))  # type: ignore[type-var]
-        d = {"name": names[i], **d}
+        d = _layer_dict(node.layer)
+        if ids[i] != node.layer.name:
+            d = {"id": ids[i], **d}
         if node.inputs != (i - 1,):
-            d["inputs"] = [names[j] for j in node.inputs]
+            d["inputs"] = [ids[j] for j in node.inputs]
         nodes.append(d)
     out["nodes"] = nodes
     return out
 
 
-def _node_names(nodes: tuple[Node, ...]) -> list[str]:
-    """Unique names: a layer's own name where it has one, else ``n<index>``."""
-    names = ["input"]
-    taken = {"input"}
+def _node_ids(nodes: tuple[Node, ...]) -> list[str]:
+    """Unique ids: a layer's own name where it is unique, else ``n<index>``."""
+    ids = ["input"]
+    names = [n.layer.name for n in nodes[1:] if n.layer is not None and n.layer.name]
+    taken = {"input"} | set(names)
     for i, node in enumerate(nodes[1:], start=1):
         name = node.layer.name if node.layer is not None else None
-        if not name or name in taken:
+        if not name or names.count(name) > 1:
             name = f"n{i}"
             while name in taken:
                 name += "_"
-        taken.add(name)
-        names.append(name)
-    return names
+            taken.add(name)
+        ids.append(name)
+    return ids
 
 
 def _layer_dict(layer: Layer) -> dict[str, Any]:
@@ -251,7 +254,7 @@ def _op(kind: str, args: dict, where: str, node: bool = False) -> Layer:
     if extra:
         raise ValueError(
             f"{where} ({kind}): unknown key(s) {', '.join(sorted(extra))}; "
-            f"allowed: {', '.join(sorted(allowed | ({'inputs'} if node else set())))}"
+            f"allowed: {', '.join(sorted(allowed | ({'id', 'inputs'} if node else set())))}"
         )
     return _construct(cls, where, kind, **args)
 
@@ -277,12 +280,12 @@ def _graph(items: Any, output: Any, where: str, name: str | None) -> Network:
     for i, item in enumerate(items):
         at = f"{where}[{i}]"
         kind = _kind(item, at)
-        args = {k: _tuples(v) for k, v in item.items() if k not in ("type", "inputs")}
-        node_name = args.get("name", f"n{i + 1}")
+        args = {k: _tuples(v) for k, v in item.items() if k not in ("type", "inputs", "id")}
+        node_name = item.get("id", args.get("name", f"n{i + 1}"))
         if not isinstance(node_name, str) or not node_name or node_name == "input":
-            raise ValueError(f"{at}: `name` must be a non-empty string other than 'input'")
+            raise ValueError(f"{at}: `id` must be a non-empty string other than 'input'")
         if node_name in names:
-            raise ValueError(f"{at}: two nodes are named {node_name!r}")
+            raise ValueError(f"{at}: two nodes are known as {node_name!r} (give each an `id`)")
         at = f"{where}[{i}] {node_name!r}"
         if kind == "res":
             raise ValueError(f"{at}: a graph writes a residual add as an 'add' node")
@@ -317,17 +320,11 @@ def _graph(items: Any, output: Any, where: str, name: str | None) -> Network:
     nodes = [Node(None, (), "input")]
     for i in order:  # every node leads to the output, so the output comes last
         position[names[i]] = len(nodes)
-        nodes.append(
-            Node(_named(layers[i], names[i]), tuple(position[x] for x in reads[i]), str(len(nodes)))
-        )
+        nodes.append(Node(layers[i], tuple(position[x] for x in reads[i]), str(len(nodes))))
     try:
         return Network.from_nodes(nodes, name=name)
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
-
-
-def _named(layer: Layer, name: str) -> Layer:
-    return layer if layer.name == name else replace(layer, name=name)  # type: ignore[type-var]
 
 
 def _topological(names: list[str], reads: list[list[str]], where: str) -> list[int]:
