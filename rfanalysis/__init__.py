@@ -4,7 +4,9 @@ A pixel near the middle of a deep unit's receptive field reaches that unit along
 a border pixel along few. This package counts them exactly.
 
 Layers (frozen, hashable; an int means the same on every spatial axis)
-    Conv, LocallyConnected, Pool, ConvTranspose, Upsample, Dense; merges Add, Mul, Cat
+    Conv, LocallyConnected, Pool, ConvTranspose, Upsample, Dense; merges Add, Mul, Cat;
+    global context GlobalPool, AdaptivePool, SpatialNorm; resampling Interpolate; Attention
+    (global, windowed, shifted windows)
 Networks (graphs: the input, then nodes that apply one layer to earlier nodes)
     Network (from a sequence with Residual, Concat and Parallel blocks, or from the output of
     a graph built with Input: ``x = Input(); y = Add()(x, Conv(3, padding=1)(x))``), Node,
@@ -72,13 +74,31 @@ from ._geometry import (
 )
 from ._graph import Concat, Input, Network, Node, Parallel, Residual, Value
 from ._io import load, save
-from ._ops import Add, Cat, Conv, ConvTranspose, Dense, Layer, LocallyConnected, Mul, Pool, Upsample
+from ._ops import (
+    AdaptivePool,
+    Add,
+    Attention,
+    Cat,
+    Conv,
+    ConvTranspose,
+    Dense,
+    GlobalPool,
+    Interpolate,
+    Layer,
+    LocallyConnected,
+    Mul,
+    Pool,
+    SpatialNorm,
+    Upsample,
+)
 from ._parse import parse
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AdaptivePool",
     "Add",
+    "Attention",
     "BlindSpotReport",
     "Cat",
     "Comparison",
@@ -90,7 +110,9 @@ __all__ = [
     "Dense",
     "Geometry",
     "GeometryRow",
+    "GlobalPool",
     "Input",
+    "Interpolate",
     "Layer",
     "LocallyConnected",
     "Mul",
@@ -101,6 +123,7 @@ __all__ = [
     "ReceptiveField",
     "Residual",
     "SizeSearch",
+    "SpatialNorm",
     "UnevenPadding",
     "Upsample",
     "Value",

@@ -27,9 +27,48 @@ class CountOverflowError(OverflowError, ValueError):
     """Route counts exceed the float64 range; use ``log=True`` or ``exact=True``."""
 
 
+#: what a route may be (DESIGN section 9): every dependence ("global", the support of
+#: autograd's gradient), or only the routes that carry the map ("local")
+CONTEXTS = ("global", "local")
+
+
 # --------------------------------------------------------------------------- propagation
-def backward(p: Plan, start: Counts, alg: Algebra) -> Counts:
-    """Counts per input unit, from counts ``start`` per unit of the output."""
+def fallbacks(p: Plan) -> dict[int, np.ndarray]:
+    """For context "local": per step whose routes partly only modulate, the output units that
+    no carrying route reaches but a global one does. They keep their global routes (a unit
+    reached only through a global operation stays global in both contexts).
+
+    One forward pass of the support (boolean maps) through the plan.
+    """
+    if not any(s.layer.modulates for s in p.ops):
+        return {}
+    assert p.input_shape is not None
+    reached: list[np.ndarray | None] = [np.ones(p.input_shape, dtype=bool)]
+    out: dict[int, np.ndarray] = {}
+    for step in p.ops:
+        ins = tuple(reached[j] for j in step.inputs)
+        layer = step.layer
+        if layer.modulates:
+            local = layer.local_reach(step, ins)
+            fb = layer.reach(step, ins) & ~local
+            if fb.any():
+                out[step.index] = fb
+            reached.append(local | fb)
+        else:
+            reached.append(layer.reach(step, ins))
+    return out
+
+
+def backward(
+    p: Plan,
+    start: Counts,
+    alg: Algebra,
+    context: str = "global",
+    keep: dict[int, np.ndarray] | None = None,
+) -> Counts:
+    """Counts per input unit, from counts ``start`` per unit of the output; ``keep``, where
+    given, receives every node's counts (routes from each of its units to the target)."""
+    fb = fallbacks(p) if context == "local" else {}
     pending: list[list[Counts]] = [[] for _ in p.steps]
     pending[-1].append(start)
     for step in reversed(p.ops):
@@ -38,11 +77,29 @@ def backward(p: Plan, start: Counts, alg: Algebra) -> Counts:
         if not parts:  # pragma: no cover - every node leads to the output
             continue
         g = alg.add(parts)
-        for j, gj in zip(step.inputs, step.layer.routes_back(step, g, alg)):
+        if keep is not None:
+            keep[step.index] = alg.materialise(g)
+        layer = step.layer
+        if context == "local" and layer.modulates:
+            back = _local_back(step, g, alg, fb.get(step.index))
+        else:
+            back = layer.routes_back(step, g, alg)
+        for j, gj in zip(step.inputs, back):
             if gj is not None:
                 pending[j].append(gj)
     parts = pending[0]
     return alg.add(parts) if parts else alg.zeros(p.input_shape)
+
+
+def _local_back(step: Any, g: Counts, alg: Algebra, fb: np.ndarray | None) -> tuple:
+    layer = step.layer
+    if fb is None:
+        return tuple(layer.local_routes_back(step, g, alg))
+    local = layer.local_routes_back(step, alg.mask(g, ~fb), alg)
+    rest = layer.routes_back(step, alg.mask(g, fb), alg)
+    return tuple(
+        b if a is None else a if b is None else alg.add([a, b]) for a, b in zip(local, rest)
+    )
 
 
 # --------------------------------------------------------------------------- public entry
@@ -152,22 +209,42 @@ def _finish(values: np.ndarray, mode: Mode, what: str) -> np.ndarray:
     return values
 
 
-def _run(net: Any, input_shape: Any, start, exact: bool, log: bool, what: str) -> np.ndarray:
+def _context(context: Any, p: Plan) -> str:
+    """The context asked for, or the network's own (None)."""
+    if context is None:
+        return p.network.context
+    if context not in CONTEXTS:
+        raise ValueError(f"`context` must be 'global' or 'local', got {context!r}")
+    return str(context)
+
+
+def _run(
+    net: Any, input_shape: Any, start, exact: bool, log: bool, what: str, context: Any
+) -> np.ndarray:
     mode = _mode(exact, log)
+    if context is not None and context not in CONTEXTS:
+        raise ValueError(f"`context` must be 'global' or 'local', got {context!r}")
     if input_shape is None:
         raise ValueError("`input_shape` is required")
     p = plan(net, input_shape)
+    context = _context(context, p)
     assert p.output_shape is not None
     _check_memory(p, mode, what)
     alg = Algebra(mode)
     g0 = start(p, alg)
     with np.errstate(over="ignore", invalid="ignore"):
-        values = alg.materialise(backward(p, g0, alg))
+        values = alg.materialise(backward(p, g0, alg, context))
     return _finish(values, mode, f"{what} of {p.network.display_name}")
 
 
 def routes(
-    net: Any, input_shape: Any, unit: Any = "center", *, exact: bool = False, log: bool = False
+    net: Any,
+    input_shape: Any,
+    unit: Any = "center",
+    *,
+    exact: bool = False,
+    log: bool = False,
+    context: str | None = None,
 ) -> np.ndarray:
     """Number of routes from every input pixel to one unit of the last layer.
 
@@ -185,6 +262,12 @@ def routes(
         Return Python integers (``dtype=object``), exact at any depth.
     log : bool
         Return log10 counts (float64, ``-inf`` where there is no route), finite at any depth.
+    context : {"global", "local"}, optional
+        ``"global"`` counts every route: its support is the support of autograd's gradient.
+        ``"local"`` drops the routes that only modulate the map (the gate side of a product,
+        the statistics of a norm over space, attention beyond a window), except for units
+        that nothing else reaches: the local receptive field papers usually quote. Default:
+        the network's own (``"global"`` unless traced with ``from_torch(context=...)``).
 
     Returns
     -------
@@ -218,10 +301,17 @@ def routes(
         u = _resolve_unit(unit, p.output_shape, where)
         return Sep(alg.unit, _shared(alg.one_hot, zip(p.output_shape, u)))
 
-    return _run(net, input_shape, start, exact, log, "routes")
+    return _run(net, input_shape, start, exact, log, "routes", context)
 
 
-def coverage(net: Any, input_shape: Any, *, exact: bool = False, log: bool = False) -> np.ndarray:
+def coverage(
+    net: Any,
+    input_shape: Any,
+    *,
+    exact: bool = False,
+    log: bool = False,
+    context: str | None = None,
+) -> np.ndarray:
     """Routes from every input pixel summed over all units of the last layer.
 
     Parameters and return value as in :func:`routes`.
@@ -238,7 +328,7 @@ def coverage(net: Any, input_shape: Any, *, exact: bool = False, log: bool = Fal
         assert p.output_shape is not None
         return Sep(alg.unit, _shared(alg.ones, ((m,) for m in p.output_shape)))
 
-    return _run(net, input_shape, start, exact, log, "coverage")
+    return _run(net, input_shape, start, exact, log, "coverage", context)
 
 
 def output_shape(net: Any, input_shape: Any) -> tuple[int, ...]:

@@ -23,21 +23,30 @@ from __future__ import annotations
 
 import csv
 import io
+import textwrap
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from typing import Any
 
-from ._ops.base import GLOBAL, IDENTITY_FIELD
+from ._ops.base import GLOBAL, IDENTITY_FIELD, Field, fmt_shape
 from ._ops.windows import phased
 from ._plan import Plan, Step, plan
+from ._table import markdown as table_markdown
+from ._table import text as table_text
 
 Axes = tuple[Any, ...]
+
+
+#: how rows and fields say that a unit sees the whole input along an axis
+WHOLE = "global"
 
 
 @dataclass(frozen=True)
 class GeometryRow:
     """One row of the table. Per-axis values are tuples; ``None`` means not applicable or
-    unknown (``rf_size`` None: the field is the whole input)."""
+    unknown, and ``"global"`` (in ``rf_size``) a field that is the whole input along that
+    axis. ``rf_local`` is the field size in context ``"local"`` where it differs (else None).
+    """
 
     index: str
     layer: str
@@ -57,6 +66,7 @@ class GeometryRow:
     params_local: int | None
     params_dense: int | None
     note: str = ""
+    rf_local: Axes | None = None
 
 
 @dataclass(frozen=True)
@@ -66,9 +76,10 @@ class ReceptiveField:
     Attributes
     ----------
     size : tuple
-        Field size in input pixels (None on an axis where it is the whole input).
+        Field size in input pixels, or ``"global"`` on an axis where it is the whole input.
     stride : tuple
-        Jump: input pixels between neighbouring units (a Fraction after upsampling).
+        Jump: input pixels between neighbouring units (a Fraction after upsampling; None where
+        the field is global).
     padding : tuple
         Effective padding: how far unit 0's field reaches before the first pixel.
     start : tuple
@@ -79,6 +90,11 @@ class ReceptiveField:
     stride: Axes
     padding: Axes
     start: Axes
+
+    @property
+    def is_global(self) -> bool:
+        """Whether the field is the whole input on every axis."""
+        return all(s == WHOLE for s in self.size)
 
     def center(self, index: Any) -> tuple[Any, ...]:
         """Input coordinate of the centre of unit ``index`` (an int or a tuple)."""
@@ -101,21 +117,37 @@ Fields = tuple[Any, ...]  # per input axis: a Field, or GLOBAL
 
 
 def _axes_of(fields: Fields, what: str) -> tuple[Any, ...]:
-    return tuple(None if f is GLOBAL else _num(getattr(f, what)) for f in fields)
+    """Per-axis values; a field that is the whole input has size "global", one after a
+    traced layout operation size "irregular", and neither has a jump or start."""
+    if what == "rf":
+        return tuple(
+            _num(f.rf) if isinstance(f, Field) else WHOLE if f is GLOBAL else f for f in fields
+        )
+    return tuple(_num(getattr(f, what)) if isinstance(f, Field) else None for f in fields)
 
 
 def _eff_padding(fields: Fields) -> tuple[Any, ...]:
-    return tuple(None if f is GLOBAL else _num(f.eff_padding) for f in fields)
+    return tuple(_num(f.eff_padding) if isinstance(f, Field) else None for f in fields)
 
 
-def _row(step: Step, fields: Fields, note: str) -> GeometryRow:
+def _receptive_field(fields: Fields) -> ReceptiveField:
+    return ReceptiveField(
+        size=_axes_of(fields, "rf"),
+        stride=_axes_of(fields, "jump"),
+        padding=_eff_padding(fields),
+        start=_axes_of(fields, "start"),
+    )
+
+
+def _row(step: Step, fields: Fields, local: Fields, note: str) -> GeometryRow:
     layer: Any = step.layer
     windowed = hasattr(layer, "kernel_size")
     stride = tuple(_num(Fraction(s)) for s in layer.stride) if windowed else None
     if hasattr(layer, "scale_factor"):
         stride = tuple(_num(Fraction(1) / Fraction(f)) for f in layer.scale_factor)
-    params, shared, local, dense = layer.params(step)
+    params, shared, lc, dense = layer.params(step)
     pads = getattr(step.data, "pads", None)
+    rf, rf_local = _axes_of(fields, "rf"), _axes_of(local, "rf")
     return GeometryRow(
         index=step.path,
         layer=layer.label,
@@ -125,16 +157,17 @@ def _row(step: Step, fields: Fields, note: str) -> GeometryRow:
         padding=pads if windowed else None,
         dilation=tuple(layer.dilation) if windowed else None,
         output=step.out_shape,
-        channels=step.out_channels,
-        rf_size=_axes_of(fields, "rf"),
+        channels=None if layer.flattens else step.out_channels,
+        rf_size=rf,
         jump=_axes_of(fields, "jump"),
         start=_axes_of(fields, "start"),
         eff_padding=_eff_padding(fields),
         params=params,
         params_shared=shared,
-        params_local=local,
+        params_local=lc,
         params_dense=dense,
         note=note or (PHASE_NOTE if phased(layer) else ""),
+        rf_local=None if rf_local == rf else rf_local,
     )
 
 
@@ -142,41 +175,47 @@ def _row(step: Step, fields: Fields, note: str) -> GeometryRow:
 PHASE_NOTE = "output phases differ: size is their largest, start their mean"
 
 
-def fields(p: Plan) -> tuple[list[Fields], list[str]]:
-    """Per step, the per-axis fields of its units and the note of its rule."""
+def fields(p: Plan, context: str = "global") -> tuple[list[Fields], list[str]]:
+    """Per step, the per-axis fields of its units (in ``context``) and the note of its rule.
+
+    In context "local", an operation whose routes partly only modulate uses its local rule;
+    where it leaves no carrying route, the unit keeps its global field.
+    """
     out: list[Fields] = [(IDENTITY_FIELD,) * p.ndim]
     notes = [""]
     for step in p.ops:
-        f, note = step.layer.field(step, tuple(out[j] for j in step.inputs))
-        out.append(f)
-        notes.append(note)
+        ins = tuple(out[j] for j in step.inputs)
+        found = step.layer.local_field(step, ins) if context == "local" else None
+        if found is None:
+            found = step.layer.field(step, ins)
+        out.append(found[0])
+        notes.append(found[1])
     return out, notes
 
 
 # --------------------------------------------------------------------------- table object
-_COLUMNS = [
-    ("index", "#"),
-    ("layer", "layer"),
-    ("output", "output"),
-    ("channels", "ch"),
-    ("kernel", "kernel"),
-    ("stride", "stride"),
-    ("padding", "pad"),
-    ("dilation", "dil"),
-    ("rf_size", "rf"),
-    ("jump", "jump"),
-    ("start", "start"),
-    ("eff_padding", "eff pad"),
-    ("params", "params"),
-    ("params_local", "if local"),
-    ("params_dense", "if dense"),
-    ("note", "note"),
-]
+#: printed columns: (header, function of a row); parameter columns come last
+def _window(row: GeometryRow) -> str:
+    """Kernel, stride, padding and dilation in the spec grammar's letters: ``3 s2 p1``."""
+    if row.kernel is None:
+        return "x".join(f"/{v}" for v in row.stride) if row.stride else ""
+    parts = [_axes_text(row.kernel)]
+    if row.stride and any(v != 1 for v in row.stride):
+        parts.append("s" + _axes_text(row.stride))
+    if row.padding and any(p is None or p != (0, 0) for p in row.padding):
+        parts.append("p" + _cell("padding", row.padding))
+    if row.dilation and any(v != 1 for v in row.dilation):
+        parts.append("d" + _axes_text(row.dilation))
+    return " ".join(parts)
+
+
+def _axes_text(values: tuple[Any, ...]) -> str:
+    return _fmt_axes([str(v) for v in values])
 
 
 def _cell(key: str, value: Any) -> str:
     if value is None:
-        return "all" if key == "rf_size" else "-"
+        return "-"
     if key == "padding":
         return _fmt_axes(
             ["?" if p is None else (str(p[0]) if p[0] == p[1] else f"{p[0]}+{p[1]}") for p in value]
@@ -186,12 +225,7 @@ def _cell(key: str, value: Any) -> str:
     if isinstance(value, tuple):
         if key == "output":
             return "x".join(str(v) for v in value)
-        return _fmt_axes(
-            [
-                "all" if v is None and key == "rf_size" else "-" if v is None else str(v)
-                for v in value
-            ]
-        )
+        return _fmt_axes(["-" if v is None else str(v) for v in value])
     return str(value)
 
 
@@ -207,18 +241,53 @@ def _json_value(value: Any) -> Any:
     return value
 
 
+#: every field of a row, in CSV order
+_CSV = [
+    "index", "layer", "kind", "output", "channels", "kernel", "stride", "padding", "dilation",
+    "rf_size", "rf_local", "jump", "start", "eff_padding", "params", "params_local",
+    "params_dense", "note",
+]  # fmt: skip
+
+#: the printed table's columns: (header, row -> text); empty columns are left out
+_COLUMNS: list[tuple[str, Any]] = [
+    ("#", lambda r: r.index),
+    ("layer", lambda r: r.layer),
+    ("output", lambda r: _cell("output", r.output)),
+    ("ch", lambda r: _cell("channels", r.channels)),
+    ("window", _window),
+    ("rf", lambda r: _cell("rf_size", r.rf_size)),
+    ("rf local", lambda r: "" if r.rf_local is None else _cell("rf_size", r.rf_local)),
+    ("jump", lambda r: _cell("jump", r.jump)),
+    ("eff pad", lambda r: _cell("eff_padding", r.eff_padding)),
+    ("params", lambda r: _cell("params", r.params)),
+    ("as LC", lambda r: _cell("params_local", r.params_local)),
+    ("as dense", lambda r: _cell("params_dense", r.params_dense)),
+    ("note", lambda r: r.note),
+]
+
+LEGEND = (
+    "window: kernel s(tride) p(adding before+after) d(ilation). rf: receptive field size in "
+    "input pixels (global: the whole input); rf local: where context 'local' differs (gates, "
+    "norm statistics and global attention dropped). jump: input pixels between neighbouring "
+    "units. eff pad: how far unit 0's field reaches before the first pixel. params: weights "
+    "and biases as given; as LC: if the layer were locally connected (one kernel per output "
+    "position); as dense: if it were fully connected."
+)
+
+
 @dataclass(frozen=True)
 class Geometry:
     """The receptive-field table of a network (see :func:`geometry`).
 
-    Prints as an aligned text table; :meth:`to_dict`, :meth:`to_csv` and :meth:`to_markdown`
-    export it. ``rows[0]`` is the input.
+    Prints as an aligned text table with a legend; :meth:`to_dict`, :meth:`to_csv` and
+    :meth:`to_markdown` export it. ``rows[0]`` is the input.
     """
 
     network: str
     input_shape: tuple[int, ...] | None
     rows: tuple[GeometryRow, ...]
     receptive_field: ReceptiveField
+    local_receptive_field: ReceptiveField
 
     @property
     def params(self) -> int | None:
@@ -228,43 +297,35 @@ class Geometry:
             return None
         return sum(v for v in values if v is not None)
 
-    def _table(self) -> list[list[str]]:
+    def _table(self) -> tuple[list[str], list[list[str]]]:
+        columns = _COLUMNS
+        cells = [[fn(r) for _, fn in columns] for r in self.rows]
         keep = [
-            (k, h)
-            for k, h in _COLUMNS
-            if k in ("index", "layer") or any(getattr(r, k) not in (None, "") for r in self.rows)
+            i for i in range(len(columns)) if i < 2 or any(c[i] not in ("", "-") for c in cells)
         ]
-        lines = [[h for _, h in keep]]
-        for row in self.rows:
-            lines.append([_cell(k, getattr(row, k)) for k, _ in keep])
-        return lines
+        return [columns[i][0] for i in keep], [[c[i] for i in keep] for c in cells]
 
-    def __str__(self) -> str:
-        lines = self._table()
-        widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-        out = [
-            f"{self.network}"
-            + (f" at input {'x'.join(map(str, self.input_shape))}" if self.input_shape else "")
-        ]
-        for n, line in enumerate(lines):
-            cells = [
-                c.ljust(w) if i < 2 or lines[0][i] == "note" else c.rjust(w)
-                for i, (c, w) in enumerate(zip(line, widths))
-            ]
-            out.append("  ".join(cells).rstrip())
-            if n == 0:
-                out.append("  ".join("-" * w for w in widths))
+    def summary(self) -> str:
+        """The last layer's receptive field in one line."""
         rf = self.receptive_field
-        out.append(
+        text = (
             f"receptive field {_cell('rf_size', rf.size)}, jump {_cell('jump', rf.stride)}, "
             f"effective padding {_cell('eff_padding', rf.padding)}"
-            + ("" if self.params is None else f"; {self.params:,} parameters")
         )
+        if self.local_receptive_field.size != rf.size:
+            text += f" (local: {_cell('rf_size', self.local_receptive_field.size)})"
+        return text + ("" if self.params is None else f"; {self.params:,} parameters")
+
+    def __str__(self) -> str:
+        header, rows = self._table()
+        size = "" if self.input_shape is None else f" at input {fmt_shape(self.input_shape)}"
+        out = [f"{self.network}{size}", table_text(header, rows, left=2), self.summary()]
         if any(r.note == PHASE_NOTE for r in self.rows):
             out.append(
                 "after upsampling the table summarises output phases; rfanalysis.routes() gives "
                 "any unit's exact field"
             )
+        out.append(textwrap.fill(LEGEND, 100))
         return "\n".join(out)
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython
@@ -276,37 +337,33 @@ class Geometry:
             "network": self.network,
             "input_shape": None if self.input_shape is None else list(self.input_shape),
             "receptive_field": {k: _json_value(v) for k, v in asdict(self.receptive_field).items()},
+            "local_receptive_field": {
+                k: _json_value(v) for k, v in asdict(self.local_receptive_field).items()
+            },
             "params": self.params,
             "rows": [{k: _json_value(v) for k, v in asdict(r).items()} for r in self.rows],
         }
 
     def to_csv(self) -> str:
-        """One line per row, every column, values formatted as in the printed table."""
+        """One line per row, every field, values formatted as in the printed table."""
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        keys = [k for k, _ in _COLUMNS]
-        writer.writerow(keys)
+        writer.writerow(_CSV)
         for row in self.rows:
             writer.writerow(
                 [
                     _cell(k, getattr(row, k)).replace(",", "")
                     if k.startswith("params")
                     else _cell(k, getattr(row, k))
-                    for k in keys
+                    for k in _CSV
                 ]
             )
         return buf.getvalue()
 
     def to_markdown(self) -> str:
         """A GitHub-flavoured Markdown table."""
-        lines = self._table()
-        out = [
-            "| " + " | ".join(lines[0]) + " |",
-            "|" + "|".join("---" if i < 2 else "---:" for i in range(len(lines[0]))) + "|",
-        ]
-        for line in lines[1:]:
-            out.append("| " + " | ".join(c.replace("|", "\\|") for c in line) + " |")
-        return "\n".join(out) + "\n"
+        header, rows = self._table()
+        return table_markdown(header, rows, left=2)
 
 
 def geometry(net: Any, input_shape: Any = None) -> Geometry:
@@ -322,11 +379,11 @@ def geometry(net: Any, input_shape: Any = None) -> Geometry:
     Returns
     -------
     Geometry
-        Rows: input, then every layer in data-flow order (branch layers as ``5.body.1``, the
+        Rows: input, then every node in data-flow order (branch layers as ``5.body.1``, the
         merge of a block as ``5``), with output size, channels, kernel, stride, padding
-        ``before+after``, dilation, receptive-field size, jump, start (centre of unit 0),
-        effective padding and parameter counts (as given, and if the layer were locally
-        connected or dense).
+        ``before+after``, dilation, receptive-field size (and its size in context
+        ``"local"`` where that differs), jump, start (centre of unit 0), effective padding
+        and parameter counts (as given, and if the layer were locally connected or dense).
 
     Notes
     -----
@@ -340,46 +397,59 @@ def geometry(net: Any, input_shape: Any = None) -> Geometry:
     """
     p = plan(net, input_shape)
     per_step, notes = fields(p)
+    local, _ = fields(p, "local")
+    identity = (IDENTITY_FIELD,) * p.ndim
     rows = [
-        GeometryRow(
-            index="0",
-            layer="input",
-            kind="input",
-            kernel=None,
-            stride=None,
-            padding=None,
-            dilation=None,
-            output=p.input_shape,
-            channels=p.steps[0].out_channels,
-            rf_size=(1,) * p.ndim,
-            jump=(1,) * p.ndim,
-            start=(0,) * p.ndim,
-            eff_padding=(0,) * p.ndim,
-            params=None,
-            params_shared=None,
-            params_local=None,
-            params_dense=None,
-        )
+        _row_input(p, identity),
+        *(_row(s, per_step[s.index], local[s.index], notes[s.index]) for s in p.ops),
     ]
-    rows += [_row(step, per_step[step.index], notes[step.index]) for step in p.ops]
-    last = per_step[-1]
-    rf = ReceptiveField(
-        size=_axes_of(last, "rf"),
-        stride=_axes_of(last, "jump"),
-        padding=_eff_padding(last),
-        start=_axes_of(last, "start"),
+    return Geometry(
+        p.network.display_name,
+        p.input_shape,
+        tuple(rows),
+        _receptive_field(per_step[-1]),
+        _receptive_field(local[-1]),
     )
-    return Geometry(p.network.display_name, p.input_shape, tuple(rows), rf)
 
 
-def receptive_field(net: Any, input_shape: Any = None) -> ReceptiveField:
+def _row_input(p: Plan, identity: Fields) -> GeometryRow:
+    return GeometryRow(
+        index="0",
+        layer="input",
+        kind="input",
+        kernel=None,
+        stride=None,
+        padding=None,
+        dilation=None,
+        output=p.input_shape,
+        channels=p.steps[0].out_channels,
+        rf_size=_axes_of(identity, "rf"),
+        jump=_axes_of(identity, "jump"),
+        start=_axes_of(identity, "start"),
+        eff_padding=_eff_padding(identity),
+        params=None,
+        params_shared=None,
+        params_local=None,
+        params_dense=None,
+    )
+
+
+def receptive_field(
+    net: Any, input_shape: Any = None, *, context: str = "global"
+) -> ReceptiveField:
     """Receptive field of the last layer's units: ``.size``, ``.stride``, ``.padding`` (per-axis
-    tuples) and ``.start``.
+    tuples) and ``.start``; ``context="local"`` drops the routes that only modulate.
 
     >>> receptive_field("conv3p1*10").size
     (21, 21)
+    >>> receptive_field("conv3p1*2,mul(id|gap)").size, receptive_field("conv3p1*2,mul(id|gap)",
+    ...     context="local").size
+    (('global', 'global'), (5, 5))
     """
-    return geometry(net, input_shape).receptive_field
+    if context not in ("global", "local"):
+        raise ValueError(f"`context` must be 'global' or 'local', got {context!r}")
+    g = geometry(net, input_shape)
+    return g.receptive_field if context == "global" else g.local_receptive_field
 
 
 # --------------------------------------------------------------------------- connections

@@ -463,6 +463,7 @@ class Network:
     nodes: tuple[Node, ...]
     name: str | None
     ndim: int | None
+    context: str  # the context routes, coverage and geometry use unless asked otherwise
     _tree: tuple[Layer, ...] | None
     _hash: int
 
@@ -475,6 +476,9 @@ class Network:
             tree = None
         elif isinstance(layers, Network):
             nodes, tree = layers.nodes, layers._tree
+            if layers.context != "global":
+                self._init(check_nodes(nodes), tree, name, layers.context)
+                return
         else:
             tree = _as_layers(layers, "layers")
             if not tree:
@@ -482,13 +486,29 @@ class Network:
             nodes = _expand_tree(tree)
         self._init(check_nodes(nodes), tree, name)
 
-    def _init(self, nodes: tuple[Node, ...], tree: tuple[Layer, ...] | None, name: str | None):
+    def _init(
+        self,
+        nodes: tuple[Node, ...],
+        tree: tuple[Layer, ...] | None,
+        name: str | None,
+        context: str = "global",
+    ) -> None:
         set_ = object.__setattr__
         set_(self, "nodes", nodes)
         set_(self, "_tree", tree)
         set_(self, "name", name)
-        set_(self, "_hash", hash((nodes, name)))
+        set_(self, "context", context)
+        set_(self, "_hash", hash((nodes, name, context)))
         set_(self, "ndim", _graph_ndim(nodes))
+
+    def with_context(self, context: str) -> Network:
+        """This network with ``context`` ("global" or "local") as the context its routes,
+        coverage and geometry use by default."""
+        if context not in ("global", "local"):
+            raise ValueError(f"`context` must be 'global' or 'local', got {context!r}")
+        net = Network.__new__(Network)
+        net._init(self.nodes, self._tree, self.name, context)
+        return net
 
     @classmethod
     def from_nodes(cls, nodes: Sequence[Node], name: str | None = None) -> Network:
@@ -503,7 +523,12 @@ class Network:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Network):
             return NotImplemented
-        return self._hash == other._hash and self.nodes == other.nodes and self.name == other.name
+        return (
+            self._hash == other._hash
+            and self.nodes == other.nodes
+            and self.name == other.name
+            and self.context == other.context
+        )
 
     def __hash__(self) -> int:
         return self._hash
@@ -545,7 +570,7 @@ class Network:
             n if n.layer is None else replace(n, layer=n.layer.expand(ndim)) for n in self.nodes
         )
         tree = None if self._tree is None else tuple(x.expand(ndim) for x in self._tree)
-        net._init(nodes, tree, self.name)
+        net._init(nodes, tree, self.name, self.context)
         return net
 
     def spec(self) -> str:

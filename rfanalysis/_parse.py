@@ -3,8 +3,10 @@
 ::
 
     spec  := item ("," item)*
-    item  := (layer | "res(" spec ("|" spec)? ")" | merge "(" spec ("|" spec)+ ")" | "id") ("*" N)?
+    item  := (layer | "res(" spec ("|" spec)? ")" | merge "(" spec ("|" spec)+ ")" | "id" | global)
+             ("*" N)?
     merge := cat | add | mul
+    global := gap | gmp
     layer := kind K ("s" S)? ("p" P)? ("o" O)? ("d" D)? ("c")? (":" mode)?
     kind  := conv | lc | maxpool | avgpool | lppool | tconv | up | fc
     P     := integer | "same" | "valid" | "full"
@@ -14,8 +16,10 @@ K, S, P, O, D may be written per axis as ``AxB`` (``conv3x5``). Beyond the core 
 ``res(body|shortcut)`` gives a residual block a projection shortcut, ``o`` is a transposed
 convolution's output padding, a trailing ``c`` sets a pool's ``ceil_mode``, ``id`` is the
 identity (an empty branch), and ``add(...)`` / ``mul(...)`` merge any number of branches by a
-sum or a product (``mul(id|...)`` is a gate). Whitespace around punctuation is ignored; keywords are
-case-insensitive. Errors name the position (0-based) and the offending token.
+sum or a product (``mul(id|...)`` is a gate); ``gap`` / ``gmp`` pool globally (average or
+max) to one unit: ``mul(id|gap,conv1,conv1)`` is a squeeze-and-excitation gate. Whitespace
+around punctuation is ignored; keywords are case-insensitive. Errors name the position
+(0-based) and the offending token.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import re
 from typing import Any
 
 from ._graph import Concat, Network, Parallel, Residual
-from ._ops import Conv, ConvTranspose, Dense, Layer, LocallyConnected, Pool, Upsample
+from ._ops import Conv, ConvTranspose, Dense, GlobalPool, Layer, LocallyConnected, Pool, Upsample
 from ._ops.base import PADDING_MODES
 
 _KINDS = ("maxpool", "avgpool", "lppool", "tconv", "conv", "lc", "up", "fc")
@@ -33,6 +37,7 @@ _INT = re.compile(r"\d+")
 _SPACE = re.compile(r"\s*")
 _IDENTITY = re.compile(r"id(?![a-z0-9])")
 _MERGE = re.compile(r"(cat|add|mul)\(")
+_GLOBAL = re.compile(r"g[am]p(?![a-z0-9])")
 #: suffixes allowed per kind, in the order the grammar lists them
 _SUFFIXES = {
     "conv": "spd",
@@ -130,6 +135,9 @@ class _Parser:
         elif _IDENTITY.match(self.text, self.pos):
             self.pos += 2
             layers = []
+        elif (word := _GLOBAL.match(self.text, self.pos)) is not None:
+            self.pos = word.end()
+            layers = [GlobalPool("avg" if word.group(0) == "gap" else "max")]
         else:
             layers = [self.layer()]
         if self.peek("*"):
@@ -147,7 +155,7 @@ class _Parser:
         kind = next((k for k in _KINDS if self.text.startswith(k, self.pos)), None)
         if kind is None:
             raise self.error(
-                "expected a layer (conv, lc, maxpool, avgpool, lppool, tconv, up, fc), "
+                "expected a layer (conv, lc, maxpool, avgpool, lppool, tconv, up, fc, gap, gmp), "
                 "'res(', 'cat(', 'add(', 'mul(' or 'id'"
             )
         self.pos += len(kind)

@@ -551,11 +551,11 @@ _CLI_MESSAGE.update(
 def test_torch_model_with_an_unsupported_layer():
     from torch import nn
 
-    # group norm pools statistics over the whole map: no windowed topology to map it to
-    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.GroupNorm(2, 4))
+    # Fold sums overlapping blocks back into a map: no built-in rule
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(2), nn.Fold((15, 15), 2))
     with pytest.raises(ValueError) as info:
         rfa.from_torch(model, (16, 16))
-    assert "no mapping for module '1' (GroupNorm); map it with overrides=" in str(info.value)
+    assert "no mapping for module '2' (Fold); map it with overrides=" in str(info.value)
     assert "\n" not in str(info.value)
 
 

@@ -104,7 +104,7 @@ class Net(nn.Module):
 def test_resnet_like_model_reproduces_its_spec():
     net = rfa.from_torch(Net(), 64)
     # written from the model: 64 -> stem 32 -> ceil-mode pool 17 (31 / 2 rounded up, + 1)
-    # -> layer2 9 -> tconv 18 -> up 36, so the adaptive pool averages 36x36 windows
+    # -> layer2 9 -> tconv 18 -> up 36; the adaptive pool to 1x1 is a global pool
     expected = rfa.Network(
         [
             rfa.Conv(7, 2, 3, in_channels=3, out_channels=8),
@@ -126,7 +126,7 @@ def test_resnet_like_model_reproduces_its_spec():
             ),
             rfa.ConvTranspose(4, 2, 1, in_channels=24, out_channels=8),
             rfa.Upsample(2),
-            rfa.Pool(36, kind="avg"),
+            rfa.GlobalPool(),
             rfa.Dense(10),
         ]
     ).expand(2)
@@ -263,40 +263,62 @@ class WithUnknown(nn.Module):
         return self.odd(self.norm(self.conv(x)))
 
 
-def test_unknown_module_error_names_it_and_shows_the_override():
+def test_an_untraceable_submodule_becomes_a_leaf_named_in_the_error():
     model = WithUnknown()
-    with pytest.raises(ValueError, match=r"torch.fx cannot trace WithUnknown .*overrides="):
-        rfa.from_torch(model, 8)
+    # fx cannot trace `odd` (data-dependent control flow): it is retried as a leaf, which
+    # has no rule, so the error names it and the override that would map it
     with pytest.raises(
         ValueError,
-        match=r"no mapping for module 'norm' \(GroupNorm\); map it with "
-        r"overrides=\{GroupNorm: lambda m: rfa.Conv\(...\)\}",
+        match=r"no mapping for module 'odd' \(Untraceable\); map it with "
+        r"overrides=\{Untraceable: lambda m: rfa.Conv\(...\)\}",
     ):
-        rfa.from_torch(model, 8, overrides={Untraceable: None})
-    by_type = rfa.from_torch(model, 8, overrides={Untraceable: None, nn.GroupNorm: None})
-    by_name = rfa.from_torch(model, 8, overrides={"odd": [], "norm": None})
-    assert by_type.spec() == by_name.spec() == "conv3p1"
-    mapped = rfa.from_torch(
-        model, 8, overrides={Untraceable: lambda m: rfa.Conv(3, padding=1), nn.GroupNorm: None}
-    )
-    assert mapped.spec() == "conv3p1*2"
-    assert rfa.from_torch(model, 8, overrides={Untraceable: None}, unknown="identity").spec() == (
-        "conv3p1"
-    )
+        rfa.from_torch(model, 8)
+    by_type = rfa.from_torch(model, 8, overrides={Untraceable: None})
+    by_name = rfa.from_torch(model, 8, overrides={"odd": []})
+    # group norm: statistics over the whole map, so every unit reads every unit; locally the
+    # unit itself
+    assert by_type.spec() == by_name.spec() == "conv3p1,groupnorm2"
+    assert rfa.receptive_field(by_type, 8).is_global
+    assert rfa.receptive_field(by_type, 8, context="local").size == (3, 3)
+    mapped = rfa.from_torch(model, 8, overrides={Untraceable: lambda m: rfa.Conv(3, padding=1)})
+    assert mapped.spec() == "conv3p1,groupnorm2,conv3p1"
+    assert rfa.from_torch(model, 8, unknown="identity").spec() == "conv3p1,groupnorm2"
 
 
-def test_unknown_function_error_and_override():
-    class Roll(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = nn.Conv2d(1, 1, 3)
-
+def test_unknown_function_error_and_override_checked_against_autograd():
+    class Spectrum(nn.Module):
         def forward(self, x):
-            return torch.roll(self.conv(x), 1, dims=2)
+            return torch.fft.fft2(x).real
 
-    with pytest.raises(ValueError, match=r"no mapping for torch.roll at node 'roll'; map it with"):
-        rfa.from_torch(Roll(), 8)
-    assert rfa.from_torch(Roll(), 8, overrides={torch.roll: None}).spec() == "conv3"
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), Spectrum())
+    with pytest.raises(
+        ValueError,
+        match=r"no mapping for torch._C._fft.fft_fft2 at node 'fft_fft2' inside module '1' "
+        r"\(Spectrum\); map the module with overrides=\{Spectrum: \.\.\.\} or the operation",
+    ):
+        rfa.from_torch(model, (16, 16))
+    # an override that says the transform keeps positions is checked against the module: every
+    # output of a Fourier transform reads every pixel
+    with pytest.raises(
+        # conv3 on 16: 14x14; unit (6, 6) has 9 input pixels by its routes, the gradient 256
+        ValueError,
+        match=r"misses 247 input pixel\(s\).*they part at node 'fft_fft2'",
+    ):
+        rfa.from_torch(model, (16, 16), overrides={torch._C._fft.fft_fft2: None})
+    assert (
+        rfa.from_torch(
+            model, (16, 16), overrides={torch._C._fft.fft_fft2: None}, verify=False
+        ).spec()
+        == "conv3"
+    )
+    # what it does: every unit reads every unit, as a layer norm over space
+    spread = rfa.from_torch(model, (16, 16), overrides={Spectrum: rfa.SpatialNorm("layer")})
+    assert spread.spec() == "conv3,layernorm"
+    # an override must keep the traced output shape
+    with pytest.raises(
+        ValueError, match=r"'1' maps to fc4 with output 4, but the model gives 14x14"
+    ):
+        rfa.from_torch(model, (16, 16), overrides={Spectrum: rfa.Dense(4)})
 
 
 def test_graphs_that_nested_blocks_cannot_write_are_traced_exactly():
@@ -325,34 +347,48 @@ def test_graphs_that_nested_blocks_cannot_write_are_traced_exactly():
     np.testing.assert_array_equal(rfa.coverage(net, 8), grad[0, 0].numpy())
 
 
+class _Cat2(nn.Module):
+    def forward(self, x):
+        return torch.cat([x, x + 1], dim=2)
+
+
+class _View(nn.Module):
+    def forward(self, x):
+        return x.view(1, 1, 4, 16)
+
+
+def _support_of_gradients(model, shape, units):
+    """For each output position, the input pixels its gradient reaches (one channel)."""
+    x = torch.randn((1, 1, *shape), dtype=torch.float64, requires_grad=True)
+    y = model.double()(x)
+    out = []
+    for u in units:
+        (g,) = torch.autograd.grad(y[(0, slice(None), *u)].sum(), x, retain_graph=True)
+        out.append(g[0, 0].numpy() != 0)
+    return out
+
+
 @pytest.mark.parametrize(
-    ("model", "match"),
+    ("model", "spec"),
     [
-        (nn.AdaptiveAvgPool2d(3), r"adaptive pool '0' maps 8 units to 3: its windows differ"),
-        (nn.Upsample(scale_factor=2, mode="bilinear"), r"'0' interpolates with mode='bilinear'"),
-        (nn.Sequential(nn.Conv2d(1, 1, 1), nn.Linear(8, 4)), r"nn.Linear '1' is applied to a 4-D"),
-        (nn.Unflatten(1, (1, 1)), r"no mapping for module '0' \(Unflatten\)"),
+        # windows of 3 or 4 units: floor(i * 8 / 3) to ceil((i + 1) * 8 / 3) - 1
+        (nn.AdaptiveAvgPool2d(3), "adaptiveavgpool3"),
+        (nn.Upsample(scale_factor=2, mode="bilinear"), "interps2:linear"),
+        # a linear layer over the last axis of a map mixes a row's columns
+        (nn.Sequential(nn.Conv2d(1, 1, 1), nn.Linear(8, 4)), None),
+        (nn.Sequential(nn.Flatten(2), nn.Unflatten(2, (4, 16))), None),
+        (_Cat2(), None),
+        (_View(), None),
     ],
 )
-def test_unexpressible_layers(model, match):
-    with pytest.raises(ValueError, match=match):
-        rfa.from_torch(model, 8)
-
-
-def test_unexpressible_graphs():
-    class Stack(nn.Module):
-        def forward(self, x):
-            return torch.cat([x, x + 1], dim=2)
-
-    with pytest.raises(ValueError, match=r"concatenates along axis 2"):
-        rfa.from_torch(Stack(), 8)
-
-    class View(nn.Module):
-        def forward(self, x):
-            return x.view(1, 1, 4, 16)
-
-    with pytest.raises(ValueError, match=r"reshapes \(1, 1, 8, 8\) to \(1, 1, 4, 16\)"):
-        rfa.from_torch(View(), 8)
+def test_layouts_and_resampling_trace_to_the_gradients_support(model, spec):
+    net = rfa.from_torch(model, 8)  # verification against autograd is on by default
+    if spec is not None:
+        assert net.spec() == spec
+    out = rfa.output_shape(net, (8, 8))
+    units = [(0, 0), tuple((m - 1) // 2 for m in out), tuple(m - 1 for m in out)]
+    for u, support in zip(units, _support_of_gradients(model, (8, 8), units)):
+        np.testing.assert_array_equal(rfa.routes(net, (8, 8), u) > 0, support)
 
 
 def test_from_torch_restores_mode_and_requires_grad():
@@ -365,6 +401,12 @@ def test_from_torch_restores_mode_and_requires_grad():
 
 
 def test_bad_arguments():
+    with pytest.raises(ValueError, match=r"`context` must be 'global' or 'local'"):
+        rfa.from_torch(nn.Conv2d(1, 1, 3), 8, context="near")
+    with pytest.raises(TypeError, match=r"`output` must be a module or node name"):
+        rfa.from_torch(nn.Conv2d(1, 1, 3), 8, output=3)
+    with pytest.raises(ValueError, match=r"no submodule or node 'layer9'"):
+        rfa.from_torch(nn.Sequential(nn.Conv2d(1, 1, 3)), 8, output="layer9")
     with pytest.raises(TypeError, match=r"`module` must be a torch.nn.Module, got str"):
         rfa.from_torch("conv3", 8)
     with pytest.raises(ValueError, match=r"`unknown` must be 'error' or 'identity'"):
@@ -379,24 +421,3 @@ def test_bad_arguments():
         rfa.from_torch(nn.Conv2d(1, 1, 3), 8, in_channels=2)
     with pytest.raises(ValueError, match=r"Identity has no layer that changes routes"):
         rfa.from_torch(nn.Identity(), 8)
-
-
-def test_an_operation_inside_a_custom_module_names_the_module():
-    class Spectrum(nn.Module):
-        def forward(self, x):
-            return torch.fft.fft2(x).real
-
-    model = nn.Sequential(nn.Conv2d(1, 4, 3), Spectrum())
-    with pytest.raises(
-        ValueError,
-        match=r"at node 'fft_fft2' inside module '1' \(Spectrum\); map the module with "
-        r"overrides=\{Spectrum: \.\.\.\} or the operation",
-    ):
-        rfa.from_torch(model, (16, 16))
-    # an attribute read (.real) belongs to the module of the call it reads from
-    with pytest.raises(ValueError, match=r"at node 'getattr_1' inside module '1' \(Spectrum\)"):
-        rfa.from_torch(model, (16, 16), overrides={torch._C._fft.fft_fft2: None})
-    # the user decides what the module is; an override must keep the traced output shape
-    assert rfa.from_torch(model, (16, 16), overrides={Spectrum: None}).spec() == "conv3"
-    with pytest.raises(ValueError, match=r"gives output \(4,\) but Sequential gives \(14, 14\)"):
-        rfa.from_torch(model, (16, 16), overrides={Spectrum: rfa.Dense(4)})

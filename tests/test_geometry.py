@@ -82,7 +82,7 @@ def test_dense_layer_of_the_tutorial():
     # a dense layer of 30 units on a 28x28 image: 784 x 30 + 30 = 23550
     g = rfa.geometry(rfa.Network([rfa.Dense(30, in_channels=1)]), 28)
     assert g.params == 23550
-    assert g.receptive_field.size == (None, None)
+    assert g.receptive_field.size == ("global", "global") and g.receptive_field.is_global
 
 
 def test_grouped_and_transposed_parameter_counts():
@@ -125,7 +125,7 @@ def test_exports():
     json.dumps(d)
     assert d["receptive_field"]["size"] == [8, 8] and len(d["rows"]) == len(g.rows) == 6
     csv_lines = g.to_csv().splitlines()
-    assert csv_lines[0].startswith("index,layer,output") and len(csv_lines) == 7
+    assert csv_lines[0].startswith("index,layer,kind,output") and len(csv_lines) == 7
     md = g.to_markdown().splitlines()
     assert md[0].startswith("| # | layer |") and md[1].startswith("|---|---|") and len(md) == 8
 

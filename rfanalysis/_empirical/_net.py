@@ -65,7 +65,8 @@ class Op:
 
     @property
     def groups(self) -> int:
-        return int(getattr(self.step.layer, "groups", 1))
+        layer = self.step.layer
+        return int(getattr(layer, "groups", 1)) if layer.weighted else 1
 
     @property
     def in_shape(self) -> tuple[int, ...]:

@@ -1,7 +1,7 @@
 """Operations and their rules, one module per family (see :mod:`.base`).
 
 Importing this package registers every built-in operation; the registry's order (windows,
-then dense layers, then merges) is the order in which spec files and errors list them.
+then dense layers, merges, global context) is the order in which spec files and errors list them.
 """
 
 # isort: skip_file
@@ -9,18 +9,26 @@ from .base import REGISTRY, Layer, OpError
 from .windows import Conv, ConvTranspose, LocallyConnected, Pool, Upsample
 from .dense import Dense
 from .merges import Add, Cat, Mul
+from .context import AdaptivePool, GlobalPool, SpatialNorm
+from .resample import Interpolate
+from .attention import Attention
 
 __all__ = [
     "REGISTRY",
+    "AdaptivePool",
     "Add",
+    "Attention",
     "Cat",
     "Conv",
     "ConvTranspose",
     "Dense",
+    "GlobalPool",
+    "Interpolate",
     "Layer",
     "LocallyConnected",
     "Mul",
     "OpError",
     "Pool",
+    "SpatialNorm",
     "Upsample",
 ]

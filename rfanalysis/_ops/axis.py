@@ -77,8 +77,17 @@ class AxisOp:
         """``A.T @ g`` along ``axis``: routes per output unit -> routes per input unit."""
         return _apply(g, axis, mode, self.n_in, self.segments, self.extra_out, self.extra_in)
 
+    def reach(self, r: np.ndarray, axis: int) -> np.ndarray:
+        """``A @ r > 0`` along ``axis`` for a boolean map ``r``: the output units that read a
+        True input unit."""
+        out = _apply(
+            r.astype(np.float64), axis, "float", self.n_out, self.segments, self.extra_in,
+            self.extra_out, forward=True,
+        )  # fmt: skip
+        return out > 0
 
-def _apply(g, axis, mode, n_res, segments, extra_src, extra_dst):
+
+def _apply(g, axis, mode, n_res, segments, extra_src, extra_dst, forward=False):
     shape = list(g.shape)
     shape[axis] = n_res
     if mode == "log":
@@ -89,11 +98,12 @@ def _apply(g, axis, mode, n_res, segments, extra_src, extra_dst):
         out = np.zeros(shape, dtype=np.result_type(g.dtype, np.float64))
     pre = (slice(None),) * axis
     for _, si, so in segments:
-        d = (*pre, si)
+        src, dst = (si, so) if forward else (so, si)
+        d = (*pre, dst)
         if mode == "log":
-            out[d] = np.logaddexp(out[d], g[(*pre, so)])
+            out[d] = np.logaddexp(out[d], g[(*pre, src)])
         else:
-            out[d] += g[(*pre, so)]
+            out[d] += g[(*pre, src)]
     if extra_src.size:
         values = np.take(g, extra_src, axis=axis)
         if mode == "log":
@@ -267,3 +277,32 @@ def upsample_op(n: int, scale: int | float) -> AxisOp:
         segments = [(0, slice(0, n), slice(r, m, scale)) for r in range(scale)]
         return _make(n, m, 1, segments, [])
     return _make(n, m, 1, [], [(np.zeros(m, dtype=np.intp), src, j)])
+
+
+@lru_cache(maxsize=4096)
+def adaptive_op(n: int, m: int) -> AxisOp:
+    """Operator of adaptive pooling from ``n`` to ``m`` units (torch's windows): output ``i``
+    reads inputs ``floor(i n / m)`` to ``ceil((i + 1) n / m) - 1``."""
+    if m <= 0:
+        raise AxisError(f"adaptive pooling to {m} units")
+    starts = [i * n // m for i in range(m)]
+    ends = [-(-(i + 1) * n // m) for i in range(m)]
+    taps = max(e - s for s, e in zip(starts, ends))
+    t: list[int] = []
+    i: list[int] = []
+    o: list[int] = []
+    for out, (s, e) in enumerate(zip(starts, ends)):
+        t.extend(range(e - s))
+        i.extend(range(s, e))
+        o.extend([out] * (e - s))
+    extra = [(np.asarray(t), np.asarray(i), np.asarray(o))]
+    return _make(n, m, taps, [], extra)
+
+
+@lru_cache(maxsize=4096)
+def weighted_op(n: int, m: int, pairs: tuple[tuple[int, int], ...]) -> AxisOp:
+    """An operator from explicit ``(output, input)`` connections (one tap each)."""
+    if not pairs:
+        return _make(n, m, 1, [], [])
+    o, i = (np.asarray(x, dtype=np.intp) for x in zip(*pairs))
+    return _make(n, m, 1, [], [(np.zeros(o.size, dtype=np.intp), i, o)])

@@ -10,7 +10,10 @@ implementation, shape and derivative rules together:
 ``resolve``               shape rule: output shape and resolved data for given inputs
 ``channel_rule``          how output channels follow from the inputs
 ``routes_back``           route rule: counts per output unit -> counts per input unit
+``reach``                 support rule: which output units some input unit reaches
 ``field``                 geometry rule: receptive field size, jump and start
+``local_*``               the same rules in context "local" (operations whose routes partly
+                          only modulate: gates, norms over space, global attention)
 ``params``                parameter counts (as given, shared, locally connected, dense)
 ``weight_shape``          weights of the empirical backends (torch layout) and fan-in
 ``np_forward``            numpy forward pass (and what the backward pass needs)
@@ -320,15 +323,37 @@ class Layer:
         unknown). Raise :class:`OpError` for inputs this operation cannot take."""
         raise NotImplementedError(f"operation {self.op_name!r} has no shape rule")
 
+    #: some of its routes only modulate the map (context "local" drops them)
+    modulates: ClassVar[bool] = False
+
     def routes_back(self, step: Any, g: Any, alg: Any) -> tuple[Any, ...]:
         """Route rule: counts per output unit ``g`` -> counts per unit of each input (None
         for an input that no route reaches through this operation)."""
         raise NotImplementedError(f"operation {self.op_name!r} has no route rule")
 
+    def reach(self, step: Any, inputs: tuple[Any, ...]) -> Any:
+        """Support rule: boolean map of the output units that read some True unit of the
+        inputs (one boolean map per input)."""
+        raise NotImplementedError(f"operation {self.op_name!r} has no support rule")
+
     def field(self, step: Any, inputs: tuple[tuple[Any, ...], ...]) -> tuple[tuple[Any, ...], str]:
         """Geometry rule: per-axis :class:`Field` (or :data:`GLOBAL`) of the output units from
         those of the inputs, and a note (empty, or what the table should say)."""
         return tuple(GLOBAL for _ in inputs[0]), ""
+
+    # context "local": the routes that carry the map (default: all of them)
+    def local_routes_back(self, step: Any, g: Any, alg: Any) -> tuple[Any, ...]:
+        return self.routes_back(step, g, alg)
+
+    def local_reach(self, step: Any, inputs: tuple[Any, ...]) -> Any:
+        return self.reach(step, inputs)
+
+    def local_field(
+        self, step: Any, inputs: tuple[tuple[Any, ...], ...]
+    ) -> tuple[tuple[Any, ...], str] | None:
+        """The field in context "local"; None when no carrying route is left (the unit then
+        keeps its global field)."""
+        return self.field(step, inputs)
 
     def params(self, step: Any) -> tuple[int | None, int | None, int | None, int | None]:
         """(as given, shared, locally connected, dense) parameter counts, where known."""

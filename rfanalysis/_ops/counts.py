@@ -141,18 +141,69 @@ class Algebra:
         return Sep(value, tuple(self.ones(n) for n in shape))
 
     def broadcast_back(self, g: Counts, shape: tuple[int, ...]) -> Counts:
-        """Adjoint of broadcasting a map of ``shape`` to ``g``'s shape: sum over the axes
-        where ``shape`` has a single unit and ``g`` more."""
+        """Adjoint of broadcasting a map of ``shape`` to ``g``'s shape (numpy's rule: axes
+        aligned from the right, missing leading axes and single units repeat): sum over the
+        axes ``shape`` lacks or has a single unit on."""
+        lead = len(g.shape) - len(shape)
         if isinstance(g, Sep):
+            scale = g.scale
+            for v in g.vecs[:lead]:
+                scale = self.mul(scale, self._array_total(v))
             vecs = tuple(
-                v if n == v.shape[0] else np.asarray([self._array_total(v)], dtype=v.dtype)
-                for v, n in zip(g.vecs, shape)
+                v if n == v.shape[0] else self._single(self._array_total(v))
+                for v, n in zip(g.vecs[lead:], shape)
             )
-            return Sep(g.scale, vecs)
+            return Sep(scale, vecs)
+        if lead:
+            g = self.total_over(g, tuple(range(lead)))
         for axis, n in enumerate(shape):
             if n != g.shape[axis]:
                 g = self.sum_axis(g, axis)
         return g
+
+    def _single(self, value: Any) -> np.ndarray:
+        out = self.zeros(1)
+        out[0] = value
+        return out
+
+    def total_over(self, g: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+        """Sum over ``axes`` (removed)."""
+        for axis in sorted(axes, reverse=True):
+            g = self.sum_axis(g, axis).squeeze(axis)
+        return g
+
+    def group_sums(self, g: Counts, labels: np.ndarray, n: int) -> np.ndarray:
+        """``out[k] = sum of g[u] over units u with labels[u] == k`` (labels of g's shape;
+        -1: left out)."""
+        values = self.materialise(g).ravel()
+        flat = labels.ravel()
+        keep = flat >= 0
+        out = self.zeros(n)
+        if self.mode == "float":
+            return np.bincount(flat[keep], weights=values[keep], minlength=n).astype(np.float64)
+        if self.mode == "log":
+            np.logaddexp.at(out, flat[keep], values[keep])
+        else:
+            np.add.at(out, flat[keep], values[keep])
+        return out
+
+    def scatter(self, n: int, index: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """``out[index[k]] += values[k]`` over a flat map of ``n`` units (repeats add)."""
+        out = self.zeros(n)
+        if index.size == 0:
+            return out
+        if self.mode == "float":
+            return np.bincount(index, weights=values, minlength=n).astype(np.float64)
+        if self.mode == "log":
+            np.logaddexp.at(out, index, values)
+        else:
+            np.add.at(out, index, values)
+        return out
+
+    def mask(self, g: Counts, keep: np.ndarray) -> np.ndarray:
+        """``g`` where ``keep``, zero elsewhere."""
+        values = self.materialise(g)
+        return np.where(keep, values, -np.inf if self.mode == "log" else 0).astype(values.dtype)
 
     def log10(self, values: np.ndarray) -> np.ndarray:
         return values / math.log(10.0)

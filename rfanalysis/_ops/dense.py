@@ -59,6 +59,9 @@ class Dense(Layer):
     def routes_back(self, step: Any, g: Counts, alg: Algebra) -> tuple[Counts]:
         return (alg.full(step.in_shape, alg.total(g)),)
 
+    def reach(self, step: Any, inputs: tuple[np.ndarray, ...]) -> np.ndarray:
+        return np.full(step.out_shape, bool(inputs[0].any()))
+
     def field(self, step: Any, inputs: tuple[tuple[Any, ...], ...]) -> tuple[tuple[Any, ...], str]:
         return tuple(GLOBAL for _ in inputs[0]), ""
 

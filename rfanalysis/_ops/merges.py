@@ -32,13 +32,16 @@ class ShapeMismatch(OpError):
 
 
 def broadcast_shapes(shapes: tuple[Shape | None, ...], allow: bool) -> Shape | None:
-    """The merged shape of ``shapes`` (None if any is unknown); with ``allow``, a size of 1
-    broadcasts."""
+    """The merged shape of ``shapes`` (None if any is unknown); with ``allow``, numpy's rule:
+    axes aligned from the right, a missing leading axis or a size of 1 broadcasts."""
     if any(s is None for s in shapes):
         return None
     known = [s for s in shapes if s is not None]
+    ndim = max(len(s) for s in known)
     if len({len(s) for s in known}) > 1:
-        raise ShapeMismatch(shapes, "have different numbers of axes")
+        if not allow:
+            raise ShapeMismatch(shapes, "have different numbers of axes")
+        known = [(1,) * (ndim - len(s)) + tuple(s) for s in known]
     out = []
     for sizes in zip(*known):
         big = {n for n in sizes if not (allow and n == 1)}
@@ -60,6 +63,9 @@ def union_fields(
         fs = [f[a] for f in fields_in]
         if any(f is GLOBAL for f in fs):
             out.append(GLOBAL)
+            continue
+        if not all(isinstance(f, Field) for f in fs):  # irregular: after a traced layout
+            out.append(next(f for f in fs if not isinstance(f, Field)))
             continue
         jumps = [f.jump for f in fs]
         jump = max(jumps)
@@ -105,6 +111,12 @@ class Merge(Layer):
     def routes_back(self, step: Any, g: Counts, alg: Algebra) -> tuple[Counts, ...]:
         return tuple(alg.broadcast_back(g, shape) for shape in step.in_shapes)
 
+    def reach(self, step: Any, inputs: tuple[np.ndarray, ...]) -> np.ndarray:
+        out = np.zeros(step.out_shape, dtype=bool)
+        for r in inputs:
+            out |= r  # numpy broadcasting: a size-1 axis is read by every position
+        return out
+
     def field(self, step: Any, inputs: tuple[tuple[Any, ...], ...]) -> tuple[tuple[Any, ...], str]:
         return union_fields(inputs, step.input_names)
 
@@ -112,8 +124,18 @@ class Merge(Layer):
         return self
 
     @staticmethod
+    def _aligned(xs: list[Any]) -> list[Any]:
+        """Operands ``(B, C, *spatial)`` with missing leading spatial axes inserted (size 1),
+        so that array broadcasting aligns spatial axes from the right as the routes do."""
+        nd = max(x.ndim for x in xs)
+        return [x.reshape(x.shape[:2] + (1,) * (nd - x.ndim) + x.shape[2:]) for x in xs]
+
+    @staticmethod
     def _np_reduce_to(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-        """Adjoint of numpy broadcasting ``shape`` (channels and spatial axes) to ``g``."""
+        """Adjoint of broadcasting an array of ``shape`` (batch, channels, spatial) to ``g``."""
+        lead = g.ndim - len(shape)
+        if lead:
+            g = g.sum(axis=tuple(range(2, 2 + lead)))
         for axis, n in enumerate(shape):
             if n == 1 and g.shape[axis] != 1:
                 g = g.sum(axis=axis, keepdims=True)
@@ -134,8 +156,9 @@ class Add(Merge):
     ndim: int | None = field(init=False, repr=False, default=None)
 
     def np_forward(self, node: Any, xs: list[np.ndarray], w: Any) -> tuple[np.ndarray, Any]:
-        out = xs[0]
-        for x in xs[1:]:
+        aligned = self._aligned(xs)
+        out = aligned[0]
+        for x in aligned[1:]:
             out = out + x
         return out, [x.shape for x in xs]
 
@@ -143,8 +166,9 @@ class Add(Merge):
         return tuple(self._np_reduce_to(gy, shape) for shape in saved)
 
     def torch_forward(self, node: Any, torch: Any, xs: list[Any], w: Any) -> Any:
-        out = xs[0]
-        for x in xs[1:]:
+        aligned = self._aligned(xs)
+        out = aligned[0]
+        for x in aligned[1:]:
             out = out + x
         return out
 
@@ -154,36 +178,96 @@ class Mul(Merge):
     """Product of maps (a gate: squeeze-and-excitation, attention gates, GLU).
 
     Routes to a product are the routes through every factor (the derivative of a product is
-    a sum of terms, one per factor).
+    a sum of terms, one per factor). In context ``"local"`` the gates only modulate: their
+    routes are dropped while another factor carries the map. ``gates`` names the gate
+    operands by position; by default they are the operands that broadcast (a
+    squeeze-and-excitation scale of one unit per channel) beside one that does not.
 
     >>> Mul()
     Mul()
+    >>> Mul(gates=(1,))
+    Mul(gates=(1,))
     """
 
     op_name = "mul"
     channel_rule = "gate"
+    modulates = True
+    gates: tuple[int, ...] | None = field(default=None, kw_only=True)
     name: str | None = field(default=None, kw_only=True)
     ndim: int | None = field(init=False, repr=False, default=None)
 
+    def __post_init__(self) -> None:
+        if self.gates is not None:
+            object.__setattr__(self, "gates", tuple(int(g) for g in self.gates))
+            if any(g < 0 for g in self.gates):
+                raise ValueError(f"Mul `gates` must be operand positions, got {self.gates!r}")
+
+    def _repr_args(self) -> list[str]:
+        return [] if self.gates is None else [f"gates={self.gates!r}"]
+
+    def gate_inputs(self, step: Any) -> set[int]:
+        """Positions of the operands that only modulate (none if none carries the map)."""
+        n = len(step.inputs)
+        if self.gates is not None:
+            bad = [g for g in self.gates if g >= n]
+            if bad:
+                raise ValueError(f"{step.where}: `gates` {bad} name operands it does not have")
+            gates = set(self.gates)
+        else:
+            full = step.out_shape
+            gates = {
+                i
+                for i, s in enumerate(step.in_shapes)
+                if s is not None and full is not None and (1,) * (len(full) - len(s)) + s != full
+            }
+        return gates if len(gates) < n else set()
+
+    def local_routes_back(self, step: Any, g: Counts, alg: Algebra) -> tuple[Counts | None, ...]:
+        gates = self.gate_inputs(step)
+        return tuple(
+            None if i in gates else alg.broadcast_back(g, shape)
+            for i, shape in enumerate(step.in_shapes)
+        )
+
+    def local_reach(self, step: Any, inputs: tuple[np.ndarray, ...]) -> np.ndarray:
+        gates = self.gate_inputs(step)
+        return Merge.reach(self, step, tuple(r for i, r in enumerate(inputs) if i not in gates))
+
+    def local_field(
+        self, step: Any, inputs: tuple[tuple[Any, ...], ...]
+    ) -> tuple[tuple[Any, ...], str] | None:
+        gates = self.gate_inputs(step)
+        if not gates and self.gates is None and step.out_shape is None:
+            # sizes unknown: a factor that sees the whole input gates one that does not
+            whole = {i for i, f in enumerate(inputs) if all(a is GLOBAL for a in f)}
+            gates = whole if len(whole) < len(inputs) else set()
+        keep = [i for i in range(len(inputs)) if i not in gates]
+        return union_fields(
+            tuple(inputs[i] for i in keep), tuple(step.input_names[i] for i in keep)
+        )
+
     def np_forward(self, node: Any, xs: list[np.ndarray], w: Any) -> tuple[np.ndarray, Any]:
-        out = xs[0]
-        for x in xs[1:]:
+        aligned = self._aligned(xs)
+        out = aligned[0]
+        for x in aligned[1:]:
             out = out * x
-        return out, xs
+        return out, (aligned, [x.shape for x in xs])
 
     def np_backward(self, node: Any, gy: np.ndarray, saved: Any, w: Any) -> tuple:
+        aligned, shapes = saved
         grads = []
-        for i, x in enumerate(saved):
+        for i, shape in enumerate(shapes):
             g = gy
-            for j, other in enumerate(saved):
+            for j, other in enumerate(aligned):
                 if j != i:
                     g = g * other
-            grads.append(self._np_reduce_to(g, x.shape))
+            grads.append(self._np_reduce_to(g, shape))
         return tuple(grads)
 
     def torch_forward(self, node: Any, torch: Any, xs: list[Any], w: Any) -> Any:
-        out = xs[0]
-        for x in xs[1:]:
+        aligned = self._aligned(xs)
+        out = aligned[0]
+        for x in aligned[1:]:
             out = out * x
         return out
 

@@ -41,7 +41,6 @@ from .axis import (
     window_op,
 )
 from .base import (
-    GLOBAL,
     PADDING_MODES,
     POOL_KINDS,
     Field,
@@ -107,6 +106,12 @@ class Separable(Layer):
     def routes_back(self, step: Any, g: Counts, alg: Algebra) -> tuple[Counts]:
         return (_separable_back(step.data.ops, g, alg),)
 
+    def reach(self, step: Any, inputs: tuple[np.ndarray, ...]) -> np.ndarray:
+        (r,) = inputs
+        for axis, op in enumerate(step.data.ops):
+            r = op.reach(r, axis)
+        return r
+
     def on_axis(self, axis: int) -> Layer:
         changes = {}
         for f in self._axis_fields:
@@ -117,7 +122,8 @@ class Separable(Layer):
     def field(self, step: Any, inputs: tuple[tuple[Any, ...], ...]) -> tuple[tuple[Any, ...], str]:
         out = []
         for a, f in enumerate(inputs[0]):
-            out.append(GLOBAL if f is GLOBAL else self._axis_field(a, f, step.data.pads[a]))
+            # a global or irregular field stays so
+            out.append(self._axis_field(a, f, step.data.pads[a]) if isinstance(f, Field) else f)
         return tuple(out), ""
 
     def _axis_field(self, axis: int, f: Field, pad: Any) -> Field:  # pragma: no cover
