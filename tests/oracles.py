@@ -258,16 +258,20 @@ def enumerate_paths(net, in_shape, unit, extra=None):
     connection of every operand, one route at a time, and count where each walk ends. Used
     to check the brute-force counter itself."""
     graph = graph_edges(net, in_shape, extra)
+    feeds: list[dict] = []  # per node: out unit -> [(input node, input unit), ...]
+    for inputs, _, edges in graph:
+        by_unit: dict = defaultdict(list)
+        for k, o, i in edges:
+            by_unit[o].append((inputs[k], i))
+        feeds.append(by_unit)
     counts: dict = defaultdict(int)
 
     def walk(index, unit_here):
         if index == 0:
             counts[unit_here] += 1
             return
-        inputs, _, edges = graph[index]
-        for k, o, i in edges:
-            if o == unit_here:
-                walk(inputs[k], i)
+        for j, i in feeds[index][unit_here]:
+            walk(j, i)
 
     walk(len(graph) - 1, tuple(unit))
     return _to_array(counts, in_shape)
