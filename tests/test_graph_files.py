@@ -177,6 +177,14 @@ CONV = {"type": "conv", "kernel_size": 3, "padding": 1}
             _nodes({"id": "r", "type": "res", "body": [CONV]}),
             r"nodes\[0\] 'r': a graph writes a residual add as an 'add' node",
         ),
+        (
+            _nodes({"id": "a", **CONV}, {"id": "b", **CONV, "inputs": ["a", "input"]}),
+            r"nodes\[1\] 'b': conv3p1 takes 1 input\(s\), got 2",
+        ),
+        (
+            _nodes({"id": "sum", "type": "add", "inputs": []}),
+            r"nodes\[0\] 'sum': add takes at least 1 input\(s\), got 0",
+        ),
         ('{"nodes": []}', r"nodes must be a non-empty list of nodes"),
     ],
 )
