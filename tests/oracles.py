@@ -371,13 +371,20 @@ def torch_grad(net, in_shape, unit=None, extra=None):
     """d y_unit / d x (``unit`` a tuple) or d sum(y) / d x (``unit=None``) as a numpy array."""
     import torch
 
-    f = torch_net(net, in_shape, extra)
-    x = torch.zeros((1, 1, *in_shape), dtype=torch.float64, requires_grad=True)
-    y = f(x)
-    if unit is None:
-        y.sum().backward()
-    else:
-        if unit == "center":
-            unit = tuple((m - 1) // 2 for m in y.shape[2:])
-        y[(0, 0, *unit)].backward()
+    # the maps are tiny: on one thread each op takes microseconds, while handing them to a
+    # second thread on a busy machine costs milliseconds per op
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        f = torch_net(net, in_shape, extra)
+        x = torch.zeros((1, 1, *in_shape), dtype=torch.float64, requires_grad=True)
+        y = f(x)
+        if unit is None:
+            y.sum().backward()
+        else:
+            if unit == "center":
+                unit = tuple((m - 1) // 2 for m in y.shape[2:])
+            y[(0, 0, *unit)].backward()
+    finally:
+        torch.set_num_threads(threads)
     return x.grad[0, 0].numpy()
