@@ -187,17 +187,19 @@ def graphs(draw, ndim=1, max_ops=7, dense=True):
     """A random DAG built with the public builder, and an input shape it is valid for:
     ``(network, input_shape)``.
 
-    Each operation reads any earlier node (so nodes feed several consumers, and the input
-    feeds many), or merges 1 to 4 operands (repeats allowed) from any depths by an n-ary add,
-    product or concat. Operands of the merged shape are taken where they exist and made
-    where they do not: a shape-preserving convolution of an operand (a branch one level
-    deeper), or, for add and product, a pool whose window covers whole axes (a size-1
-    operand that broadcasts, like squeeze-and-excitation's pool). Windows cover strided and
-    dilated convolutions and pools in every padding mode, "same"/"valid"/"full" padding,
-    ceil mode, locally connected layers, transposed convolutions and nearest upsampling;
-    a layer that does not fit the map it reads is drawn again or replaced by a
-    shape-preserving convolution, so nothing is rejected. The last node is merged with the
-    nodes nobody reads where their shapes allow.
+    The graph grows a path to its output (the tip) by windows and by n-ary add, product or
+    concat merges, and side branches from any node. A merge takes the tip and 0 to 3 more
+    operands, repeats allowed: earlier nodes of the path (which already feed it, so spans
+    of merges cross as in DenseNet, and nested blocks cannot write the graph), any node of
+    a fitting shape, a shape-preserving convolution of one (a branch one level deeper),
+    or, for add and product, a pool whose window covers whole axes (a size-1 operand that
+    broadcasts, like squeeze-and-excitation's pool). Windows cover strided and dilated
+    convolutions and pools in every padding mode, "same"/"valid"/"full" padding, ceil mode,
+    locally connected layers, transposed convolutions and nearest upsampling; a layer that
+    does not fit the map it reads is drawn again or replaced by a shape-preserving
+    convolution, so nothing is rejected. The nodes nobody reads are merged into the tip
+    where their shapes allow (others are not part of the network); sometimes a dense
+    layer ends it.
     """
     limit = GRAPH_MAX_SIZE[ndim]
     shape = tuple(draw(st.integers(3, limit)) for _ in range(ndim))
@@ -271,19 +273,22 @@ def graphs(draw, ndim=1, max_ops=7, dense=True):
                 operands.append(keep_shape(draw(st.sampled_from(fits))))
             elif how == 1 and allow:
                 operands.append(squeeze(draw(st.sampled_from(fits))))
-            elif how == 4:
-                operands.append(draw(st.sampled_from(fits)))  # the tip again, or a branch
             else:
-                operands.append(draw(st.sampled_from(earlier)))
+                # repeats (the same operand twice) only where nothing else fits
+                pool = fits if how == 4 else earlier
+                pool = [i for i in pool if i not in operands] or pool
+                operands.append(draw(st.sampled_from(pool)))
         tip = merge(operands, kind)
         path.append(tip)
+    kind = draw(st.sampled_from([rfa.Add, rfa.Mul, rfa.Cat]))
     unread = [
-        i for i in range(1, tip) if i not in read and _broadcasts_into(shapes[i], shapes[tip], True)
+        i
+        for i in range(1, len(values))
+        if i != tip
+        and i not in read
+        and _broadcasts_into(shapes[i], shapes[tip], kind is not rfa.Cat)
     ]
     if unread:
-        kind = draw(st.sampled_from([rfa.Add, rfa.Mul, rfa.Cat]))
-        if kind is rfa.Cat:
-            unread = [i for i in unread if shapes[i] == shapes[tip]]
         tip = merge([tip, *unread], kind)
     if tip == 0:  # every operation was a side branch that did not fit
         tip = window(0)

@@ -9,7 +9,7 @@ operands. A few graphs small enough to count by hand check the oracles themselve
 
 Random graphs per run (derandomized): 240 in 1-D and 160 in 2-D, each against both oracles
 (routes to a random unit and coverage), plus 80 small 1-D graphs on which the brute-force
-counter is checked against literal route enumeration: 480 in all. About half of them are
+counter is checked against literal route enumeration: 480 in all. Nearly half of them are
 graphs that nested blocks cannot write (``net.is_tree`` False).
 """
 
