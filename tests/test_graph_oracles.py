@@ -131,3 +131,23 @@ def test_brute_force_counter_matches_literal_path_enumeration(graph, data):
     out = brute_output_shape(net, shape)
     unit = tuple(data.draw(st.integers(0, m - 1)) for m in out)
     assert _exact(brute_routes(net, shape, unit)) == _exact(enumerate_paths(net, shape, unit))
+
+
+# --------------------------------------------------------------------------- geometry
+def test_broadcast_operand_makes_its_axis_global():
+    # y = conv3p1(x + rowmean(x)) on 2x3: along axis 0 a unit reads its own row and the
+    # conv's neighbours (rf 3, jump 1, start 0); along axis 1 every unit reads the whole row
+    # through the one-unit mean, wherever the unit lies: the field is the whole input. (The
+    # union of fields used to take the mean's jump, 3, for a map whose units are 1 apart.)
+    x = rfa.Input()
+    net = rfa.Network(rfa.Conv(3, padding=1)(rfa.Add()(x, rfa.Pool((1, 3), kind="avg")(x))))
+    rf = rfa.receptive_field(net, (2, 3))
+    assert (rf.size, rf.stride, rf.start) == ((3, None), (1, None), (0, None))
+    # unit (0, 0) reads z = x + rowmean(x) at rows 0-1, columns 0-1: pixel (r, c) directly
+    # for c < 2, and every pixel of its row through the mean of each of the 2 columns
+    assert brute_routes(net, (2, 3), (0, 0)).tolist() == [[3, 3, 2], [3, 3, 2]]
+    (merge,) = [r for r in rfa.geometry(net, (2, 3)).rows if r.kind == "add"]
+    assert merge.note == "axis 1: an operand of one unit is read by every unit (global)"
+    # a squeeze-and-excitation gate: both axes
+    gate = rfa.Network(rfa.Mul()(rfa.Conv(3, padding=1)(x), rfa.Pool(8)(x)))
+    assert rfa.receptive_field(gate, 8).size == (None, None)
