@@ -183,7 +183,7 @@ def _broadcasts_into(shape, target, allow):
 
 
 @st.composite
-def graphs(draw, ndim=1, max_ops=7, dense=True):
+def graphs(draw, ndim=1, max_ops=7, dense=True, modes=MODES, upsampling=True):
     """A random DAG built with the public builder, and an input shape it is valid for:
     ``(network, input_shape)``.
 
@@ -199,7 +199,8 @@ def graphs(draw, ndim=1, max_ops=7, dense=True):
     does not fit the map it reads is drawn again or replaced by a shape-preserving
     convolution, so nothing is rejected. The nodes nobody reads are merged into the tip
     where their shapes allow (others are not part of the network); sometimes a dense
-    layer ends it.
+    layer ends it. ``modes`` limits the padding modes; ``upsampling=False`` leaves out
+    transposed convolutions and upsampling.
     """
     limit = GRAPH_MAX_SIZE[ndim]
     shape = tuple(draw(st.integers(3, limit)) for _ in range(ndim))
@@ -218,7 +219,7 @@ def graphs(draw, ndim=1, max_ops=7, dense=True):
         too small for the drawn mode)."""
         k = draw(st.sampled_from([1, 3, 5]))
         d = draw(st.integers(1, 2))
-        mode = draw(st.sampled_from(MODES))
+        mode = draw(st.sampled_from(modes))
         padding = draw(st.sampled_from([d * (k - 1) // 2, "same"]))
         layer = rfa.Conv(k, 1, padding, d, mode)
         if layer_output(layer, shapes[j]) != shapes[j]:
@@ -236,7 +237,9 @@ def graphs(draw, ndim=1, max_ops=7, dense=True):
         return add(layer(values[j]), out, [j])
 
     def window(j):
-        options = [convs(ndim), pools(ndim), tconvs(ndim), st.integers(1, 3).map(rfa.Upsample)]
+        options = [convs(ndim, modes), pools(ndim)]
+        if upsampling:
+            options += [tconvs(ndim), st.integers(1, 3).map(rfa.Upsample)]
         for _ in range(3):
             layer = draw(st.one_of(options))
             out = layer_output(layer, shapes[j])

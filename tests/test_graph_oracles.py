@@ -10,10 +10,14 @@ operands. A few graphs small enough to count by hand check the oracles themselve
 Random graphs per run (derandomized): 240 in 1-D and 160 in 2-D, each against both oracles
 (routes to a random unit and coverage), plus 80 small 1-D graphs on which the brute-force
 counter is checked against literal route enumeration: 480 in all. Nearly half of them are
-graphs that nested blocks cannot write (``net.is_tree`` False).
+graphs that nested blocks cannot write (``net.is_tree`` False). Another 240 (120 1-D, 120
+2-D) check that geometry's receptive field holds every route the brute force finds.
 """
 
 from __future__ import annotations
+
+import itertools
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -151,3 +155,36 @@ def test_broadcast_operand_makes_its_axis_global():
     # a squeeze-and-excitation gate: both axes
     gate = rfa.Network(rfa.Mul()(rfa.Conv(3, padding=1)(x), rfa.Pool(8)(x)))
     assert rfa.receptive_field(gate, 8).size == (None, None)
+
+
+def _assert_field_holds_routes(net, shape):
+    """Every pixel with a route to unit u (the brute force's support; corner and centre
+    units) lies within the field that geometry gives u, centred on ``start + u * jump``.
+    Not on an axis whose field is the whole input, nor on a graph in which operands of
+    different jumps meet: no single (size, jump, start) describes such units, and the table
+    says so in a note."""
+    g = rfa.geometry(net, shape)
+    if any("jumps differ" in row.note for row in g.rows):
+        return
+    rf = g.receptive_field
+    out = brute_output_shape(net, shape)
+    for unit in itertools.product(*(sorted({0, (m - 1) // 2, m - 1}) for m in out)):
+        support = np.nonzero(brute_routes(net, shape, unit).astype(bool))
+        for a, (size, jump, start) in enumerate(zip(rf.size, rf.stride, rf.start)):
+            if size is None or not support[a].size:
+                continue
+            centre = start + unit[a] * jump
+            assert centre - Fraction(size - 1, 2) <= support[a].min()
+            assert support[a].max() <= centre + Fraction(size - 1, 2)
+
+
+@stack_settings(120, derandomize=True)
+@given(
+    graph=graphs(ndim=1, max_ops=7, dense=False, modes=("zeros",), upsampling=False),
+    graph_2d=graphs(ndim=2, max_ops=5, dense=False, modes=("zeros",), upsampling=False),
+)
+def test_receptive_field_holds_every_route(graph, graph_2d):
+    # 120 + 120 random graphs with zeros padding and no upsampling (where padding modes
+    # move routes and output phases differ, the table describes fields less tightly)
+    _assert_field_holds_routes(*graph)
+    _assert_field_holds_routes(*graph_2d)
