@@ -109,6 +109,9 @@ def _check(net, shape, data):
     coverage = brute_coverage(net, shape)
     assert _exact(rfa.routes(net, shape, unit, exact=True)) == _exact(routes)
     assert _exact(rfa.coverage(net, shape, exact=True)) == _exact(coverage)
+    with np.errstate(divide="ignore"):
+        expected_log = np.log10(routes.astype(np.float64))
+    np.testing.assert_allclose(rfa.routes(net, shape, unit, log=True), expected_log, rtol=1e-12)
     # the counts are far below 2**53: float64 is exact
     np.testing.assert_array_equal(rfa.routes(net, shape, unit), torch_grad(net, shape, unit))
     np.testing.assert_array_equal(rfa.coverage(net, shape), torch_grad(net, shape))
