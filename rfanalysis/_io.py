@@ -36,7 +36,7 @@ from dataclasses import MISSING, replace
 from pathlib import Path
 from typing import Any
 
-from ._graph import Block, Concat, Network, Node, Parallel, Residual, as_network
+from ._graph import Block, Concat, Network, Node, Parallel, Residual, _arity, as_network
 from ._ops import REGISTRY, Layer, Pool
 from ._parse import parse
 from ._suggest import did_you_mean
@@ -295,6 +295,10 @@ def _graph(items: Any, output: Any, where: str, name: str | None) -> Network:
             inputs = [inputs]
         if not isinstance(inputs, list) or not all(isinstance(x, str) for x in inputs):
             raise ValueError(f"{at}: `inputs` must be a list of node names, got {inputs!r}")
+        try:
+            _arity(layers[-1], tuple(inputs), layers[-1].arity)
+        except TypeError as exc:  # a user's file: name the node and say it as a schema error
+            raise ValueError(f"{at}: {exc}") from None
         names.append(node_name)
         reads.append(inputs)
     known = set(names) | {"input"}

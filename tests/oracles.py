@@ -1,13 +1,16 @@
-"""Independent oracles for route counts.
+"""Independent oracles for route counts, on any network graph.
 
-``brute_routes`` / ``brute_coverage`` list every connection of every layer with plain Python
-loops straight from the definition (output unit ``o``, tap ``t`` reads padded position
-``o*s + t*d``; padding modes through ``np.pad`` applied to an index array), then add up routes
-unit by unit with Python integers. They share no code with the engine beyond reading the layer
-objects' fields.
+``brute_routes`` / ``brute_coverage`` list every connection of every node with plain Python
+loops straight from the definitions (output unit ``o``, tap ``t`` reads padded position
+``o*s + t*d``; padding modes through ``np.pad`` applied to an index array; a merge reads each
+operand at the same position, a size-1 operand axis at position 0), then add up routes unit by
+unit with Python integers, walking the graph's nodes (``net.expand(ndim).nodes``) backwards.
+They share no code with the engine beyond reading the layer objects' fields and the node list.
+``enumerate_paths`` lists routes one at a time, to check that counter on tiny graphs.
 
-``torch_net`` builds the single-channel, bias-free, float64 network with all weights 1 (pools
-as window sums) whose input gradients are route counts.
+``torch_net`` builds the single-channel, bias-free, float64 graph with all weights 1 (pools as
+window sums; concat and product replaced by the sum of their operands) whose input gradients
+are route counts.
 """
 
 from __future__ import annotations
@@ -128,39 +131,87 @@ def layer_edges(layer, in_shape):
     return out_shape, edges
 
 
-def _output_shape(layers, shape):
-    for layer in layers:
-        if isinstance(layer, rfa.Residual):
-            shape = _output_shape(layer.body, shape)
-        elif isinstance(layer, rfa.Concat):
-            shape = _output_shape(layer.branches[0], shape) if layer.branches[0] else shape
-        else:
-            shape, _ = layer_edges(layer, shape)
-    return shape
+def merge_edges(layer, in_shapes):
+    """``(out_shape, edges)`` of an n-ary add, product or concat, straight from DESIGN section
+    9: every operand unit feeds the merged unit at its position; an operand with one unit on
+    an axis (add and product only) feeds every position on that axis. ``edges`` lists
+    ``(operand, out_unit, in_unit)``; routes through a product add like those through a sum
+    (one term per factor of the derivative)."""
+    nd = len(in_shapes[0])
+    if any(len(s) != nd for s in in_shapes):
+        raise ValueError(f"operands of {layer} have different numbers of axes: {in_shapes}")
+    out_shape = []
+    for a in range(nd):
+        sizes = {s[a] for s in in_shapes}
+        if not isinstance(layer, rfa.Cat):
+            sizes = sizes - {1} or {1}
+        if len(sizes) != 1:
+            raise ValueError(f"operands of {layer} cannot be merged: {in_shapes}")
+        out_shape.append(sizes.pop())
+    edges = []
+    for k, shape in enumerate(in_shapes):
+        for o in itertools.product(*map(range, out_shape)):
+            i = tuple(oa if n == m else 0 for oa, n, m in zip(o, shape, out_shape))
+            edges.append((k, o, i))
+    return tuple(out_shape), edges
 
 
-def _back(layers, in_shape, counts):
-    """``counts``: dict output unit -> routes to the target; returns dict over input units."""
-    shapes = [in_shape]
-    for layer in layers:
-        shapes.append(_output_shape([layer], shapes[-1]))
-    for layer, shape in zip(reversed(layers), reversed(shapes[:-1])):
-        if isinstance(layer, (rfa.Residual, rfa.Concat)):
-            total: dict = defaultdict(int)
-            for branch in layer.branches:
-                part = _back(branch, shape, counts) if branch else counts
-                for k, v in part.items():
-                    total[k] += v
-            counts = dict(total)
-        else:
-            _, edges = layer_edges(layer, shape)
-            new: dict = defaultdict(int)
-            for o, i in edges:
-                c = counts.get(o, 0)
-                if c:
-                    new[i] += c
-            counts = dict(new)
-    return counts
+MERGES = (rfa.Add, rfa.Mul, rfa.Cat)
+
+
+def node_edges(layer, in_shapes, extra=None):
+    """``(out_shape, edges)`` of one graph node, ``edges`` as ``(operand, out_unit, in_unit)``.
+
+    ``extra`` maps a layer class the oracle does not know (a test's own operation) to a
+    function ``(layer, in_shape) -> (out_shape, [(out_unit, in_unit), ...])``."""
+    if isinstance(layer, MERGES):
+        return merge_edges(layer, in_shapes)
+    (in_shape,) = in_shapes
+    if extra and type(layer) in extra:
+        out_shape, edges = extra[type(layer)](layer, in_shape)
+    else:
+        out_shape, edges = layer_edges(layer, in_shape)
+    return out_shape, [(0, o, i) for o, i in edges]
+
+
+def as_graph(net, ndim):
+    """``net`` (a spec string, a Network, a layer sequence or a graph value) as the node list
+    of its graph, every layer written out for ``ndim`` axes."""
+    if isinstance(net, str):
+        network = rfa.parse(net)
+    elif isinstance(net, rfa.Network):
+        network = net
+    else:
+        network = rfa.Network(net)
+    return network.expand(ndim).nodes
+
+
+def graph_edges(net, in_shape, extra=None):
+    """Per node of ``net``'s graph: ``(inputs, out_shape, edges)`` (node 0: the input)."""
+    nodes = as_graph(net, len(in_shape))
+    shapes = [tuple(in_shape)]
+    out = [((), tuple(in_shape), [])]
+    for node in nodes[1:]:
+        shape, edges = node_edges(node.layer, [shapes[j] for j in node.inputs], extra)
+        shapes.append(shape)
+        out.append((node.inputs, shape, edges))
+    return out
+
+
+def _back(graph, counts):
+    """``counts``: dict unit of the last node -> routes to the target; returns the dict over
+    input units. Nodes are visited in reverse topological order; a node read by several
+    others (or twice by one merge) adds up what each reading sends back."""
+    per_node: list[dict] = [defaultdict(int) for _ in graph]
+    per_node[-1].update(counts)
+    for index in range(len(graph) - 1, 0, -1):
+        inputs, _, edges = graph[index]
+        here = per_node[index]
+        for k, o, i in edges:
+            c = here.get(o, 0)
+            if c:
+                per_node[inputs[k]][i] += c
+    return per_node[0]
 
 
 def _to_array(counts, shape):
@@ -170,24 +221,24 @@ def _to_array(counts, shape):
     return out
 
 
-def _expanded(net, in_shape):
-    network = rfa.parse(net) if isinstance(net, str) else rfa.Network(net)
-    return network.expand(len(in_shape)).layers
+def brute_output_shape(net, in_shape, extra=None):
+    return graph_edges(net, in_shape, extra)[-1][1]
 
 
-def brute_routes(net, in_shape, unit="center"):
-    layers = _expanded(net, in_shape)
-    out_shape = _output_shape(layers, in_shape)
+def brute_routes(net, in_shape, unit="center", extra=None):
+    """Routes from every input pixel to ``unit`` of the output (Python ints)."""
+    graph = graph_edges(net, in_shape, extra)
+    out_shape = graph[-1][1]
     if unit == "center":
         unit = tuple((m - 1) // 2 for m in out_shape)
-    return _to_array(_back(layers, in_shape, {tuple(unit): 1}), in_shape)
+    return _to_array(_back(graph, {tuple(unit): 1}), in_shape)
 
 
-def brute_coverage(net, in_shape):
-    layers = _expanded(net, in_shape)
-    out_shape = _output_shape(layers, in_shape)
-    start = {u: 1 for u in itertools.product(*map(range, out_shape))}
-    return _to_array(_back(layers, in_shape, start), in_shape)
+def brute_coverage(net, in_shape, extra=None):
+    """Routes from every input pixel summed over every output unit (Python ints)."""
+    graph = graph_edges(net, in_shape, extra)
+    start = {u: 1 for u in itertools.product(*map(range, graph[-1][1]))}
+    return _to_array(_back(graph, start), in_shape)
 
 
 def assert_engine_matches_brute_force(net, in_shape, unit="center", *, routes=True):
@@ -202,36 +253,48 @@ def assert_engine_matches_brute_force(net, in_shape, unit="center", *, routes=Tr
         )
 
 
-def enumerate_paths_1d(net, n, unit):
-    """Literal path enumeration for tiny 1-D chains (no blocks): every sequence of one unit per
-    layer, each step one connection. Used to check the brute-force counter itself."""
-    layers = _expanded(net, (n,))
-    shapes, edge_lists = [(n,)], []
-    for layer in layers:
-        out_shape, edges = layer_edges(layer, shapes[-1])
-        shapes.append(out_shape)
-        edge_lists.append(edges)
-    counts = [0] * n
+def enumerate_paths(net, in_shape, unit, extra=None):
+    """Literal route enumeration for tiny graphs: walk back from ``unit`` along every
+    connection of every operand, one route at a time, and count where each walk ends. Used
+    to check the brute-force counter itself."""
+    graph = graph_edges(net, in_shape, extra)
+    feeds: list[dict] = []  # per node: out unit -> [(input node, input unit), ...]
+    for inputs, _, edges in graph:
+        by_unit: dict = defaultdict(list)
+        for k, o, i in edges:
+            by_unit[o].append((inputs[k], i))
+        feeds.append(by_unit)
+    counts: dict = defaultdict(int)
 
-    def walk(depth, unit_here):
-        if depth < 0:
-            counts[unit_here[0]] += 1
+    def walk(index, unit_here):
+        if index == 0:
+            counts[unit_here] += 1
             return
-        for o, i in edge_lists[depth]:
-            if o == unit_here:
-                walk(depth - 1, i)
+        for j, i in feeds[index][unit_here]:
+            walk(j, i)
 
-    walk(len(layers) - 1, (unit,))
-    return counts
+    walk(len(graph) - 1, tuple(unit))
+    return _to_array(counts, in_shape)
+
+
+def enumerate_paths_1d(net, n, unit):
+    """:func:`enumerate_paths` for a 1-D input of ``n`` units, as a list."""
+    return enumerate_paths(net, (n,), (unit,)).tolist()
 
 
 # --------------------------------------------------------------------------- torch oracle
-def torch_net(net, in_shape):
-    """A callable ``x -> y`` in torch (float64, one channel, ones weights) for ``net``."""
+def torch_net(net, in_shape, extra=None):
+    """A callable ``x -> y`` in torch (float64, one channel, ones weights) for ``net``'s graph.
+
+    Every node applies its layer to the values of its inputs. Channels collapse, so a concat
+    is the sum of its operands; a sum is a sum; a product is replaced by the sum of its
+    operands (its routes are one term per factor), broadcast as torch broadcasts. ``extra``
+    maps a layer class the oracle does not know to a function ``(layer, x) -> y``.
+    """
     import torch
     import torch.nn.functional as F
 
-    layers = _expanded(net, in_shape)
+    nodes = as_graph(net, len(in_shape))
     nd = len(in_shape)
     conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[nd]
     tconv = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}[nd]
@@ -248,18 +311,25 @@ def torch_net(net, in_shape):
         flat = [v for b, a in reversed(pads) for v in (b, a)]  # F.pad: last axis first
         return F.pad(x, flat, mode="constant" if mode == "zeros" else mode)
 
-    def run(seq, x):
-        for layer in seq:
-            x = apply(layer, x)
-        return x
+    def run(x):
+        values = [x]
+        for node in nodes[1:]:
+            operands = [values[j] for j in node.inputs]
+            if isinstance(node.layer, MERGES):
+                # concatenated channels feed the next ones-weight layer summed; a product's
+                # routes are those of the sum of its factors
+                y = operands[0]
+                for other in operands[1:]:
+                    y = y + other
+            elif extra and type(node.layer) in extra:
+                y = extra[type(node.layer)](node.layer, *operands)
+            else:
+                y = apply(node.layer, *operands)
+            values.append(y)
+        return values[-1]
 
     def apply(layer, x):
         shape = tuple(x.shape[2:])
-        if isinstance(layer, rfa.Residual):
-            return run(layer.body, x) + (run(layer.shortcut, x) if layer.shortcut else x)
-        if isinstance(layer, rfa.Concat):
-            # channels collapse: concatenated channels feed the next ones-weight layer summed
-            return sum(run(b, x) if b else x for b in layer.branches)
         if isinstance(layer, rfa.Dense):
             w = torch.ones(layer.out_features, x[0].numel(), dtype=torch.float64)
             return (w @ x.reshape(-1)).reshape(1, 1, -1)
@@ -294,20 +364,27 @@ def torch_net(net, in_shape):
         mode = getattr(layer, "padding_mode", "zeros")
         return conv(pad(x, pads, mode), w, stride=layer.stride, dilation=layer.dilation)
 
-    return lambda x: run(layers, x)
+    return run
 
 
-def torch_grad(net, in_shape, unit=None):
+def torch_grad(net, in_shape, unit=None, extra=None):
     """d y_unit / d x (``unit`` a tuple) or d sum(y) / d x (``unit=None``) as a numpy array."""
     import torch
 
-    f = torch_net(net, in_shape)
-    x = torch.zeros((1, 1, *in_shape), dtype=torch.float64, requires_grad=True)
-    y = f(x)
-    if unit is None:
-        y.sum().backward()
-    else:
-        if unit == "center":
-            unit = tuple((m - 1) // 2 for m in y.shape[2:])
-        y[(0, 0, *unit)].backward()
+    # the maps are tiny: on one thread each op takes microseconds, while handing them to a
+    # second thread on a busy machine costs milliseconds per op
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        f = torch_net(net, in_shape, extra)
+        x = torch.zeros((1, 1, *in_shape), dtype=torch.float64, requires_grad=True)
+        y = f(x)
+        if unit is None:
+            y.sum().backward()
+        else:
+            if unit == "center":
+                unit = tuple((m - 1) // 2 for m in y.shape[2:])
+            y[(0, 0, *unit)].backward()
+    finally:
+        torch.set_num_threads(threads)
     return x.grad[0, 0].numpy()

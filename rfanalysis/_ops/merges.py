@@ -118,7 +118,25 @@ class Merge(Layer):
         return out
 
     def field(self, step: Any, inputs: tuple[tuple[Any, ...], ...]) -> tuple[tuple[Any, ...], str]:
-        return union_fields(inputs, step.input_names)
+        # an operand with one unit on an axis where the merged map has several is read by
+        # every unit there: each unit's field holds that operand's, however far away, so no
+        # (size, jump, start) describes the units along that axis; it is global, as after
+        # the global reduction that usually makes such an operand
+        out = step.out_shape
+        wide = sorted(
+            {a for shape in step.in_shapes for a, n in enumerate(shape or ()) if n == 1 < out[a]}
+            if out is not None
+            else set()
+        )
+        if not wide:
+            return union_fields(inputs, step.input_names)
+        fields, note = union_fields(
+            tuple(tuple(GLOBAL if a in wide else f for a, f in enumerate(fs)) for fs in inputs),
+            step.input_names,
+        )
+        axes = ", ".join(map(str, wide))
+        broadcast = f"ax{'es' if len(wide) > 1 else 'is'} {axes}: an operand of one unit is read "
+        return fields, "; ".join(filter(None, [note, broadcast + "by every unit (global)"]))
 
     def on_axis(self, axis: int) -> Layer:
         return self
