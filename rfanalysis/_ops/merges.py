@@ -123,11 +123,10 @@ class Merge(Layer):
         # (size, jump, start) describes the units along that axis; it is global, as after
         # the global reduction that usually makes such an operand
         out = step.out_shape
-        wide = sorted(
-            {a for shape in step.in_shapes for a, n in enumerate(shape or ()) if n == 1 < out[a]}
-            if out is not None
-            else set()
-        )
+        wide: list[int] = []
+        if out is not None and len(out) == len(inputs[0]):  # map axes are the input's axes
+            padded = [(1,) * (len(out) - len(s)) + tuple(s) for s in step.in_shapes if s]
+            wide = sorted({a for s in padded for a, n in enumerate(s) if n == 1 < out[a]})
         if not wide:
             return union_fields(inputs, step.input_names)
         fields, note = union_fields(
