@@ -4,7 +4,8 @@ A pixel near the middle of a deep unit's receptive field reaches that unit along
 a border pixel along few. This package counts them exactly.
 
 Layers (frozen, hashable; an int means the same on every spatial axis)
-    Conv, LocallyConnected, Pool, ConvTranspose, Upsample, Dense; merges Add, Mul, Cat
+    Conv, LocallyConnected, Pool, BlurPool (blurred downsampling), ConvTranspose, Upsample,
+    Dense; merges Add, Mul, Cat
 Networks (graphs: the input, then nodes that apply one layer to earlier nodes)
     Network (from a sequence with Residual, Concat and Parallel blocks, or from the output of
     a graph built with Input: ``x = Input(); y = Add()(x, Conv(3, padding=1)(x))``), Node,
@@ -72,7 +73,19 @@ from ._geometry import (
 )
 from ._graph import Concat, Input, Network, Node, Parallel, Residual, Value
 from ._io import load, save
-from ._ops import Add, Cat, Conv, ConvTranspose, Dense, Layer, LocallyConnected, Mul, Pool, Upsample
+from ._ops import (
+    Add,
+    BlurPool,
+    Cat,
+    Conv,
+    ConvTranspose,
+    Dense,
+    Layer,
+    LocallyConnected,
+    Mul,
+    Pool,
+    Upsample,
+)
 from ._parse import parse
 
 __version__ = "0.1.0"
@@ -80,6 +93,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Add",
     "BlindSpotReport",
+    "BlurPool",
     "Cat",
     "Comparison",
     "Concat",
