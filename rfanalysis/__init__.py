@@ -31,6 +31,9 @@ Blind spots
 Empirical influence
     influence (mean |d y_unit / d x| of a network with real weights, numpy or torch; also a
     user's torch module), from_torch (trace a torch model into a Network; needs torch)
+Shift invariance
+    shift_invariance (how the output of a random network or a torch module changes when its
+    input shifts by 0 ... 2x its total stride: pooled features and the map) -> ShiftInvariance
 Plotting
     ``rfanalysis.plotting`` (imported on demand; needs matplotlib)
 
@@ -60,7 +63,7 @@ from typing import Any
 from . import theory, zoo
 from ._blindspots import BlindSpotReport, SizeSearch, UnevenPadding, blind_spots
 from ._compare import Comparison, compare
-from ._empirical import from_torch, influence
+from ._empirical import ShiftInvariance, from_torch, influence, shift_invariance
 from ._engine import CountOverflowError, coverage, output_shape, routes
 from ._geometry import (
     Connections,
@@ -114,6 +117,7 @@ __all__ = [
     "Pool",
     "ReceptiveField",
     "Residual",
+    "ShiftInvariance",
     "SizeSearch",
     "UnevenPadding",
     "Upsample",
@@ -132,6 +136,7 @@ __all__ = [
     "receptive_field",
     "routes",
     "save",
+    "shift_invariance",
     "theory",
     "zoo",
 ]
