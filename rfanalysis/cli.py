@@ -178,6 +178,52 @@ dpi_option = click.option(
 )
 
 
+def random_network_options(trials: int) -> Callable[[Any], Any]:
+    """--weights, --activation, --channels, --trials, --seed and --backend: the random
+    networks that compare and shift measure, declared once (``trials``: its default)."""
+    options = [
+        click.option(
+            "--weights",
+            type=click.Choice(["normal", "uniform", "ones"]),
+            default="normal",
+            show_default=True,
+            help="He-normal, He-uniform or all-ones weights.",
+        ),
+        click.option(
+            "--activation",
+            type=click.Choice(["relu", "none"]),
+            default="relu",
+            show_default=True,
+            help="Non-linearity after every weighted layer but the last.",
+        ),
+        click.option(
+            "--channels",
+            type=click.IntRange(min=1),
+            default=16,
+            show_default=True,
+            help="Channels of every hidden layer.",
+        ),
+        click.option(
+            "--trials",
+            type=click.IntRange(min=1),
+            default=trials,
+            show_default=True,
+            help="Independent draws of weights and input, averaged.",
+        ),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the draws."),
+        click.option(
+            "--backend", type=click.Choice(["numpy", "torch"]), default="numpy", show_default=True
+        ),
+    ]
+
+    def decorate(command: Any) -> Any:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
 # --------------------------------------------------------------------------- output
 def _summary(
     counts: np.ndarray, what: str, net: rfa.Network, shape: tuple[int, ...], log: bool
@@ -555,38 +601,7 @@ def _unit_or_all(ctx: click.Context, param: click.Parameter, value: str) -> Any:
     metavar="center|all|ROW,COL",
     help="Output unit; 'all' compares coverage with the gradient of the output's sum.",
 )
-@click.option(
-    "--weights",
-    type=click.Choice(["normal", "uniform", "ones"]),
-    default="normal",
-    show_default=True,
-    help="He-normal, He-uniform or all-ones weights.",
-)
-@click.option(
-    "--activation",
-    type=click.Choice(["relu", "none"]),
-    default="relu",
-    show_default=True,
-    help="Non-linearity after every weighted layer but the last.",
-)
-@click.option(
-    "--channels",
-    type=click.IntRange(min=1),
-    default=16,
-    show_default=True,
-    help="Channels of every hidden layer.",
-)
-@click.option(
-    "--trials",
-    type=click.IntRange(min=1),
-    default=32,
-    show_default=True,
-    help="Independent draws of weights and input, averaged.",
-)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the draws.")
-@click.option(
-    "--backend", type=click.Choice(["numpy", "torch"]), default="numpy", show_default=True
-)
+@random_network_options(trials=32)
 @click.option(
     "--format",
     "fmt",
