@@ -708,7 +708,12 @@ def plot_erf_radius(
 
 
 def plot_shift_similarity(
-    result: Any, *, ax: Axes | None = None, which: str = "pooled", **kwargs: Any
+    result: Any,
+    *,
+    ax: Axes | None = None,
+    which: str = "pooled",
+    mark_stride: bool = True,
+    **kwargs: Any,
 ) -> Line2D:
     """Similarity of a network's output to the output for a shifted input, against the shift.
 
@@ -719,6 +724,8 @@ def plot_shift_similarity(
     ax : Axes, optional
     which : {"pooled", "map"}
         The globally pooled features, or the output map unit by unit.
+    mark_stride : bool
+        Draw light vertical lines at the multiples of the network's total stride.
     **kwargs
         Passed to :meth:`~matplotlib.axes.Axes.plot` (``label`` names the series).
 
@@ -729,9 +736,9 @@ def plot_shift_similarity(
 
     Notes
     -----
-    Light vertical lines mark the multiples of the network's total stride: a network with
-    circular padding whose maps divide evenly is exactly invariant there, and its
-    similarity repeats with that period.
+    A network with circular padding whose maps divide evenly is exactly invariant to shifts
+    by multiples of its total stride (the marked lines), and its similarity repeats with
+    that period.
 
     Examples
     --------
@@ -762,13 +769,14 @@ def plot_shift_similarity(
     opts: dict[str, Any] = {"marker": "o", "markersize": 4}
     opts.update(kwargs)
     (line,) = ax.plot(xs, np.asarray(values)[order], **opts)
-    s = result.stride
+    ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+    s = result.stride if mark_stride else 0
     marked = {
         float(np.asarray(ln.get_xdata())[0])
         for ln in ax.lines
         if ln.get_label() == "_stride multiple"
     }
-    for m in range(-(-int(xs.min()) // s), int(xs.max()) // s + 1):
+    for m in range(-(-int(xs.min()) // s), int(xs.max()) // s + 1) if s else ():
         if m * s not in marked:  # several series on one Axes share the lines
             ax.axvline(m * s, color="0.88", linewidth=0.8, zorder=0, label="_stride multiple")
     ax.set_xlabel(f"shift (pixels along axis {result.axis})")

@@ -643,3 +643,8 @@ def test_plot_shift_similarity(ax):
         plotting.plot_shift_similarity(r, ax=ax, which="both")
     with pytest.raises(TypeError, match=r"`result` must be what rfanalysis\.shift_invariance"):
         plotting.plot_shift_similarity([1.0, 0.5], ax=ax)
+    # integer ticks; no stride lines when asked not to draw them
+    assert all(float(t).is_integer() for t in ax.get_xticks())
+    fresh = Figure().add_subplot()
+    plotting.plot_shift_similarity(r, ax=fresh, mark_stride=False)
+    assert len(fresh.lines) == 1
