@@ -715,7 +715,7 @@ def _shifts_callback(ctx: click.Context, param: click.Parameter, value: str | No
         raise click.BadParameter(
             f"expected the largest shift (8) or a list of shifts (0,1,4); got {value!r}"
         ) from None
-    return values[0] if len(values) == 1 and "," not in value else values
+    return values if "," in value else values[0]
 
 
 @main.command()
@@ -813,7 +813,8 @@ def _draw_shift(result: Any):
         ax.legend()
         name = result.network if len(result.network) <= 48 else result.network[:47] + "…"
         size = "x".join(map(str, result.input_shape))
-        ax.set_title(f"{name}, input {size}\n{result.mode} shifts, total stride {result.stride}")
+        stride = "" if result.stride is None else f", total stride {result.stride}"
+        ax.set_title(f"{name}, input {size}\n{result.mode} shifts{stride}")
 
     return draw
 

@@ -408,7 +408,7 @@ def shift_invariance_figure() -> Figure:
                     result,
                     ax=axes[row, col],
                     which=which,
-                    mark_stride=result.stride > 1,
+                    mark_stride=result.stride != 1,
                     label=stage,
                     color=f"C{i}",
                 )

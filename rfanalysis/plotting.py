@@ -770,7 +770,7 @@ def plot_shift_similarity(
     opts.update(kwargs)
     (line,) = ax.plot(xs, np.asarray(values)[order], **opts)
     ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
-    s = result.stride if mark_stride else 0
+    s = result.stride if mark_stride and result.stride else 0
     marked = {
         float(np.asarray(ln.get_xdata())[0])
         for ln in ax.lines

@@ -166,7 +166,8 @@ def test_torch_module_with_a_feature_output_needs_shifts():
     with pytest.raises(ValueError, match=r"returns features without spatial axes.*give `shifts`"):
         rfa.shift_invariance(module, (8, 8))
     r = rfa.shift_invariance(module, (8, 8), 2, trials=3)
-    assert r.map_similarity is None and len(r.similarity) == 3
+    assert r.map_similarity is None and len(r.similarity) == 3 and r.stride is None
+    assert "(total stride unknown)" in str(r)
     with pytest.raises(ValueError, match=r"`channels` applies to network specs"):
         rfa.shift_invariance(module, (8, 8), 2, channels=3)
 

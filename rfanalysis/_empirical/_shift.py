@@ -68,9 +68,10 @@ class ShiftInvariance:
         The spatial axis the input shifts along (0-based, non-negative).
     mode : {"circular", "crop"}
         How the input shifts (see :func:`shift_invariance`).
-    stride : int
+    stride : int or None
         Total stride along ``axis``: the largest jump (input pixels between neighbouring units)
-        of any map of the network, rounded up.
+        of any map of the network, rounded up (for a torch module, the ratio of input to
+        output size; None when its output has no spatial axes).
     shifts : tuple of int
         The shifts ``delta`` (pixels), in the order given.
     similarity : tuple of float
@@ -90,7 +91,7 @@ class ShiftInvariance:
     input_shape: tuple[int, ...]
     axis: int
     mode: str
-    stride: int
+    stride: int | None
     shifts: tuple[int, ...]
     similarity: tuple[float, ...]
     map_similarity: tuple[float, ...] | None
@@ -129,9 +130,10 @@ class ShiftInvariance:
                 f"{s['weights']} weights, {s['activation'] or 'linear'}, {s['channels']} "
                 f"channels, {self.trials} trials, {s['backend']}"
             )
+        stride = "unknown" if self.stride is None else self.stride
         lines = [
             f"shift invariance of {self.network} at input {fmt_shape(self.input_shape)}",
-            f"{self.mode} shifts along axis {self.axis} (total stride {self.stride}); {drawn}",
+            f"{self.mode} shifts along axis {self.axis} (total stride {stride}); {drawn}",
             "similarity: 1 = unchanged, 0 = as different as an unrelated input",
             "",
         ]
@@ -651,13 +653,13 @@ def _module_shift(
             probe = forward(np.zeros((2, cin, *shape)))
             flat = probe.ndim == 2
             out_jump: Fraction | None = None
+            stride: int | None = None
             if flat:
                 if args.shifts is None:
                     raise ValueError(
                         f"{name} returns features without spatial axes, so its stride is not "
                         "known: give `shifts` (e.g. shifts=8 for 0 ... 8)"
                     )
-                stride = 1
             else:
                 if probe.ndim != len(shape) + 2:
                     raise ValueError(
@@ -666,7 +668,7 @@ def _module_shift(
                     )
                 out_jump = Fraction(shape[ax], probe.shape[2 + ax])
                 stride = max(1, math.ceil(out_jump))
-            deltas = args.shifts if args.shifts is not None else tuple(range(2 * stride + 1))
+            deltas = args.shifts or tuple(range(2 * (stride or 1) + 1))
             n_trials = _n_trials(args.trials, inputs)
             x = _inputs(inputs, n_trials, (cin, *shape), ax, deltas, args.mode, inputs_seed)
             similarity, maps, offsets = _measure(
