@@ -4,9 +4,9 @@ A pixel near the middle of a deep unit's receptive field reaches that unit along
 a border pixel along few. This package counts them exactly.
 
 Layers (frozen, hashable; an int means the same on every spatial axis)
-    Conv, LocallyConnected, Pool, ConvTranspose, Upsample, Dense; merges Add, Mul, Cat;
-    global context GlobalPool, AdaptivePool, SpatialNorm; resampling Interpolate; Attention
-    (global, windowed, shifted windows)
+    Conv, LocallyConnected, Pool, BlurPool (blurred downsampling), ConvTranspose, Upsample,
+    Dense; merges Add, Mul, Cat; global context GlobalPool, AdaptivePool, SpatialNorm;
+    resampling Interpolate; Attention (global, windowed, shifted windows)
 Networks (graphs: the input, then nodes that apply one layer to earlier nodes)
     Network (from a sequence with Residual, Concat and Parallel blocks, or from the output of
     a graph built with Input: ``x = Input(); y = Add()(x, Conv(3, padding=1)(x))``), Node,
@@ -32,6 +32,9 @@ Blind spots
 Empirical influence
     influence (mean |d y_unit / d x| of a network with real weights, numpy or torch; also a
     user's torch module), from_torch (trace a torch model into a Network; needs torch)
+Shift invariance
+    shift_invariance (how the output of a random network or a torch module changes when its
+    input shifts by 0 ... 2x its total stride: pooled features and the map) -> ShiftInvariance
 Plotting
     ``rfanalysis.plotting`` (imported on demand; needs matplotlib)
 
@@ -61,7 +64,7 @@ from typing import Any
 from . import theory, zoo
 from ._blindspots import BlindSpotReport, SizeSearch, UnevenPadding, blind_spots
 from ._compare import Comparison, compare
-from ._empirical import from_torch, influence
+from ._empirical import ShiftInvariance, from_torch, influence, shift_invariance
 from ._engine import CountOverflowError, coverage, output_shape, routes
 from ._geometry import (
     Connections,
@@ -78,6 +81,7 @@ from ._ops import (
     AdaptivePool,
     Add,
     Attention,
+    BlurPool,
     Cat,
     Conv,
     ConvTranspose,
@@ -100,6 +104,7 @@ __all__ = [
     "Add",
     "Attention",
     "BlindSpotReport",
+    "BlurPool",
     "Cat",
     "Comparison",
     "Concat",
@@ -122,6 +127,7 @@ __all__ = [
     "Pool",
     "ReceptiveField",
     "Residual",
+    "ShiftInvariance",
     "SizeSearch",
     "SpatialNorm",
     "UnevenPadding",
@@ -141,6 +147,7 @@ __all__ = [
     "receptive_field",
     "routes",
     "save",
+    "shift_invariance",
     "theory",
     "zoo",
 ]

@@ -8,13 +8,14 @@
     merge := cat | add | mul
     global := gap | gmp
     layer := kind K ("s" S)? ("p" P)? ("o" O)? ("d" D)? ("c")? (":" mode)?
-    kind  := conv | lc | maxpool | avgpool | lppool | tconv | up | fc
+    kind  := conv | lc | maxpool | avgpool | lppool | blurpool | tconv | up | fc
     P     := integer | "same" | "valid" | "full"
     mode  := zeros | reflect | symmetric | replicate | circular
 
 K, S, P, O, D may be written per axis as ``AxB`` (``conv3x5``). Beyond the core grammar:
-``res(body|shortcut)`` gives a residual block a projection shortcut, ``o`` is a transposed
-convolution's output padding, a trailing ``c`` sets a pool's ``ceil_mode``, ``id`` is the
+``res(body|shortcut)`` gives a residual block a projection shortcut, ``blurpool`` is blurred
+downsampling (stride 2 unless given; it takes a padding mode as conv does), ``o`` is a
+transposed convolution's output padding, a trailing ``c`` sets a pool's ``ceil_mode``, ``id`` is the
 identity (an empty branch), and ``add(...)`` / ``mul(...)`` merge any number of branches by a
 sum or a product (``mul(id|...)`` is a gate); ``gap`` / ``gmp`` pool globally (average or
 max) to one unit: ``mul(id|gap,conv1,conv1)`` is a squeeze-and-excitation gate. Whitespace
@@ -28,16 +29,28 @@ import re
 from typing import Any
 
 from ._graph import Concat, Network, Parallel, Residual
-from ._ops import Conv, ConvTranspose, Dense, GlobalPool, Layer, LocallyConnected, Pool, Upsample
+from ._ops import (
+    BlurPool,
+    Conv,
+    ConvTranspose,
+    Dense,
+    GlobalPool,
+    Layer,
+    LocallyConnected,
+    Pool,
+    Upsample,
+)
 from ._ops.base import PADDING_MODES
 
-_KINDS = ("maxpool", "avgpool", "lppool", "tconv", "conv", "lc", "up", "fc")
+_KINDS = ("maxpool", "avgpool", "lppool", "blurpool", "tconv", "conv", "lc", "up", "fc")
 _WORD = re.compile(r"[a-z0-9_.]+|.", re.S)
 _INT = re.compile(r"\d+")
 _SPACE = re.compile(r"\s*")
 _IDENTITY = re.compile(r"id(?![a-z0-9])")
 _MERGE = re.compile(r"(cat|add|mul)\(")
 _GLOBAL = re.compile(r"g[am]p(?![a-z0-9])")
+#: kinds that take a padding mode (":circular")
+_MODES = ("conv", "blurpool")
 #: suffixes allowed per kind, in the order the grammar lists them
 _SUFFIXES = {
     "conv": "spd",
@@ -45,6 +58,7 @@ _SUFFIXES = {
     "maxpool": "spdc",
     "avgpool": "spdc",
     "lppool": "spdc",
+    "blurpool": "spd",
     "tconv": "spod",
     "up": "",
     "fc": "",
@@ -155,8 +169,8 @@ class _Parser:
         kind = next((k for k in _KINDS if self.text.startswith(k, self.pos)), None)
         if kind is None:
             raise self.error(
-                "expected a layer (conv, lc, maxpool, avgpool, lppool, tconv, up, fc, gap, gmp), "
-                "'res(', 'cat(', 'add(', 'mul(' or 'id'"
+                "expected a layer (conv, lc, maxpool, avgpool, lppool, blurpool, tconv, up, fc, "
+                "gap, gmp), 'res(', 'cat(', 'add(', 'mul(' or 'id'"
             )
         self.pos += len(kind)
         size = self.axes(f"a size after '{kind}'")
@@ -180,8 +194,8 @@ class _Parser:
         if self.pos < len(self.text) and self.text[self.pos] == ":":
             self.pos += 1
             m = re.compile(r"[a-z]+").match(self.text, self.pos)
-            if kind != "conv":
-                raise self.error(f"a padding mode applies to conv only, not '{kind}'")
+            if kind not in _MODES:
+                raise self.error(f"a padding mode applies to conv and blurpool only, not '{kind}'")
             if not m or m.group(0) not in PADDING_MODES:
                 raise self.error(f"expected a padding mode ({', '.join(PADDING_MODES)})")
             mode = m.group(0)
@@ -207,6 +221,8 @@ def _build(kind: str, size: Any, args: dict[str, Any], mode: str | None) -> Laye
         return Conv(size, padding_mode=mode or "zeros", **args)
     if kind == "lc":
         return LocallyConnected(size, **args)
+    if kind == "blurpool":
+        return BlurPool(size, padding_mode=mode or "zeros", **args)
     if kind.endswith("pool"):
         return Pool(size, kind=kind[: -len("pool")], **args)
     if kind == "tconv":

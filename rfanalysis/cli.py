@@ -178,6 +178,52 @@ dpi_option = click.option(
 )
 
 
+def random_network_options(trials: int) -> Callable[[Any], Any]:
+    """--weights, --activation, --channels, --trials, --seed and --backend: the random
+    networks that compare and shift measure, declared once (``trials``: its default)."""
+    options = [
+        click.option(
+            "--weights",
+            type=click.Choice(["normal", "uniform", "ones"]),
+            default="normal",
+            show_default=True,
+            help="He-normal, He-uniform or all-ones weights.",
+        ),
+        click.option(
+            "--activation",
+            type=click.Choice(["relu", "none"]),
+            default="relu",
+            show_default=True,
+            help="Non-linearity after every weighted layer but the last.",
+        ),
+        click.option(
+            "--channels",
+            type=click.IntRange(min=1),
+            default=16,
+            show_default=True,
+            help="Channels of every hidden layer.",
+        ),
+        click.option(
+            "--trials",
+            type=click.IntRange(min=1),
+            default=trials,
+            show_default=True,
+            help="Independent draws of weights and input, averaged.",
+        ),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the draws."),
+        click.option(
+            "--backend", type=click.Choice(["numpy", "torch"]), default="numpy", show_default=True
+        ),
+    ]
+
+    def decorate(command: Any) -> Any:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
 # --------------------------------------------------------------------------- output
 def _summary(
     counts: np.ndarray, what: str, net: rfa.Network, shape: tuple[int, ...], log: bool
@@ -555,38 +601,7 @@ def _unit_or_all(ctx: click.Context, param: click.Parameter, value: str) -> Any:
     metavar="center|all|ROW,COL",
     help="Output unit; 'all' compares coverage with the gradient of the output's sum.",
 )
-@click.option(
-    "--weights",
-    type=click.Choice(["normal", "uniform", "ones"]),
-    default="normal",
-    show_default=True,
-    help="He-normal, He-uniform or all-ones weights.",
-)
-@click.option(
-    "--activation",
-    type=click.Choice(["relu", "none"]),
-    default="relu",
-    show_default=True,
-    help="Non-linearity after every weighted layer but the last.",
-)
-@click.option(
-    "--channels",
-    type=click.IntRange(min=1),
-    default=16,
-    show_default=True,
-    help="Channels of every hidden layer.",
-)
-@click.option(
-    "--trials",
-    type=click.IntRange(min=1),
-    default=32,
-    show_default=True,
-    help="Independent draws of weights and input, averaged.",
-)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the draws.")
-@click.option(
-    "--backend", type=click.Choice(["numpy", "torch"]), default="numpy", show_default=True
-)
+@random_network_options(trials=32)
 @click.option(
     "--format",
     "fmt",
@@ -687,6 +702,119 @@ def _draw_comparison(analytic: np.ndarray, empirical: np.ndarray, title: str):
             a, e, fig=fig, titles=("analytic routes", "empirical |dy/dx|", "empirical - analytic")
         )
         fig.suptitle(title + note)
+
+    return draw
+
+
+def _shifts_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        values = [int(p) for p in value.split(",")]
+    except ValueError:
+        raise click.BadParameter(
+            f"expected the largest shift (8) or a list of shifts (0,1,4); got {value!r}"
+        ) from None
+    return values if "," in value else values[0]
+
+
+@main.command()
+@spec_argument
+@input_option
+@click.option(
+    "--shifts",
+    metavar="N|A,B,...",
+    callback=_shifts_callback,
+    help="Shifts in pixels: the largest (0 ... N) or a list. Default: 0 ... 2x the total stride.",
+)
+@click.option(
+    "--axis",
+    type=int,
+    default=-1,
+    show_default=True,
+    help="Spatial axis to shift along (-1: the last, columns of an image).",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["circular", "crop"]),
+    default="circular",
+    show_default=True,
+    help="Roll the input, or move a window over a larger input.",
+)
+@random_network_options(trials=16)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="How to print the similarities.",
+)
+@click.option(
+    "-o",
+    "--output",
+    metavar="FILE",
+    callback=_output_callback,
+    help="Write the similarities against the shift as a figure (.png .svg .pdf) or as .json.",
+)
+@dpi_option
+def shift(
+    spec: str,
+    input_shape: Any,
+    shifts: Any,
+    axis: int,
+    mode: str,
+    weights: str,
+    activation: str,
+    channels: int,
+    trials: int,
+    seed: int,
+    backend: str,
+    fmt: str,
+    output: Path | None,
+    dpi: int,
+) -> None:
+    """How much the output changes when the input shifts by a few pixels.
+
+    Compares the globally pooled features, and the output map unit by unit, of random inputs
+    and their shifts (1: unchanged, 0: as different as an unrelated input).
+    """
+    with _user_errors():
+        if input_shape is None:
+            raise click.UsageError("Missing option '--input'.")
+        if output is not None and output.suffix.lower() in (".npy", ".csv"):
+            raise ValueError("shift writes a figure (.png .svg .pdf) or the similarities (.json)")
+        net = resolve_spec(spec)
+        result = rfa.shift_invariance(
+            net, input_shape, shifts, axis=axis, mode=mode, weights=weights,
+            activation=None if activation == "none" else activation, channels=channels,
+            trials=trials, rng=seed, backend=backend,
+        )  # fmt: skip
+        text = json.dumps(result.to_dict(), indent=2) + "\n"
+        if output is not None and output.suffix.lower() == ".json":
+            write_atomic(output, text.encode())
+            click.echo(f"wrote {output}", err=True)
+            return
+        if output is not None:
+            _write_image(output, _draw_shift(result), dpi, (6.0, 3.8))
+            click.echo(f"wrote {output}", err=True)
+        click.echo(text if fmt == "json" else str(result), nl=fmt != "json")
+
+
+def _draw_shift(result: Any):
+    from rfanalysis import plotting
+
+    def draw(fig: Any) -> None:
+        ax = fig.add_subplot()
+        plotting.plot_shift_similarity(result, ax=ax, label="pooled features")
+        if result.map_similarity is not None:
+            plotting.plot_shift_similarity(result, ax=ax, which="map", label="output map")
+        ax.set_ylabel("similarity to the unshifted output")
+        ax.legend()
+        name = result.network if len(result.network) <= 48 else result.network[:47] + "…"
+        size = "x".join(map(str, result.input_shape))
+        stride = "" if result.stride is None else f", total stride {result.stride}"
+        ax.set_title(f"{name}, input {size}\n{result.mode} shifts{stride}")
 
     return draw
 

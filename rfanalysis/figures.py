@@ -353,6 +353,110 @@ def audio_front_ends() -> Figure:
     return fig
 
 
+@_figure(
+    "11_stride_1d",
+    "The 1-D example of the weight-sharing page (input of 5, zero padding 1, a 3-tap "
+    "filter): every neuron labelled with its routes to all output units. Stride 1 gives 5 "
+    "outputs and reads the inner pixels three times, the border pixels twice; stride 2 gives "
+    "3 outputs and reads every other pixel twice.",
+)
+def stride_1d() -> Figure:
+    fig = Figure(figsize=(8.0, 2.6), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    for ax, spec, title in ((left, "conv3p1", "stride 1"), (right, "conv3s2p1", "stride 2")):
+        plotting.plot_route_diagram(rfa.parse(spec), 5, "all", ax=ax)
+        ax.set_title(f"{title}: {rfa.output_shape(spec, (5,))[0]} outputs")
+    return fig
+
+
+#: one stage of the networks whose shift invariance the write-up compares (circular padding
+#: everywhere, so that borders play no part); each ends with a ReLU convolution and a 1x1
+#: read-out, so that a non-linearity follows the last subsampling
+SHIFT_STAGES = {
+    "no subsampling": "conv3p1:circular",
+    "max pool": "conv3p1:circular,maxpool2",
+    "average pool": "conv3p1:circular,avgpool2",
+    "strided convolution": "conv3s2p1:circular",
+    "blurred (BlurPool)": "conv3p1:circular,blurpool3p1:circular",
+}
+
+
+def shift_network(stage: str, depth: int) -> str:
+    """``depth`` copies of a stage of :data:`SHIFT_STAGES`, then the read-out."""
+    return ",".join([SHIFT_STAGES[stage]] * depth + ["conv3p1:circular", "conv1"])
+
+
+@_figure(
+    "12_shift_invariance",
+    "Similarity of the output for a shifted input to the output for the input itself (1: "
+    "unchanged, 0: as different as for an unrelated input), against the shift, for random "
+    "ReLU networks (He-normal, 16 channels, 64 draws, white-noise inputs of 64 samples, "
+    "rolled) with one to three subsampling stages. Top: globally pooled "
+    "features; bottom: the output map unit by unit, after moving it by the nearest whole "
+    "number of output units. Grey lines: multiples of the total stride, where every "
+    "network is exactly invariant.",
+)
+def shift_invariance_figure() -> Figure:
+    fig = Figure(figsize=(11.0, 6.0), layout="constrained")
+    axes = fig.subplots(2, 3, sharey="row")
+    for col, depth in enumerate((1, 2, 3)):
+        for i, stage in enumerate(SHIFT_STAGES):
+            net = shift_network(stage, depth)
+            result = rfa.shift_invariance(net, (64,), 2 * 2**depth, trials=64)
+            for row, which in enumerate(("pooled", "map")):
+                plotting.plot_shift_similarity(
+                    result,
+                    ax=axes[row, col],
+                    which=which,
+                    mark_stride=result.stride != 1,
+                    label=stage,
+                    color=f"C{i}",
+                )
+        axes[0, col].set_title(f"{depth} stage{'s' if depth > 1 else ''}: total stride {2**depth}")
+    for ax in axes.flat:
+        ax.set_ylabel("")
+    axes[0, 0].set_ylabel("similarity, pooled features")
+    axes[1, 0].set_ylabel("similarity, output map")
+    for ax in axes[0]:
+        ax.set_xlabel("")
+    for ax in axes[1]:
+        ax.set_xlabel("shift (pixels)")
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncols=5)
+    return fig
+
+
+@_figure(
+    "13_stride_period",
+    "The route side of aliasing, on 32 pixels. Left: coverage of three stride-2 3-tap "
+    "layers (circular padding) repeats with the total stride 8, so a shift by a multiple "
+    "of 8 keeps every pixel's weight and any other shift moves pixels to other counts. "
+    "Right: the weight of each pixel in the sum of the outputs of the same windows with "
+    "all weights 1 (the routes) and with the binomial weights of blurred downsampling, "
+    "which are the same at every pixel.",
+)
+def stride_period() -> Figure:
+    n = 32
+    fig = Figure(figsize=(9.0, 3.2), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    strided = rfa.coverage("conv3s2p1:circular*3", (n,))
+    plotting.plot_profile(strided, ax=left, log=False, label="routes", mark_zeros=False)
+    for m in range(0, n + 1, 8):
+        left.axvline(m - 0.5, color="0.85", linewidth=0.8, zorder=0)
+    left.set_ylim(0, strided.max() + 1)
+    left.set_title("routes to all outputs, conv3s2p1:circular x 3")
+    left.set_ylabel("routes")
+    blurred = rfa.influence("blurpool3p1:circular*3", (n,), unit="all")
+    plotting.plot_profile(strided / strided.mean(), ax=right, log=False, label="weights 1")
+    plotting.plot_profile(
+        blurred / blurred.mean(), ax=right, log=False, label="binomial (BlurPool)", color="C2"
+    )
+    right.set_ylim(0, strided.max() / strided.mean() + 0.2)
+    right.set_title("weight of each pixel in the output sum / mean")
+    right.set_ylabel("weight / mean")
+    right.legend(loc="lower center")
+    return fig
+
+
 # --------------------------------------------------------------------------- building
 def build(
     out: str | Path = "figures",

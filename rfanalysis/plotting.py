@@ -16,7 +16,8 @@ exponent and labelled ``10^k``.
 Heatmaps and profiles
     plot_coverage, add_colorbar, plot_profile, plot_blind_spots
 Sweeps
-    plot_depth_ratio (edge/centre ratio against depth), plot_erf_radius (radius against sqrt(depth))
+    plot_depth_ratio (edge/centre ratio against depth), plot_erf_radius (radius against
+    sqrt(depth)), plot_shift_similarity (a ShiftInvariance measurement against the shift)
 Figure builders
     comparison_figure (analytic vs empirical with a difference or ratio panel),
     grid_figure (several maps on one colour scale, e.g. one per padding mode)
@@ -59,6 +60,7 @@ __all__ = [
     "plot_erf_radius",
     "plot_profile",
     "plot_route_diagram",
+    "plot_shift_similarity",
     "save_figure",
 ]
 
@@ -705,6 +707,83 @@ def plot_erf_radius(
     return line
 
 
+def plot_shift_similarity(
+    result: Any,
+    *,
+    ax: Axes | None = None,
+    which: str = "pooled",
+    mark_stride: bool = True,
+    **kwargs: Any,
+) -> Line2D:
+    """Similarity of a network's output to the output for a shifted input, against the shift.
+
+    Parameters
+    ----------
+    result : ShiftInvariance
+        What :func:`rfanalysis.shift_invariance` returned.
+    ax : Axes, optional
+    which : {"pooled", "map"}
+        The globally pooled features, or the output map unit by unit.
+    mark_stride : bool
+        Draw light vertical lines at the multiples of the network's total stride.
+    **kwargs
+        Passed to :meth:`~matplotlib.axes.Axes.plot` (``label`` names the series).
+
+    Returns
+    -------
+    Line2D
+        x data the shifts (sorted), y data the similarities.
+
+    Notes
+    -----
+    A network with circular padding whose maps divide evenly is exactly invariant to shifts
+    by multiples of its total stride (the marked lines), and its similarity repeats with
+    that period.
+
+    Examples
+    --------
+    >>> import rfanalysis as rfa
+    >>> r = rfa.shift_invariance("conv3p1:circular,maxpool2,conv1", 8, channels=2, trials=2)
+    >>> ax = Figure().add_subplot()
+    >>> plot_shift_similarity(r, ax=ax).get_xdata().tolist()
+    [0, 1, 2, 3, 4]
+    """
+    from ._empirical import ShiftInvariance
+
+    if not isinstance(result, ShiftInvariance):
+        raise TypeError(
+            f"`result` must be what rfanalysis.shift_invariance returns, got "
+            f"{type(result).__name__}"
+        )
+    if which not in ("pooled", "map"):
+        raise ValueError(f"`which` must be 'pooled' or 'map', got {which!r}")
+    values = result.similarity if which == "pooled" else result.map_similarity
+    if values is None:
+        raise ValueError(
+            f"{result.network} has no output map along axis {result.axis} (its output has no "
+            "spatial layout there); plot which='pooled'"
+        )
+    order = np.argsort(result.shifts, kind="stable")
+    xs = np.asarray(result.shifts)[order]
+    ax = _axes(ax)
+    opts: dict[str, Any] = {"marker": "o", "markersize": 4}
+    opts.update(kwargs)
+    (line,) = ax.plot(xs, np.asarray(values)[order], **opts)
+    ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+    s = result.stride if mark_stride and result.stride else 0
+    marked = {
+        float(np.asarray(ln.get_xdata())[0])
+        for ln in ax.lines
+        if ln.get_label() == "_stride multiple"
+    }
+    for m in range(-(-int(xs.min()) // s), int(xs.max()) // s + 1) if s else ():
+        if m * s not in marked:  # several series on one Axes share the lines
+            ax.axvline(m * s, color="0.88", linewidth=0.8, zorder=0, label="_stride multiple")
+    ax.set_xlabel(f"shift (pixels along axis {result.axis})")
+    ax.set_ylabel("similarity to the unshifted " + ("features" if which == "pooled" else "map"))
+    return line
+
+
 # --------------------------------------------------------------------------- figure builders
 def _new_figure(fig: Figure | SubFigure | None, figsize: Any) -> Figure | SubFigure:
     if fig is not None:
@@ -943,7 +1022,8 @@ def plot_route_diagram(
     labels: bool = True,
     **kwargs: Any,
 ) -> PathCollection:
-    """A small 1-D network drawn as neurons, each labelled with its routes to one top unit.
+    """A small 1-D network drawn as neurons, each labelled with its routes to one top unit
+    (or to all of them).
 
     Layers are rows of circles (the input at the bottom, the last layer at the top), placed at
     the centre of their receptive field in input coordinates, and joined by their kernel taps.
@@ -960,8 +1040,9 @@ def plot_route_diagram(
         upsampling layers, with at most 64 units per layer.
     input_length : int
         Number of input units.
-    unit : "center" or int
-        Unit of the last layer the routes lead to.
+    unit : "center", "all" or int
+        Unit of the last layer the routes lead to; ``"all"`` counts the routes to every unit
+        of the last layer (the labels of the input row are then its coverage).
     ax : Axes, optional
     labels : bool
         Write the route count beside each neuron.
@@ -978,7 +1059,8 @@ def plot_route_diagram(
     -----
     The count beside neuron ``j`` of layer ``l`` is ``rfanalysis.routes`` of the layers above
     ``l`` for an input the size of layer ``l``'s map (exact integers): the routes from ``j``
-    to the top unit. Edges are the layers' tap connections as the route engine uses them.
+    to the top unit (``rfanalysis.coverage`` for ``unit="all"``). Edges are the layers' tap
+    connections as the route engine uses them.
 
     Examples
     --------
@@ -986,6 +1068,10 @@ def plot_route_diagram(
     >>> neurons = plot_route_diagram("conv2*3", 4, ax=ax)
     >>> [t.get_text() for t in ax.texts[:4]]  # routes from the input: Pascal's row 3
     ['1', '3', '3', '1']
+    >>> ax = Figure().add_subplot()
+    >>> neurons = plot_route_diagram("conv3s2p1", 5, "all", ax=ax)
+    >>> [t.get_text() for t in ax.texts[:5]]  # stride 2 reads every other pixel twice
+    ['1', '2', '1', '2', '1']
     """
     import rfanalysis as rfa
 
@@ -998,10 +1084,11 @@ def plot_route_diagram(
             f"`input_length` {n} gives a map of {widest} units; a route diagram draws at most "
             f"{MAX_DIAGRAM_UNITS} units per layer (use plot_profile for larger maps)"
         )
+    top: int | None
     if isinstance(unit, str):
-        if unit != "center":
-            raise ValueError(f"`unit` must be 'center' or an index, got {unit!r}")
-        top = (sizes[-1] - 1) // 2
+        if unit not in ("center", "all"):
+            raise ValueError(f"`unit` must be 'center', 'all' or an index, got {unit!r}")
+        top = (sizes[-1] - 1) // 2 if unit == "center" else None
     else:
         (top,) = unit if isinstance(unit, (tuple, list)) else (unit,)
         if isinstance(top, bool) or not isinstance(top, (int, np.integer)):
@@ -1011,13 +1098,16 @@ def plot_route_diagram(
                 f"`unit` {unit!r} is out of range: the last layer has {sizes[-1]} units"
             )
         top = int(top) % sizes[-1]
-    # routes from every unit of layer l to the top unit: routes of the layers above it
+    # routes from every unit of layer l to the top unit (or to all top units: coverage) are
+    # those of the layers above it
     counts = [
         rfa.routes(rfa.Network(network.layers[level:]), (sizes[level],), (top,), exact=True)
+        if top is not None
+        else rfa.coverage(rfa.Network(network.layers[level:]), (sizes[level],), exact=True)
         for level in range(len(layers))
     ]
     last = np.zeros(sizes[-1], dtype=object)
-    last[top] = 1
+    last[slice(None) if top is None else top] = 1
     counts.append(last)
 
     rows = rfa.geometry(network, (n,)).rows
@@ -1093,7 +1183,8 @@ def plot_route_diagram(
     values = [c for row in counts for c in row.tolist()]
     reached = np.asarray([c > 0 for c in values])
     face = np.where(reached, "#cfe3f3", "white").astype(object)
-    face[-sizes[-1] + top] = "#f4a259"
+    for t in range(sizes[-1]) if top is None else (top,):
+        face[len(face) - sizes[-1] + t] = "#f4a259"
     opts: dict[str, Any] = {
         "s": 90,
         "c": list(face),

@@ -113,7 +113,7 @@ CASES = [
         "padding mode on a pool",
         lambda: rfa.parse("maxpool2:reflect"),
         ValueError,
-        "a padding mode applies to conv only",
+        "a padding mode applies to conv and blurpool only",
         ("coverage", "maxpool2:reflect", "--input", "8"),
     ),
     Case(

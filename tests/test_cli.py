@@ -286,3 +286,39 @@ def test_compare_prints_metrics_and_writes_figure_and_json(run, tmp_path):
 def test_compare_bad_input(tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
     assert_one_line_error(CliRunner().invoke(main, args), message, tmp_path)
+
+
+def test_shift_prints_a_table_and_writes_json_and_figure(run, tmp_path):
+    # stride 1 with circular padding: unchanged by every shift, the map moves with the input
+    table = run("shift", "conv3p1:circular*2", "--input", "8", "--shifts", "2", "--trials", "2")
+    assert table.exit_code == 0
+    rows = table.output.splitlines()[-3:]
+    assert [r.split() for r in rows] == [[str(d), "1.0000", "1.0000", str(d)] for d in range(3)]
+    args = ("shift", "conv3p1,maxpool2,conv3p1", "--input", "8", "--trials", "3")
+    js, png = tmp_path / "s.json", tmp_path / "s.png"
+    assert run(*args, "--channels", "2", "--seed", "5", "-o", js).exit_code == 0
+    expected = rfa.shift_invariance("conv3p1,maxpool2,conv3p1", 8, channels=2, trials=3, rng=5)
+    assert json.loads(js.read_text()) == json.loads(json.dumps(expected.to_dict()))
+    printed = run(*args, "--shifts", "0,3", "--mode", "crop", "--format", "json")
+    assert json.loads(printed.output)["shifts"] == [0, 3]
+    assert json.loads(printed.output)["mode"] == "crop"
+    assert run(*args, "--axis", "0", "-o", png).exit_code == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--trials", "1"], "`trials` must be >= 2, got 1"),
+        (["-o", "OUT.csv"], "shift writes a figure (.png .svg .pdf) or the similarities"),
+        (["--shifts", "1.5"], "Invalid value for '--shifts': expected the largest shift"),
+        (["--shifts", "-3"], "`shifts` as one number is the largest shift"),
+        (["--axis", "2"], "`axis` must lie in [-2, 2) for a 2-D input, got 2"),
+        (["--mode", "wrap"], "Invalid value for '--mode'"),
+        (["--input", "3", "-o", "OUT.json"], "layer 2 (maxpool2): output size 0"),
+    ],
+)
+def test_shift_bad_input(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    base = ["shift", "conv3,maxpool2", "--input", "8"]
+    assert_one_line_error(CliRunner().invoke(main, base + args), message, tmp_path)

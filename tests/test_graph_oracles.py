@@ -149,7 +149,7 @@ def test_broadcast_operand_makes_its_axis_global():
     x = rfa.Input()
     net = rfa.Network(rfa.Conv(3, padding=1)(rfa.Add()(x, rfa.Pool((1, 3), kind="avg")(x))))
     rf = rfa.receptive_field(net, (2, 3))
-    assert (rf.size, rf.stride, rf.start) == ((3, None), (1, None), (0, None))
+    assert (rf.size, rf.stride, rf.start) == ((3, "global"), (1, None), (0, None))
     # unit (0, 0) reads z = x + rowmean(x) at rows 0-1, columns 0-1: pixel (r, c) directly
     # for c < 2, and every pixel of its row through the mean of each of the 2 columns
     assert brute_routes(net, (2, 3), (0, 0)).tolist() == [[3, 3, 2], [3, 3, 2]]
@@ -157,7 +157,7 @@ def test_broadcast_operand_makes_its_axis_global():
     assert merge.note == "axis 1: an operand of one unit is read by every unit (global)"
     # a squeeze-and-excitation gate: both axes
     gate = rfa.Network(rfa.Mul()(rfa.Conv(3, padding=1)(x), rfa.Pool(8)(x)))
-    assert rfa.receptive_field(gate, 8).size == (None, None)
+    assert rfa.receptive_field(gate, 8).size == ("global", "global")
 
 
 def _assert_field_holds_routes(net, shape):
@@ -174,7 +174,7 @@ def _assert_field_holds_routes(net, shape):
     for unit in itertools.product(*(sorted({0, (m - 1) // 2, m - 1}) for m in out)):
         support = np.nonzero(brute_routes(net, shape, unit).astype(bool))
         for a, (size, jump, start) in enumerate(zip(rf.size, rf.stride, rf.start)):
-            if size is None or not support[a].size:
+            if size == "global" or not support[a].size:
                 continue
             centre = start + unit[a] * jump
             assert centre - Fraction(size - 1, 2) <= support[a].min()

@@ -70,7 +70,7 @@ def test_spec_round_trip(net):
         ("cat(conv1)", r"'cat\(' needs at least two branches"),
         ("conv3)", r"expected ',' or the end of the spec at position 5 \(found '\)'\)"),
         ("conv3:mirror", r"expected a padding mode .* at position 6 \(found 'mirror'\)"),
-        ("maxpool2:reflect", r"a padding mode applies to conv only"),
+        ("maxpool2:reflect", r"a padding mode applies to conv and blurpool only"),
         ("conv3q1", r"expected ',' or the end of the spec at position 5 \(found 'q1'\)"),
         ("fc3x3", r"fc takes a single number"),
         ("conv3s2s2", r"'s' given twice at position 7"),

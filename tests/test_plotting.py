@@ -609,3 +609,42 @@ def test_save_figure_writes_the_deterministic_bytes_and_nothing_on_error(tmp_pat
         with pytest.raises(ValueError, match="`fmt` must be one of png, pdf, svg, got 'gif'"):
             plotting.save_figure(fig, tmp_path / "p.gif")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.svg"]
+
+
+def test_route_diagram_to_all_units_labels_the_coverage(ax):
+    # conv3s2p1 on 5 units: outputs read -1..1, 1..3, 3..5, so pixels 1 and 3 are read twice
+    neurons = plotting.plot_route_diagram("conv3s2p1", 5, "all", ax=ax)
+    assert _labels(ax) == "1 2 1 2 1 1 1 1".split()
+    # every top unit is a target: no edge is off route, and all three are highlighted
+    assert not [c for c in ax.collections if c.get_label() == "off route"]
+    assert len({tuple(c) for c in neurons.get_facecolors()[-3:]}) == 1
+    assert tuple(neurons.get_facecolors()[-1]) != tuple(neurons.get_facecolors()[0])
+    with pytest.raises(ValueError, match="`unit` must be 'center', 'all' or an index"):
+        plotting.plot_route_diagram("conv3", 5, "every", ax=ax)
+
+
+def test_plot_shift_similarity(ax):
+    r = rfa.ShiftInvariance(
+        "net", (8,), 0, "circular", 2, (2, 0, 1), (1.0, 1.0, 0.5), (1.0, 1.0, 0.25), (1, 0, 0),
+        4, {},
+    )  # fmt: skip
+    line = plotting.plot_shift_similarity(r, ax=ax, label="a", color="C3")
+    assert line.get_xdata().tolist() == [0, 1, 2] and line.get_ydata().tolist() == [1, 0.5, 1]
+    assert line.get_label() == "a" and line.get_color() == "C3"
+    plotting.plot_shift_similarity(r, ax=ax, which="map")
+    assert ax.lines[-1].get_ydata().tolist() == [1, 0.25, 1]
+    # multiples of the stride (0 and 2) are marked once, however many series are drawn
+    marks = [ln.get_xdata()[0] for ln in ax.lines if ln.get_label() == "_stride multiple"]
+    assert sorted(marks) == [0, 2]
+    flat = rfa.ShiftInvariance("fc", (8,), 0, "circular", 1, (0,), (1.0,), None, None, 2, {})
+    with pytest.raises(ValueError, match="fc has no output map along axis 0"):
+        plotting.plot_shift_similarity(flat, ax=ax, which="map")
+    with pytest.raises(ValueError, match="`which` must be 'pooled' or 'map', got 'both'"):
+        plotting.plot_shift_similarity(r, ax=ax, which="both")
+    with pytest.raises(TypeError, match=r"`result` must be what rfanalysis\.shift_invariance"):
+        plotting.plot_shift_similarity([1.0, 0.5], ax=ax)
+    # integer ticks; no stride lines when asked not to draw them
+    assert all(float(t).is_integer() for t in ax.get_xticks())
+    fresh = Figure().add_subplot()
+    plotting.plot_shift_similarity(r, ax=fresh, mark_stride=False)
+    assert len(fresh.lines) == 1

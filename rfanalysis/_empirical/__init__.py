@@ -1,6 +1,8 @@
-"""Empirical gradient influence maps and torch model tracing (torch imported on use)."""
+"""Empirical gradient influence maps, shift invariance and torch model tracing (torch imported
+on use)."""
 
 from ._fx import from_torch
 from ._influence import influence
+from ._shift import ShiftInvariance, shift_invariance
 
-__all__ = ["from_torch", "influence"]
+__all__ = ["ShiftInvariance", "from_torch", "influence", "shift_invariance"]

@@ -140,6 +140,18 @@ def _draw_one(op: Op, weights: WeightsArg, gen: np.random.Generator) -> np.ndarr
     return value
 
 
+def check_seed(seed: Any) -> None:
+    """Raise for a seed :func:`generators` cannot take (the message names ``rng``)."""
+    if isinstance(seed, bool) or not isinstance(
+        seed, (int, np.integer, np.random.Generator, np.random.SeedSequence)
+    ):
+        raise TypeError(
+            f"`rng` must be an int seed, a numpy Generator or a SeedSequence, got {seed!r}"
+        )
+    if isinstance(seed, (int, np.integer)) and seed < 0:
+        raise ValueError(f"`rng` seed must be >= 0, got {seed}")
+
+
 def generators(seed: Any, trials: int) -> list[np.random.Generator]:
     """One independent generator per trial (``seed``: int, SeedSequence or Generator)."""
     if isinstance(seed, np.random.Generator):

@@ -1,12 +1,14 @@
 """Operations and their rules, one module per family (see :mod:`.base`).
 
-Importing this package registers every built-in operation; the registry's order (windows,
-then dense layers, merges, global context) is the order in which spec files and errors list them.
+Importing this package registers every built-in operation; the registry's order (windows and
+blurred downsampling, dense layers, merges, global context) is the order in which spec files
+and errors list them.
 """
 
 # isort: skip_file
 from .base import REGISTRY, Layer, OpError
 from .windows import Conv, ConvTranspose, LocallyConnected, Pool, Upsample
+from .blur import BlurPool
 from .dense import Dense
 from .merges import Add, Cat, Mul
 from .context import AdaptivePool, GlobalPool, SpatialNorm
@@ -18,6 +20,7 @@ __all__ = [
     "AdaptivePool",
     "Add",
     "Attention",
+    "BlurPool",
     "Cat",
     "Conv",
     "ConvTranspose",
