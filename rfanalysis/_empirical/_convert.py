@@ -93,12 +93,18 @@ class Graph:
     labels: list[str] = field(default_factory=lambda: ["input"])  # fx node behind each node
 
     input_grid: tuple[int, ...] = ()
+    input_channels: int = 1
+    channels: list[int] = field(default_factory=list)  # elements per unit of each node
 
     def grid(self, node: int) -> tuple[int, ...]:
         return self.grids[node - 1] if node else self.input_grid
 
-    def add(self, layer: Layer, inputs: tuple[int, ...], label: str) -> int:
-        """Append a node; its grid follows from the layer's shape rule."""
+    def channels_of(self, node: int) -> int:
+        return self.channels[node - 1] if node else self.input_channels
+
+    def add(self, layer: Layer, inputs: tuple[int, ...], label: str, channels: int) -> int:
+        """Append a node making ``channels`` channels; its grid follows from the layer's shape
+        rule."""
         in_grids = tuple(self.grid(j) for j in inputs)
         layer = layer.expand(len(in_grids[0])) if layer.ndim is None else layer
         try:
@@ -108,6 +114,7 @@ class Graph:
         assert grid is not None
         self.nodes.append(Node(layer, tuple(inputs), str(len(self.nodes))))
         self.grids.append(tuple(grid))
+        self.channels.append(channels)
         self.labels.append(label)
         return len(self.nodes) - 1
 
@@ -235,10 +242,18 @@ class Converter:
         shape = tuple(value.units.shape)
         grid = tuple(shape[a] for a in axes) or (1,)
         node = value.node
+        channels = _channels(shape, axes)
         if self.grid(node) == grid:
             want = canonical_units(torch, shape, axes)
             if bool(torch.equal(value.units, want.to(value.units.dtype))):
-                return node
+                if self.graph.channels_of(node) == channels:
+                    return node
+                # the same units with other channels (a chunk or split of the channels)
+                n = math.prod(grid)
+                rel = Relation.from_sets(n, np.arange(n), [np.asarray([u]) for u in range(n)])
+                layer = Reads((grid,), grid, (rel,), (rel,), "channels", out_channels=channels,
+                              name=label)  # fmt: skip
+                return self.graph.add(layer, (node,), label, channels)
         units = value.np()
         # every position of the new grid reads the units of its channels
         other = tuple(a for a in range(len(shape)) if a not in axes)
@@ -246,8 +261,9 @@ class Converter:
         rows = [np.unique(col[col >= 0]) for col in moved.T]
         set_ids, sets = _dedupe_sets(rows)
         rel = Relation.from_sets(math.prod(self.grid(node)), set_ids, sets)
-        layer = Reads((self.grid(node),), grid, (rel,), (rel,), "gather", name=label)
-        return self.graph.add(layer, (node,), label)
+        layer = Reads((self.grid(node),), grid, (rel,), (rel,), "gather", out_channels=channels,
+                      name=label)  # fmt: skip
+        return self.graph.add(layer, (node,), label, channels)
 
     def grid(self, node: int) -> tuple[int, ...]:
         return self.graph.grid(node)
@@ -260,8 +276,13 @@ class Converter:
         if axes is None:
             axes = tuple(range(2, value.units.ndim))
         node = self.canonical(value, axes, label)
-        for layer in layers:
-            node = self.graph.add(layer, (node,), label)
+        channels = self.graph.channels_of(node)
+        for k, layer in enumerate(layers):
+            if k == len(layers) - 1:
+                channels = _channels(tuple(real.shape), axes)
+            elif getattr(layer, "out_channels", None):
+                channels = layer.out_channels  # type: ignore[attr-defined]
+            node = self.graph.add(layer, (node,), label, channels)
         grid = tuple(real.shape[a] for a in axes) or (1,)
         if self.grid(node) != grid:
             got = "x".join(map(str, self.grid(node)))
@@ -305,7 +326,7 @@ class Converter:
         structured = self._structured_merge(reads, axes, grid, merge, unit_index, label)
         if structured is not None:
             layer, inputs = structured
-            node = self.graph.add(layer, inputs, label)
+            node = self.graph.add(layer, inputs, label, _channels(shape, axes))
         else:
             rels: list[Relation] = []
             locs: list[Relation | None] = []
@@ -323,7 +344,9 @@ class Converter:
                 tuple(self.grid(r.value.node) for r in reads), grid, tuple(rels), tuple(locs),
                 what, out_channels=_channels(shape, axes), name=label,
             )  # fmt: skip
-            node = self.graph.add(layer, tuple(r.value.node for r in reads), label)
+            node = self.graph.add(
+                layer, tuple(r.value.node for r in reads), label, _channels(shape, axes)
+            )
         return Value(node, canonical_units(self.torch, shape, axes) if axes else
                      self.torch.zeros(shape, dtype=self.torch.float64))  # fmt: skip
 
@@ -396,6 +419,8 @@ LAYOUT = (
     "native_channel_shuffle view_as reshape_as unfold gather index_select take_along_dim "
     "diagonal rot90 repeat_interleave split_with_sizes contiguous"
 ).split()
+#: functions of torchvision that only move elements (fx leaves there)
+LAYOUT_FUNCTIONS = ("_patch_merging_pad",)
 #: reductions over axes: (name, keepdim default)
 REDUCTIONS = "mean sum amax amin max min var std logsumexp prod norm nansum nanmean median"
 
@@ -642,8 +667,8 @@ class Rules:
         if n.op == "call_function" and target is getattr:
             # .real, .T: the elements (or a view of them); .shape, .dtype: not a map
             return self.layout(run, n, out) if _is_tensor(torch, out) else None
-        if not (_is_tensor(torch, out) or isinstance(out, (tuple, list))):
-            return None  # sizes, counts: not maps
+        if not _holds_tensor(torch, out):
+            return None  # sizes, counts, shapes: not maps
         if name in ("detach", "detach_"):
             return None  # no gradient flows back through it
         # structured layers written as functions
@@ -682,6 +707,8 @@ class Rules:
             return self.softmax(value, out, dim, label, run)
         if name in ("matmul", "bmm", "mm", "__matmul__", "baddbmm", "addmm"):
             return self.matmul(run, n, out, label)
+        if name == "einsum":
+            return self.einsum(run, n, out, args, label)
         if name in REDUCTIONS.split() or name in ("adaptive_avg_pool1d",):
             return self.reduction(run, n, value, out, args, kwargs, label)
         if name in ("cat", "concat", "concatenate", "stack", "hstack", "vstack"):
@@ -694,7 +721,7 @@ class Rules:
             return self.swin_attention(run, n, value, out, args, kwargs, label)
         if name in ("glu",):
             return self.glu(run, value, out, args, kwargs, label)
-        if name in LAYOUT or name == "getitem":
+        if name in LAYOUT or name in LAYOUT_FUNCTIONS or name == "getitem":
             return self.layout(run, n, out)
         if name in POINTWISE or name in GATES or name in ("maximum", "minimum", "fmax", "fmin"):
             if len(values) > 1:
@@ -828,7 +855,7 @@ class Rules:
             nodes = [run.conv.canonical(v, tuple(range(2, out.ndim)), label) for v in vals]
             grids = {run.conv.grid(j) for j in nodes}
             if len(grids) == 1:  # a channel concat of maps on one grid
-                node = run.conv.graph.add(Cat(name=label), tuple(nodes), label)
+                node = run.conv.graph.add(Cat(name=label), tuple(nodes), label, out.shape[1])
                 return Value(
                     node, canonical_units(torch, tuple(out.shape), tuple(range(2, out.ndim)))
                 )
@@ -938,8 +965,9 @@ class Rules:
             ndim > 2 and dims == spatial and name in ("mean", "sum", "amax", "max")
             and self._is_canonical(run, value, spatial)
         ):  # fmt: skip
-            node = run.conv.graph.add(GlobalPool("max" if "max" in name else "avg", name=label),
-                                      (value.node,), label)  # fmt: skip
+            layer = GlobalPool("max" if "max" in name else "avg", name=label)
+            channels = run.conv.graph.channels_of(value.node)
+            node = run.conv.graph.add(layer, (value.node,), label, channels)
             found = Value(node, torch.zeros(tuple(result.shape), dtype=torch.float64))
         else:
             ids, sets = fiber_sets(value.np(), dims)
@@ -1000,7 +1028,8 @@ class Rules:
             node = value.node
             if present.size != math.prod(run.conv.grid(node)):
                 node = run.conv.canonical(value, (1,), label)
-            node = run.conv.graph.add(Dense(out_features, bias=bias, name=label), (node,), label)
+            layer = Dense(out_features, bias=bias, name=label)
+            node = run.conv.graph.add(layer, (node,), label, 1)
             return Value(node, canonical_units(torch, tuple(out.shape), (1,)))
         last = units.ndim - 1
         ids, sets = fiber_sets(units, (last,))
@@ -1043,6 +1072,40 @@ class Rules:
             r = reads[0]
             return Value(r.value.node, as_units(self.torch, r.ids))
         return run.conv.relate(reads, out, "matrix product", label)
+
+    def einsum(self, run, n, out, args, label) -> Value:
+        """``einsum(eq, *operands)``: an output element reads, of each operand, the elements
+        that agree with it on the shared letters (every value of a summed letter)."""
+        eq = args[0].replace(" ", "")
+        operands = n.args[1:]
+        if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+            operands = tuple(operands[0])
+        if "..." in eq or "->" not in eq:
+            raise Unmapped
+        ins, result = eq.split("->")
+        letters = ins.split(",")
+        shape = tuple(out.shape)
+        reads = []
+        for src, lets in zip(operands, letters):
+            v = run.vals.get(src)
+            if not isinstance(v, Value):
+                continue
+            if len(set(lets)) != len(lets) or len(lets) != v.units.ndim:
+                raise Unmapped
+            summed = tuple(a for a, c in enumerate(lets) if c not in result)
+            ids, sets = fiber_sets(v.np(), summed)
+            kept = [c for c in lets if c in result]
+            ids = np.transpose(ids, [kept.index(c) for c in result if c in kept])
+            view = [shape[a] if c in kept else 1 for a, c in enumerate(result)]
+            ids = np.broadcast_to(ids.reshape(view), shape)
+            read = Read(v, ids, sets)
+            n_units = math.prod(run.conv.grid(v.node))
+            read.local = None if read.covers(n_units) and n_units > 1 else "same"
+            reads.append(read)
+        if len(reads) == 1 and all(len(x) == 1 for x in reads[0].sets or []):
+            r = reads[0]
+            return Value(r.value.node, as_units(self.torch, r.ids))
+        return run.conv.relate(reads, out, "einsum", label)
 
     def glu(self, run, value, out, args, kwargs, label) -> Value:
         dim = _bind(("input", "dim"), args, kwargs).get("dim", -1)
@@ -1179,6 +1242,15 @@ def _broadcasts(a: Any, b: Any) -> bool:
         return tuple(np.broadcast_shapes(tuple(a), tuple(b))) == tuple(b)
     except ValueError:
         return False
+
+
+def _holds_tensor(torch: Any, x: Any) -> bool:
+    """A tensor, or a container with one (not a torch.Size or a tuple of numbers)."""
+    if isinstance(x, torch.Tensor):
+        return True
+    if isinstance(x, (tuple, list)) and not isinstance(x, torch.Size):
+        return any(_holds_tensor(torch, v) for v in x)
+    return False
 
 
 def _wrap(torch: Any, moved: Any, node: int, gate: bool, neg: Any) -> Any:

@@ -11,7 +11,6 @@ output) where autograd reaches units that no route does.
 
 from __future__ import annotations
 
-import copy
 import weakref
 from typing import Any
 
@@ -31,8 +30,9 @@ from ._torch import (
 
 UNKNOWN = ("error", "identity")
 CONTEXTS = ("global", "local")
-#: gradients below this fraction of the largest are leaks (an exp(-100) attention mask)
-RELATIVE_ZERO = 1e-10
+#: gradients below this fraction of the largest are treated as zero: float32 rounding (an
+#: interpolation weight that exact arithmetic makes zero) and masked attention (exp(-100))
+RELATIVE_ZERO = 1e-5
 #: how many untraceable submodules are retried as leaves before giving up
 MAX_RETRIES = 32
 
@@ -147,10 +147,10 @@ def from_torch(
 
 def _from_torch(torch, module, shape, cin, output, context, verify, mapping, unknown) -> Network:
     name = type(module).__name__
-    gm = _trace(torch, module, mapping, name)
-    graph = Graph(input_grid=shape)
-    state = ModuleState(module)
+    graph = Graph(input_grid=shape, input_channels=cin)
+    state = ModuleState(module)  # eval mode before tracing: fx records the eval branches
     try:
+        gm = _trace(torch, module, mapping, name)
         dtype, device = module_dtype_device(module)
         x = _random_input(torch, (1, cin, *shape), dtype, device)
         rules = Rules(torch, mapping, unknown, lambda n, m: _unmapped(gm, n, m))
@@ -383,15 +383,11 @@ def _unit_support(units: np.ndarray, grad: np.ndarray, n: int) -> np.ndarray:
 
 
 def _autograd(torch, gm, module, shape, cin, fx_out, value, axes, unit, run):
-    """Gradients of the output unit, in float64, with respect to the input and every traced
-    tensor that depends on it."""
+    """Gradients of the output unit, in the module's own dtype, with respect to the input and
+    every traced tensor that depends on it."""
     fx = torch.fx
-    try:
-        gm64 = copy.deepcopy(gm).double()
-        dtype = torch.float64
-    except Exception:  # pragma: no cover - a model that cannot be copied or cast
-        gm64, dtype = gm, module_dtype_device(module)[0]
-    device = module_dtype_device(module)[1]
+    gm64 = gm
+    dtype, device = module_dtype_device(module)
     x = _random_input(torch, (1, cin, *shape), dtype, device).requires_grad_(True)
     keep: dict[str, Any] = {}  # by node name: the copy's nodes are other objects
     traced = {n.name for n in run.vals}

@@ -124,7 +124,9 @@ class Reads(Layer):
     channel_rule: ClassVar[str] = "weighted"
 
     def __post_init__(self) -> None:
-        h = hashlib.sha1(repr((self.in_shapes, self.out_shape, self.what, self.name)).encode())
+        # every field: equal layers are interchangeable (caches return either)
+        key = (self.in_shapes, self.out_shape, self.what, self.name, self.out_channels)
+        h = hashlib.sha1(repr(key).encode())
         for rel in (*self.relations, *self.local):
             h.update(b"-" if rel is None else rel.digest())
         object.__setattr__(self, "_digest", h.digest())
