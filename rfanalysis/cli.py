@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -167,7 +168,9 @@ log_option = click.option(
     "write log10 counts (--log) or counts (default).",
 )
 exact_option = click.option(
-    "--exact", is_flag=True, help="Exact integer counts (for .csv/.json and the summary)."
+    "--exact",
+    is_flag=True,
+    help="Exact integer counts, for .csv, .json and the summary (not .npy or images).",
 )
 dpi_option = click.option(
     "--dpi",
@@ -188,16 +191,17 @@ def _summary(
     if log:
         lines.append(f"log10 counts: max {finite.max():.6g}, min non-zero {finite.min():.6g}")
     else:
-        nonzero = [v for v in flat.tolist() if v != 0]
+        values = flat.tolist()
+        nonzero = [v for v in values if v != 0]
         lines.append(
-            f"max {max(flat.tolist()):,.6g}; min non-zero "
-            f"{min(nonzero) if nonzero else 0:,.6g}; total {sum(flat.tolist()):,.6g}"
+            f"max {_g(max(values))}; min non-zero {_g(min(nonzero) if nonzero else 0)}; "
+            f"total {_g(sum(values))}"
         )
         corner = counts[(0,) * counts.ndim]
         centre = counts[tuple((n - 1) // 2 for n in counts.shape)]
         lines.append(
-            f"centre {centre:,.6g}; corner {corner:,.6g}"
-            + (f"; centre/corner {float(centre) / float(corner):.6g}" if corner else "")
+            f"centre {_g(centre)}; corner {_g(corner)}"
+            + (f"; centre/corner {_g(_ratio(centre, corner))}" if corner else "")
         )
     zero = int(np.count_nonzero(np.isneginf(counts.astype(float)) if log else counts == 0))
     lines.append(f"pixels with no route: {zero} of {counts.size}")
@@ -207,6 +211,24 @@ def _summary(
     return "\n".join(lines)
 
 
+def _g(value: Any) -> str:
+    """A count with 6 significant digits (thousands separated); exact integers beyond the
+    float64 range keep their leading digits and exponent."""
+    try:
+        return f"{value:,.6g}"
+    except OverflowError:
+        return f"{Decimal(value):.6g}"
+
+
+def _ratio(a: Any, b: Any) -> Any:
+    """``a / b``; for exact integers whose quotient passes the float64 range, the integer
+    quotient (where ``float(a)`` would overflow first, ``a / b`` is correctly rounded)."""
+    try:
+        return a / b
+    except OverflowError:
+        return a // b
+
+
 def _intlike(a: np.ndarray) -> np.ndarray:
     return a.astype(np.int64) if np.all(a == np.round(a)) and np.abs(a).max() < 2**53 else a
 
@@ -214,11 +236,6 @@ def _intlike(a: np.ndarray) -> np.ndarray:
 def _write_data(path: Path, counts: np.ndarray, meta: dict[str, Any]) -> None:
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        if counts.dtype == object:
-            raise ValueError(
-                "exact counts are Python integers, which .npy cannot hold without pickling; "
-                "write .csv or .json instead"
-            )
         buf = io.BytesIO()
         np.save(buf, counts, allow_pickle=False)
         data = buf.getvalue()
@@ -250,8 +267,12 @@ def _num(v: Any) -> str:
     return "-inf" if p is None else repr(p)
 
 
-def _nested(a: np.ndarray) -> Any:
-    return _plain(a.item()) if a.ndim == 0 else [_nested(x) for x in a]
+def _nested(values: Any) -> Any:
+    """``ndarray.tolist()`` of a count map with every count made plain (see :func:`_plain`);
+    exact maps hold Python ints, which have no ``ndim``."""
+    if isinstance(values, np.ndarray):
+        values = values.tolist()
+    return [_nested(v) for v in values] if isinstance(values, list) else _plain(values)
 
 
 def _write_image(
@@ -333,7 +354,13 @@ def _emit_counts(
             "what": what,
             "network": net.display_name,
             "input_shape": list(full_shape),
-            "values_are": "log10 routes (null: no route)" if log else "routes",
+            "values_are": (
+                "log10 routes (null: no route)"
+                if log
+                else "routes (exact integers)"
+                if counts.dtype == object
+                else "routes"
+            ),
             **extra,
         }
         _write_data(output, counts, meta)
@@ -349,14 +376,41 @@ def _compute(
     exact: bool,
     **kwargs: Any,
 ) -> tuple[np.ndarray, bool]:
-    """Images use log10 counts (they never overflow); data files get what was asked for."""
-    image = output is not None and output.suffix.lower() in IMAGE_SUFFIXES
-    if image:
-        if log is False:
-            counts = fn(net, shape, **kwargs)
-            return counts, False
-        return fn(net, shape, log=True, **kwargs), True
-    return fn(net, shape, exact=exact, log=bool(log), **kwargs), bool(log)
+    """The counts to write and whether they are log10 counts.
+
+    Images colour log10 counts (finite at any depth) unless ``--linear``; data files and the
+    summary get counts, ``--log`` log10 counts, ``--exact`` Python integers. Combinations
+    without a meaning are refused before any work: ``--exact`` with ``--log``, with ``.npy``
+    (no Python integers without pickling) and with an image (colours need no exact integers).
+    """
+    suffix = None if output is None else output.suffix.lower()
+    image = suffix in IMAGE_SUFFIXES
+    if exact and log:
+        raise UserError(
+            "--exact and --log are exclusive: --exact gives exact integers, --log log10 "
+            "counts; choose one"
+        )
+    if exact and image:
+        raise UserError(
+            f"--exact applies to data files (.csv, .json) and the summary, not to an image "
+            f"({suffix}), whose colours need no exact integers: drop --exact"
+        )
+    if exact and suffix == ".npy":
+        raise UserError(
+            "--exact gives Python integers, which .npy cannot hold without pickling; "
+            "write .csv or .json instead"
+        )
+    log10 = log is not False if image else bool(log)
+    try:
+        return fn(net, shape, exact=exact, log=log10, **kwargs), log10
+    except rfa.CountOverflowError as exc:
+        if image:
+            advice = "draw them on the default logarithmic scale (drop --linear)"
+        elif suffix == ".npy":
+            advice = "use --log for log10 counts, or --exact with .csv or .json"
+        else:
+            advice = "use --log for log10 counts or --exact for exact integers"
+        raise UserError(f"{str(exc).split('; use ')[0]}; {advice}") from None
 
 
 # --------------------------------------------------------------------------- commands
