@@ -297,36 +297,63 @@ def _central_slices(*maps: np.ndarray) -> tuple[tuple[np.ndarray, ...], int]:
 
 
 def _draw_counts(counts: np.ndarray, title: str, label: str, is_log10: bool):
-    """Heatmap (2-D), profile (1-D) or central slice along the first axis (3-D); log10
-    counts are drawn on a log scale, plain counts on a linear one."""
+    """A 2-D map (or the central slice along the first axis of a 3-D one) as a heatmap beside
+    its border profile; a 1-D map as a profile. log10 counts are drawn on a log scale, plain
+    counts on a linear one."""
     from rfanalysis import plotting
 
     def draw(fig: Any) -> None:
-        ax = fig.add_subplot()
         data, heading = counts, title
         if data.ndim == 3:
             (data,), mid = _central_slices(data)
             heading += f"\ncentral slice: index {mid} of {counts.shape[0]} along axis 0"
         if data.ndim == 1:
+            ax = fig.add_subplot()
             plotting.plot_profile(data, ax=ax, log=is_log10, is_log10=is_log10)
             ax.set_ylabel(label)
         else:
-            plotting.plot_coverage(data, ax=ax, log=is_log10, is_log10=is_log10, label=label)
-            ax.set_xlabel("column")
-            ax.set_ylabel("row")
-        ax.set_title(heading)
+            plotting.coverage_figure(data, log=is_log10, is_log10=is_log10, label=label, fig=fig)
+        fig.suptitle(heading)
 
     return draw
 
 
-def _image_title(what: str, net: rfa.Network, size: str, unit: Any) -> str:
-    name = net.display_name
-    if len(name) > 48:
-        name = name[:47] + "…"
-    if what == "routes":
+#: characters of a title line per inch of figure width (DejaVu Sans at the suptitle size)
+TITLE_CHARS_PER_INCH = 10
+
+
+def _wrap(text: str, width: int, max_lines: int = 3) -> str:
+    """``text`` in lines of at most ``width`` characters, broken after spaces and the commas
+    of a spec (inside a word only when it is longer than a line); past ``max_lines`` lines
+    the last one ends in an ellipsis."""
+    import re
+
+    lines = [""]
+    for token in re.split(r"(?<=[ ,])", text):
+        while token:
+            room = width - len(lines[-1])
+            if len(token) > room and lines[-1]:
+                lines.append("")
+                continue
+            lines[-1] += token[:width]
+            token = token[width:]
+    lines = [line.rstrip() for line in lines]
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        lines[-1] = lines[-1][: width - 1] + "…"
+    return "\n".join(lines)
+
+
+def _image_title(what: str, net: rfa.Network, size: str, unit: Any, width: float) -> str:
+    """Two lines or more: what the map is, of which network (wrapped to the figure's
+    ``width`` in inches), and the input size."""
+    if what == "routes" and unit != "all":
         to = "the centre unit" if unit in (None, "center") else f"unit {tuple(unit)}"
-        return f"routes to {to} of {name}\ninput {size}"
-    return f"{what} of {name}\ninput {size}"
+        what = f"routes to {to}"
+    elif what == "routes":
+        what = "coverage"
+    chars = int(width * TITLE_CHARS_PER_INCH)
+    return f"{_wrap(f'{what} of {net.display_name}', chars)}\ninput {size}"
 
 
 def _emit_counts(
@@ -345,9 +372,9 @@ def _emit_counts(
         return
     size = "x".join(map(str, full_shape))
     if output.suffix.lower() in IMAGE_SUFFIXES:
-        title = _image_title(what, net, size, extra.get("unit"))
+        figsize = (6.0, 3.6) if counts.ndim == 1 else (9.0, 4.4)
+        title = _image_title(what, net, size, extra.get("unit"), figsize[0])
         label = "routes to the unit" if what == "routes" else "routes to all output units"
-        figsize = (6.0, 3.6) if counts.ndim == 1 else (5.2, 4.6)
         _write_image(output, _draw_counts(counts, title, label, log), dpi, figsize)
     else:
         meta = {
@@ -708,16 +735,13 @@ def compare(
             click.echo(f"wrote {output}", err=True)
             return
         if output is not None:
+            figsize = (10.0, 3.8) if analytic.ndim != 1 else (6.0, 5.0)
+            size = "x".join(map(str, analytic.shape))
             title = (
-                f"{_image_title('routes', net, 'x'.join(map(str, analytic.shape)), unit)}"
+                f"{_image_title('routes', net, size, unit, figsize[0])}"
                 f"\n{weights} weights, {activation}, {channels} channels, {trials} trials"
             )
-            _write_image(
-                output,
-                _draw_comparison(analytic, empirical, title),
-                dpi,
-                (10.0, 3.8) if analytic.ndim != 1 else (6.0, 5.0),
-            )
+            _write_image(output, _draw_comparison(analytic, empirical, title), dpi, figsize)
             click.echo(f"wrote {output}", err=True)
         if fmt == "json":
             click.echo(json.dumps({**settings, "metrics": result.to_dict()}, indent=2))
