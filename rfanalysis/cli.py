@@ -737,9 +737,12 @@ def compare(
         if output is not None:
             figsize = (10.0, 3.8) if analytic.ndim != 1 else (6.0, 5.0)
             size = "x".join(map(str, analytic.shape))
+            assert result.sqrt_routes is not None
             title = (
                 f"{_image_title('routes', net, size, unit, figsize[0])}"
-                f"\n{weights} weights, {activation}, {channels} channels, {trials} trials"
+                f"\n{weights} weights, {activation}, {channels} channels, {trials} trials; "
+                f"total variation {result.total_variation:.3f} against routes, "
+                f"{result.sqrt_routes.total_variation:.3f} against √routes"
             )
             _write_image(output, _draw_comparison(analytic, empirical, title), dpi, figsize)
             click.echo(f"wrote {output}", err=True)

@@ -287,3 +287,27 @@ def test_compare_prints_metrics_and_writes_figure_and_json(run, tmp_path):
 def test_compare_bad_input(tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
     assert_one_line_error(CliRunner().invoke(main, args), message, tmp_path)
+
+
+def test_compare_says_which_law_fits(run, tmp_path, drawn):
+    # random zero-mean weights: mean |dy/dx| follows sqrt(routes) (theory.random_weight_influence)
+    args = ("compare", "conv3p1*6", "--input", "25", "--trials", "8", "--channels", "8")
+    text = run(*args)
+    assert text.exit_code == 0
+    assert "closer law: sqrt(routes), the law of independent zero-mean weights" in text.output
+    metrics = json.loads(run(*args, "--format", "json").output)["metrics"]
+    assert metrics["closer_law"] == "sqrt(routes)"
+    assert metrics["sqrt_routes"]["total_variation"] < metrics["total_variation"]
+    # all-ones weights, no activation: the gradient is the routes themselves
+    ones = ("--weights", "ones", "--activation", "none", "--channels", "1", "--trials", "1")
+    exact = run("compare", "conv3p1*3", "--input", "9", *ones)
+    assert "closer law: routes (the law of a linear network with all weights 1)" in exact.output
+    # the figure says both; --unit all compares coverage
+    out = tmp_path / "c.png"
+    result = run("compare", "conv3p1*3", "--input", "9", *ones, "--unit", "all", "-o", out)
+    assert result.exit_code == 0
+    title = drawn[0].get_suptitle()
+    assert title.startswith("coverage of conv3p1*3\ninput 9x9\n")
+    assert re.search(
+        r"; total variation 0\.000 against routes, 0\.(?!000)\d{3} against √routes$", title
+    )

@@ -609,3 +609,10 @@ def test_save_figure_writes_the_deterministic_bytes_and_nothing_on_error(tmp_pat
         with pytest.raises(ValueError, match="`fmt` must be one of png, pdf, svg, got 'gif'"):
             plotting.save_figure(fig, tmp_path / "p.gif")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.svg"]
+
+
+def test_plot_coverage_labels_rows_and_columns(ax):
+    plotting.plot_coverage(STRIDED, ax=ax, colorbar=False)
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("column", "row")
+    plotting.plot_coverage(STRIDED, ax=ax, colorbar=False, xlabel="x", ylabel=None)
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("x", "row")  # None leaves the Axes' own
