@@ -29,7 +29,9 @@ Blind spots
     sizes) -> BlindSpotReport (with UnevenPadding and SizeSearch entries)
 Empirical influence
     influence (mean |d y_unit / d x| of a network with real weights, numpy or torch; also a
-    user's torch module), from_torch (trace a torch model into a Network; needs torch)
+    user's torch module, over one array of inputs or a DataLoader's stream of batches),
+    InfluenceWarning (a map that is zero, or cut short by all-zero weights), from_torch
+    (trace a torch model into a Network; needs torch)
 Plotting
     ``rfanalysis.plotting`` (imported on demand; needs matplotlib)
 
@@ -59,7 +61,7 @@ from typing import Any
 from . import theory, zoo
 from ._blindspots import BlindSpotReport, SizeSearch, UnevenPadding, blind_spots
 from ._compare import Comparison, compare
-from ._empirical import from_torch, influence
+from ._empirical import InfluenceWarning, from_torch, influence
 from ._engine import CountOverflowError, coverage, output_shape, routes
 from ._geometry import (
     Connections,
@@ -90,6 +92,7 @@ __all__ = [
     "Dense",
     "Geometry",
     "GeometryRow",
+    "InfluenceWarning",
     "Input",
     "Layer",
     "LocallyConnected",
