@@ -712,11 +712,15 @@ def compare(
         analytic = (
             rfa.coverage(net, input_shape) if unit == "all" else rfa.routes(net, input_shape, unit)
         )
-        empirical = rfa.influence(
-            net, input_shape, unit, weights=weights,
-            activation=None if activation == "none" else activation, channels=channels,
-            trials=trials, rng=seed, backend=backend,
-        )  # fmt: skip
+        try:
+            empirical = rfa.influence(
+                net, input_shape, unit, weights=weights,
+                activation=None if activation == "none" else activation, channels=channels,
+                trials=trials, rng=seed, backend=backend,
+            )  # fmt: skip
+        except FloatingPointError as exc:  # the advice in the CLI's words
+            what = str(exc).split("; use ")[0]
+            raise UserError(f"{what}; use fewer --channels or --weights normal") from None
         result = rfa.compare(analytic, empirical)
         settings = {
             "network": net.display_name,

@@ -282,6 +282,11 @@ def test_compare_prints_metrics_and_writes_figure_and_json(run, tmp_path):
         ),
         (["compare", "conv3", "--input", "8", "-o", "OUT.npy"], "compare writes a figure"),
         (["compare", "conv9", "--input", "4"], "layer 1 (conv9): output size 0"),
+        (
+            ["compare", "conv3p1*150", "--input", "9", "--weights", "ones", "--trials", "1"],
+            "gradients overflowed float64 (or became NaN); use fewer --channels or --weights "
+            "normal",
+        ),
     ],
 )
 def test_compare_bad_input(tmp_path, monkeypatch, args, message):

@@ -199,9 +199,11 @@ def _reducer(reduction: str):
 
 def _finish(total: np.ndarray, trials: int, dtype: Any, what: str) -> np.ndarray:
     if not np.isfinite(total).all():
+        name = np.dtype(dtype).name
         raise FloatingPointError(
-            f"{what}: gradients overflowed {np.dtype(dtype).name} (or became NaN); "
-            "use dtype='float64', fewer channels, or weights='normal' (He-scaled)"
+            f"{what}: gradients overflowed {name} (or became NaN); use "
+            + ("dtype='float64', " if name != "float64" else "")
+            + "fewer channels, or weights='normal' (He-scaled)"
         )
     return total / trials
 
