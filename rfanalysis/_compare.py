@@ -120,7 +120,8 @@ class Comparison:
 
     @property
     def closer_law(self) -> str | None:
-        """ "routes", "sqrt(routes)" (lower total variation) or "either" (the laws coincide)."""
+        """The law the empirical map follows more closely: "routes" or "sqrt(routes)" (the
+        lower total variation), "either" where they coincide, None without ``sqrt_routes``."""
         root = self.sqrt_routes
         if root is None:
             return None

@@ -221,8 +221,8 @@ def _g(value: Any) -> str:
 
 
 def _ratio(a: Any, b: Any) -> Any:
-    """``a / b``; for exact integers whose quotient passes the float64 range, the integer
-    quotient (where ``float(a)`` would overflow first, ``a / b`` is correctly rounded)."""
+    """``a / b`` (for Python ints correctly rounded at any size, where ``float(a)`` would
+    overflow), or the integer quotient when even the quotient passes the float64 range."""
     try:
         return a / b
     except OverflowError:
@@ -744,8 +744,8 @@ def compare(
             assert result.sqrt_routes is not None
             title = (
                 f"{_image_title('routes', net, size, unit, figsize[0])}"
-                f"\n{weights} weights, {activation}, {channels} channels, {trials} trials; "
-                f"total variation {result.total_variation:.3f} against routes, "
+                f"\n{weights} weights, {activation}, {channels} channels, {trials} trials"
+                f"\ntotal variation {result.total_variation:.3f} against routes, "
                 f"{result.sqrt_routes.total_variation:.3f} against √routes"
             )
             _write_image(output, _draw_comparison(analytic, empirical, title), dpi, figsize)

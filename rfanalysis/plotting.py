@@ -14,10 +14,9 @@ colourbar. The functions that take count maps also take log10 counts (``is_log10
 exponent and labelled ``10^k``.
 
 Heatmaps and profiles
-    plot_coverage (maps larger than the screen drawn in block means: BlockImage,
-    block_counts),
-    add_colorbar, plot_profile, plot_border_profile (the border on a log distance axis),
-    plot_blind_spots
+    plot_coverage (a map larger than the screen is drawn in block means: BlockImage,
+    block_counts), add_colorbar, plot_profile, plot_border_profile (the border on a log
+    distance axis), plot_blind_spots
 Sweeps
     plot_depth_ratio (edge/centre ratio against depth), plot_erf_radius (radius against sqrt(depth))
 Figure builders
@@ -314,6 +313,7 @@ class BlockImage(AxesImage):
         how: str | None,
         **kwargs: Any,
     ) -> None:
+        self._drawing_blocks = False
         super().__init__(ax, **kwargs)
         self._reduce = reduce
         self.how = how
@@ -332,6 +332,8 @@ class BlockImage(AxesImage):
         of two that leaves at least one device pixel per cell."""
         if self.how is None:
             return (1, 1)
+        if renderer.option_scale_image() and super().get_interpolation() == "none":
+            return (1, 1)  # PDF and SVG embed the whole map unsampled; the viewer scales it
         box = self.get_window_extent(renderer)
         scale = renderer.get_image_magnification()  # raster pixels per point in PDF and SVG
         h, w = self._size
@@ -389,7 +391,7 @@ class BlockImage(AxesImage):
         # Cells of 1 to 2 screen pixels, copied by nearest neighbour, come out 1 or 2 pixels
         # wide: a pattern left in the block data beats with that rhythm. Matplotlib's
         # anti-aliasing filter (a Hanning window at these scales) spreads each cell instead.
-        if getattr(self, "_drawing_blocks", False) and super().get_interpolation() == "nearest":
+        if self._drawing_blocks and super().get_interpolation() == "nearest":
             return "antialiased"
         return super().get_interpolation()
 

@@ -314,5 +314,5 @@ def test_compare_says_which_law_fits(run, tmp_path, drawn):
     title = drawn[0].get_suptitle()
     assert title.startswith("coverage of conv3p1*3\ninput 9x9\n")
     assert re.search(
-        r"; total variation 0\.000 against routes, 0\.(?!000)\d{3} against √routes$", title
+        r"\ntotal variation 0\.000 against routes, 0\.(?!000)\d{3} against √routes$", title
     )

@@ -247,6 +247,18 @@ def test_influence_over_a_generator_of_one_channel_arrays():
     np.testing.assert_array_equal(m, rfa.routes("conv3p1*2", (7, 7)))
 
 
+def test_a_list_of_batches_streams_and_a_list_of_images_is_one_array():
+    model = TanhNet().double()
+    images = _images(5)
+    whole = rfa.influence(model, (7, 7), inputs=images)
+    ragged = [images[:3], images[3:]]  # (3, 1, 7, 7) and (2, 1, 7, 7): batches
+    m, count = rfa.influence(model, (7, 7), inputs=ragged, return_count=True)
+    assert count == 5
+    np.testing.assert_allclose(m, whole, rtol=1e-12)
+    singles = list(images.numpy())  # five (1, 7, 7) inputs: one array
+    np.testing.assert_allclose(rfa.influence(model, (7, 7), inputs=singles), whole, rtol=1e-12)
+
+
 def test_a_stream_is_consumed_one_batch_at_a_time():
     import gc
     import weakref
@@ -338,7 +350,8 @@ def test_a_zero_head_gives_a_zero_map_and_a_warning():
     assert not m.any()
     (message,) = [str(w.message) for w in record]
     assert message.startswith("influence of ZeroHead: the map is zero everywhere; 1 weight ")
-    assert "tensor is all zeros (head.weight), so no gradient passes through it" in message
+    assert "tensor is all zeros (head.weight) and passes no gradient" in message
+    assert message.endswith("load trained weights, or re-initialise it, to see the model's field")
 
 
 def test_a_zero_residual_branch_leaves_the_shortcut_and_a_warning():

@@ -150,6 +150,16 @@ def test_vector_output_follows_the_raster_resolution():
         assert f"each cell: mean of {block}×{block} pixels".encode() in svg
 
 
+def test_unsampled_vector_images_keep_every_pixel_and_say_nothing():
+    # interpolation "none": PDF and SVG embed the whole map and leave scaling to the viewer
+    fig = Figure(figsize=(3.0, 3.0))
+    image = plotting.plot_coverage(
+        np.ones((1024, 1024)), ax=fig.add_subplot(), interpolation="none"
+    )
+    svg = figure_bytes(fig, "svg", 72)
+    assert image.block == (1, 1) and b"each cell" not in svg
+
+
 def test_downsample_is_validated():
     with pytest.raises(ValueError, match=r"`downsample` must be one of 'mean', 'min', 'max'"):
         plotting.plot_coverage(np.ones((2, 2)), ax=Figure().add_subplot(), downsample="median")

@@ -455,12 +455,12 @@ def _length(batches: Any) -> int | None:
 def _warn_if_cut_short(result: np.ndarray, zero: list[str], name: str, unit: Any) -> None:
     """Warn when a module's map is zero everywhere, or all-zero weights cut it short."""
     listed = ", ".join(zero[:4]) + (f" and {len(zero) - 4} more" if len(zero) > 4 else "")
+    many = len(zero) > 1
     cause = (
-        f"{len(zero)} weight tensor{'s are' if len(zero) > 1 else ' is'} all zeros ({listed}), "
-        "so no gradient passes through "
-        f"{'them' if len(zero) > 1 else 'it'}: the model is in an initialisation that zeroes "
-        "them (torchvision's ViT head, timm's zero_init_last); load trained weights or "
-        "re-initialise them to see its field"
+        f"{len(zero)} weight tensor{'s are' if many else ' is'} all zeros ({listed}) and "
+        f"pass{'' if many else 'es'} no gradient, as some initialisations leave them "
+        "(torchvision's ViT head, timm's zero_init_last); load trained weights, or "
+        f"re-initialise {'them' if many else 'it'}, to see the model's field"
     )
     if not result.any():
         detail = (
