@@ -3,6 +3,7 @@
     python benchmarks/run.py                 # full run (minutes); writes benchmarks/RESULTS.md
     python benchmarks/run.py --quick         # tiny sizes: a smoke test of the script itself
     python benchmarks/run.py --output FILE   # write the table elsewhere
+    python benchmarks/run.py --only stream   # one section (printed; written only to --output)
 
 Every number comes from this one process run: medians over repeats (warm: the plan cache of
 rfanalysis is filled by the first call, which is reported separately as "cold"). Alternatives:
@@ -399,6 +400,125 @@ def memory_section(quick: bool) -> Section:
     return sec
 
 
+STREAM = {"shape": (3, 224, 224), "batch": 50, "images": (250, 500, 1000)}
+STREAM_QUICK = {"shape": (3, 32, 32), "batch": 16, "images": (32, 96)}
+
+
+def stream_child(mode: str, quick: bool) -> None:
+    """In this process: the influence of a small CNN averaged over data sets of growing
+    size, streamed from a DataLoader (``mode="stream"``) or given as one array
+    (``mode="array"``); print one line per size: images, batches, seconds, peak RSS growth
+    (bytes) over the RSS before the run, and the number of images influence reports."""
+    import torch
+    from torch import nn
+    from torch.utils.data import DataLoader, Dataset
+
+    cfg = STREAM_QUICK if quick else STREAM
+    shape, batch = cfg["shape"], cfg["batch"]
+
+    class RandomImages(Dataset):
+        """Images made on demand from their index: the data set is never in memory."""
+
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+        def __len__(self) -> int:
+            return self.n
+
+        def __getitem__(self, i: int) -> Any:
+            return torch.randn(shape, generator=torch.Generator().manual_seed(i))
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 16, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 16, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 16, 3, padding=1),
+    )
+    spatial = shape[1:]
+    rfa.influence(model, spatial, inputs=DataLoader(RandomImages(batch), batch_size=batch))
+    for n in cfg["images"]:
+        loader = DataLoader(RandomImages(n), batch_size=batch)
+        gc.collect()
+        start_rss = reset_peak_rss()
+        start = time.perf_counter()
+        if mode == "stream":
+            _, count = rfa.influence(model, spatial, inputs=loader, return_count=True)
+        else:  # what a user had to write before: every image in one array
+            images = torch.cat(list(loader)).numpy()
+            _, count = rfa.influence(model, spatial, inputs=images, return_count=True)
+            del images
+        seconds = time.perf_counter() - start
+        print(n, len(loader), seconds, peak_rss() - start_rss, count, flush=True)
+
+
+def reset_peak_rss() -> int:
+    """Reset the process's peak resident set size to the current one (Linux:
+    /proc/self/clear_refs) and return the current RSS in bytes."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return _status_bytes("VmRSS")
+
+
+def peak_rss() -> int:
+    return _status_bytes("VmHWM")
+
+
+def _status_bytes(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise OSError(f"no {field} in /proc/self/status")
+
+
+def stream_section(quick: bool) -> Section:
+    """Each mode in a process of its own, sizes in increasing order; peak memory from the
+    kernel's high-water mark (torch's CPU tensors are invisible to tracemalloc)."""
+    import subprocess
+
+    cfg = STREAM_QUICK if quick else STREAM
+    size = "x".join(map(str, cfg["shape"]))
+    sec = Section(
+        f"7. Influence over a data set: random {size} images from a DataLoader, batches of "
+        f"{cfg['batch']}, a 3-layer CNN (streamed vs one array of every image)",
+        "streaming memory independent of the number of images",
+    )
+    if not Path("/proc/self/clear_refs").exists():
+        sec.verdict = "not measured: needs Linux's /proc/self/clear_refs"
+        return sec
+    peaks: dict[str, list[int]] = {}
+    for mode in ("stream", "array"):
+        cmd = [sys.executable, __file__, "--stream-child", mode] + (["--quick"] if quick else [])
+        done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        for line in done.stdout.split("\n"):
+            if not line.strip():
+                continue
+            n, batches, seconds, peak, count = line.split()
+            peaks.setdefault(mode, []).append(int(peak))
+            data = int(n) * math.prod(cfg["shape"]) * 4
+            sec.rows.append(
+                Row(
+                    f"{n} images, {batches} batches",
+                    "rfanalysis, DataLoader" if mode == "stream" else "rfanalysis, one array",
+                    float(seconds) * 1e3,
+                    note=f"peak RSS +{format_bytes(int(peak))} over the start "
+                    f"(data set {format_bytes(data)} in float32); influence counted {count} "
+                    "images",
+                )
+            )
+    stream = peaks["stream"]
+    flat = max(stream) <= 1.25 * min(stream) + 2**24
+    sec.verdict = (
+        f"{'met' if flat else 'NOT met'}: streaming peaks "
+        + ", ".join(format_bytes(p) for p in stream)
+        + " for "
+        + ", ".join(map(str, cfg["images"]))
+        + " images; one array "
+        + ", ".join(format_bytes(p) for p in peaks["array"])
+    )
+    return sec
+
+
 # --------------------------------------------------------------------------- report
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
@@ -459,15 +579,40 @@ def render(sections: list[Section], quick: bool) -> str:
     return "\n".join(out)
 
 
+SECTIONS: dict[str, Callable[[bool], Section]] = {
+    "chain": chain_section,
+    "dag": dag_section,
+    "exact": exact_section,
+    "log": log_section,
+    "influence": influence_section,
+    "memory": memory_section,
+    "stream": stream_section,
+}
+DEFAULT_OUTPUT = ROOT / "benchmarks" / "RESULTS.md"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
-    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
+    parser.add_argument(
+        "--output", type=Path, default=None, help=f"default: {DEFAULT_OUTPUT.relative_to(ROOT)}"
+    )
     parser.add_argument("--influence-child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--stream-child", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=list(SECTIONS),
+        help="run only this section (repeatable); prints the table, and writes it only to an "
+        "explicit --output",
+    )
     args = parser.parse_args(argv)
     if args.influence_child:
         backend, dtype, repeat, out = args.influence_child
         influence_child(backend, dtype, int(repeat), out, args.quick)
+        return 0
+    if args.stream_child:
+        stream_child(args.stream_child, args.quick)
         return 0
     try:
         import torch
@@ -479,18 +624,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     sections = []
-    for make in (
-        chain_section,
-        dag_section,
-        exact_section,
-        log_section,
-        influence_section,
-        memory_section,
-    ):
+    for name in args.only or SECTIONS:
+        make = SECTIONS[name]
         print(f"running {make.__name__} ...", file=sys.stderr, flush=True)
         sections.append(make(args.quick))
     text = render(sections, args.quick)
-    args.output.write_text(text + "\n")
+    if args.output is not None:
+        args.output.write_text(text + "\n")
+    elif not args.only:
+        DEFAULT_OUTPUT.write_text(text + "\n")
     print(text)
     return 0
 

@@ -31,10 +31,16 @@ Blind spots
     sizes) -> BlindSpotReport (with UnevenPadding and SizeSearch entries)
 Empirical influence
     influence (mean |d y_unit / d x| of a network with real weights, numpy or torch; also a
+<<<<<<< HEAD
     user's torch module), from_torch (trace a torch model into a Network; needs torch)
 Shift invariance
     shift_invariance (how the output of a random network or a torch module changes when its
     input shifts by 0 ... 2x its total stride: pooled features and the map) -> ShiftInvariance
+=======
+    user's torch module, over one array of inputs or a DataLoader's stream of batches),
+    InfluenceWarning (a map that is zero, or cut short by all-zero weights), from_torch
+    (trace a torch model into a Network; needs torch)
+>>>>>>> ux-fixes
 Plotting
     ``rfanalysis.plotting`` (imported on demand; needs matplotlib)
 
@@ -64,7 +70,11 @@ from typing import Any
 from . import theory, zoo
 from ._blindspots import BlindSpotReport, SizeSearch, UnevenPadding, blind_spots
 from ._compare import Comparison, compare
+<<<<<<< HEAD
 from ._empirical import ShiftInvariance, from_torch, influence, shift_invariance
+=======
+from ._empirical import InfluenceWarning, from_torch, influence
+>>>>>>> ux-fixes
 from ._engine import CountOverflowError, coverage, output_shape, routes
 from ._geometry import (
     Connections,
@@ -115,7 +125,11 @@ __all__ = [
     "Dense",
     "Geometry",
     "GeometryRow",
+<<<<<<< HEAD
     "GlobalPool",
+=======
+    "InfluenceWarning",
+>>>>>>> ux-fixes
     "Input",
     "Interpolate",
     "Layer",

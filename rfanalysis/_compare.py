@@ -1,16 +1,20 @@
 """Compare an analytic route map with an empirical influence map.
 
 Both maps are normalised to unit mass and read as distributions over input pixels: ``p`` the
-analytic one (route counts), ``q`` the empirical one (mean |gradient|).
+analytic one (route counts), ``q`` the empirical one (mean |gradient|). The empirical map is
+compared with the routes and with their square root, the law of networks with independent
+zero-mean weights (:func:`rfanalysis.theory.random_weight_influence`).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+
+from . import theory
 
 __all__ = ["Comparison", "compare"]
 
@@ -89,6 +93,14 @@ class Comparison:
         hold at least that fraction.
     sigma_analytic, sigma_empirical : tuple of float
         Standard deviation per axis (the sigma of a Gaussian fitted by moments).
+    sqrt_routes : Comparison or None
+        The same metrics of the empirical map against the square root of the analytic one,
+        the expected law of mean ``|d y / d x|`` for independent zero-mean weights (random
+        initialisation, :func:`rfanalysis.theory.random_weight_influence`); None in that
+        comparison itself.
+    closer_law : {"routes", "sqrt(routes)", "either"} or None
+        Which law the empirical map follows more closely: the lower total variation; "either"
+        where the two laws are one (routes constant wherever they are non-zero).
     """
 
     analytic: np.ndarray
@@ -104,6 +116,18 @@ class Comparison:
     radius95: tuple[float, float]
     sigma_analytic: tuple[float, ...]
     sigma_empirical: tuple[float, ...]
+    sqrt_routes: Comparison | None = None
+
+    @property
+    def closer_law(self) -> str | None:
+        """The law the empirical map follows more closely: "routes" or "sqrt(routes)" (the
+        lower total variation), "either" where they coincide, None without ``sqrt_routes``."""
+        root = self.sqrt_routes
+        if root is None:
+            return None
+        if np.allclose(root.analytic, self.analytic, rtol=1e-12, atol=0.0):
+            return "either"
+        return "routes" if self.total_variation <= root.total_variation else "sqrt(routes)"
 
     @property
     def center_distance(self) -> float:
@@ -114,6 +138,11 @@ class Comparison:
         """The metrics as JSON-ready data (the maps are left out; ``inf`` becomes the string
         ``"inf"``)."""
         kl: float | str = "inf" if math.isinf(self.kl_divergence) else self.kl_divergence
+        law = {}
+        if self.sqrt_routes is not None:
+            root = self.sqrt_routes.to_dict()
+            del root["shape"]
+            law = {"sqrt_routes": root, "closer_law": self.closer_law}
         return {
             "shape": list(self.analytic.shape),
             "correlation": self.correlation,
@@ -128,6 +157,7 @@ class Comparison:
             "radius95": {"analytic": self.radius95[0], "empirical": self.radius95[1]},
             "sigma_analytic": list(self.sigma_analytic),
             "sigma_empirical": list(self.sigma_empirical),
+            **law,
         }
 
     def _rows(self) -> list[tuple[str, str, str, str]]:
@@ -181,7 +211,44 @@ class Comparison:
         lines.insert(1, "  ".join("-" * w for w in widths))
         if self.mass_outside_routes:
             lines.append(f"empirical mass where no route exists: {self.mass_outside_routes:.3g}")
+        if self.sqrt_routes is not None:
+            lines += ["", *self._law_table()]
         return "\n".join(lines)
+
+    def _law_table(self) -> list[str]:
+        """The fit of the empirical map to routes and to sqrt(routes), and the closer law."""
+        root = self.sqrt_routes
+        assert root is not None
+
+        def fits(c: Comparison) -> tuple[str, str, str]:
+            corr = "undefined" if c.correlation is None else f"{c.correlation:.4f}"
+            kl = "inf" if math.isinf(c.kl_divergence) else f"{c.kl_divergence:.4g}"
+            return corr, f"{c.total_variation:.4f}", kl
+
+        names = ("correlation", "total variation", "KL(empirical || law)")
+        rows = [("empirical map against", "routes", "sqrt(routes)")]
+        rows += list(zip(names, fits(self), fits(root)))
+        widths = [max(len(r[i]) for r in rows) for i in range(3)]
+        lines = [
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))
+            )
+            for r in rows
+        ]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        law = self.closer_law
+        if law == "either":
+            lines.append(
+                "routes and sqrt(routes) are one law here (routes constant where non-zero)"
+            )
+        elif law == "sqrt(routes)":
+            lines.append(
+                "closer law: sqrt(routes), the law of independent zero-mean weights "
+                "(a randomly initialised network)"
+            )
+        else:
+            lines.append("closer law: routes (the law of a linear network with all weights 1)")
+        return lines
 
     def __repr__(self) -> str:
         corr = "None" if self.correlation is None else f"{self.correlation:.4f}"
@@ -189,7 +256,8 @@ class Comparison:
             f"Comparison(shape={self.analytic.shape}, correlation={corr}, "
             f"total_variation={self.total_variation:.4f}, "
             f"kl_divergence={self.kl_divergence:.4g}, "
-            f"center_distance={self.center_distance:.3f})"
+            f"center_distance={self.center_distance:.3f}"
+            + (f", closer_law={self.closer_law!r})" if self.sqrt_routes is not None else ")")
         )
 
 
@@ -206,7 +274,9 @@ def compare(analytic: Any, empirical: Any) -> Comparison:
     Returns
     -------
     Comparison
-        Normalised maps and the metrics; prints as a table, ``to_dict()`` for JSON.
+        Normalised maps and the metrics; prints as a table, ``to_dict()`` for JSON. Its
+        ``sqrt_routes`` holds the metrics against the square root of the analytic map, and
+        ``closer_law`` says which law the empirical map follows.
 
     Notes
     -----
@@ -215,13 +285,22 @@ def compare(analytic: Any, empirical: Any) -> Comparison:
     discretisation). The effective receptive field of Luo et al. (NeurIPS 2016) is the
     empirical map; its sigma grows like ``sqrt(depth)`` as the analytic one does.
 
+    Two laws are expected: a linear network with all weights 1 has ``|d y / d x| = routes``
+    exactly; with independent zero-mean weights (a randomly initialised network) the mean
+    squared gradient is proportional to the routes, so mean ``|d y / d x|`` follows
+    ``sqrt(routes)`` (:func:`rfanalysis.theory.random_weight_influence`), a distribution
+    ``sqrt(2)`` wider.
+
     Examples
     --------
     >>> c = compare([0, 1, 2, 1, 0], [0, 1, 2, 1, 0])
-    >>> c.total_variation, c.kl_divergence, c.center_shift
-    (0.0, 0.0, (0.0,))
+    >>> c.total_variation, c.kl_divergence, c.center_shift, c.closer_law
+    (0.0, 0.0, (0.0,), 'routes')
     >>> compare([1, 0], [0, 1]).total_variation
     1.0
+    >>> c = compare([1, 4, 1], [1, 2, 1])  # |gradient| = sqrt(routes)
+    >>> c.closer_law, c.sqrt_routes.total_variation
+    ('sqrt(routes)', 0.0)
     """
     p = _as_mass(analytic, "analytic")
     q = _as_mass(empirical, "empirical")
@@ -229,6 +308,13 @@ def compare(analytic: Any, empirical: Any) -> Comparison:
         raise ValueError(
             f"`analytic` and `empirical` must have the same shape, got {p.shape} and {q.shape}"
         )
+    # sqrt(p) is proportional to sqrt(routes) whatever the routes' total, even past float64
+    root = theory.random_weight_influence(p)
+    return replace(_metrics(p, q), sqrt_routes=_metrics(root / root.sum(), q))
+
+
+def _metrics(p: np.ndarray, q: np.ndarray) -> Comparison:
+    """The metrics of two unit-mass maps of one shape."""
     pf, qf = p.ravel(), q.ravel()
     if pf.std() == 0 or qf.std() == 0:
         corr = None

@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -167,7 +168,9 @@ log_option = click.option(
     "write log10 counts (--log) or counts (default).",
 )
 exact_option = click.option(
-    "--exact", is_flag=True, help="Exact integer counts (for .csv/.json and the summary)."
+    "--exact",
+    is_flag=True,
+    help="Exact integer counts, for .csv, .json and the summary (not .npy or images).",
 )
 dpi_option = click.option(
     "--dpi",
@@ -234,16 +237,17 @@ def _summary(
     if log:
         lines.append(f"log10 counts: max {finite.max():.6g}, min non-zero {finite.min():.6g}")
     else:
-        nonzero = [v for v in flat.tolist() if v != 0]
+        values = flat.tolist()
+        nonzero = [v for v in values if v != 0]
         lines.append(
-            f"max {max(flat.tolist()):,.6g}; min non-zero "
-            f"{min(nonzero) if nonzero else 0:,.6g}; total {sum(flat.tolist()):,.6g}"
+            f"max {_g(max(values))}; min non-zero {_g(min(nonzero) if nonzero else 0)}; "
+            f"total {_g(sum(values))}"
         )
         corner = counts[(0,) * counts.ndim]
         centre = counts[tuple((n - 1) // 2 for n in counts.shape)]
         lines.append(
-            f"centre {centre:,.6g}; corner {corner:,.6g}"
-            + (f"; centre/corner {float(centre) / float(corner):.6g}" if corner else "")
+            f"centre {_g(centre)}; corner {_g(corner)}"
+            + (f"; centre/corner {_g(_ratio(centre, corner))}" if corner else "")
         )
     zero = int(np.count_nonzero(np.isneginf(counts.astype(float)) if log else counts == 0))
     lines.append(f"pixels with no route: {zero} of {counts.size}")
@@ -253,6 +257,24 @@ def _summary(
     return "\n".join(lines)
 
 
+def _g(value: Any) -> str:
+    """A count with 6 significant digits (thousands separated); exact integers beyond the
+    float64 range keep their leading digits and exponent."""
+    try:
+        return f"{value:,.6g}"
+    except OverflowError:
+        return f"{Decimal(value):.6g}"
+
+
+def _ratio(a: Any, b: Any) -> Any:
+    """``a / b`` (for Python ints correctly rounded at any size, where ``float(a)`` would
+    overflow), or the integer quotient when even the quotient passes the float64 range."""
+    try:
+        return a / b
+    except OverflowError:
+        return a // b
+
+
 def _intlike(a: np.ndarray) -> np.ndarray:
     return a.astype(np.int64) if np.all(a == np.round(a)) and np.abs(a).max() < 2**53 else a
 
@@ -260,11 +282,6 @@ def _intlike(a: np.ndarray) -> np.ndarray:
 def _write_data(path: Path, counts: np.ndarray, meta: dict[str, Any]) -> None:
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        if counts.dtype == object:
-            raise ValueError(
-                "exact counts are Python integers, which .npy cannot hold without pickling; "
-                "write .csv or .json instead"
-            )
         buf = io.BytesIO()
         np.save(buf, counts, allow_pickle=False)
         data = buf.getvalue()
@@ -296,8 +313,12 @@ def _num(v: Any) -> str:
     return "-inf" if p is None else repr(p)
 
 
-def _nested(a: np.ndarray) -> Any:
-    return _plain(a.item()) if a.ndim == 0 else [_nested(x) for x in a]
+def _nested(values: Any) -> Any:
+    """``ndarray.tolist()`` of a count map with every count made plain (see :func:`_plain`);
+    exact maps hold Python ints, which have no ``ndim``."""
+    if isinstance(values, np.ndarray):
+        values = values.tolist()
+    return [_nested(v) for v in values] if isinstance(values, list) else _plain(values)
 
 
 def _write_image(
@@ -322,36 +343,63 @@ def _central_slices(*maps: np.ndarray) -> tuple[tuple[np.ndarray, ...], int]:
 
 
 def _draw_counts(counts: np.ndarray, title: str, label: str, is_log10: bool):
-    """Heatmap (2-D), profile (1-D) or central slice along the first axis (3-D); log10
-    counts are drawn on a log scale, plain counts on a linear one."""
+    """A 2-D map (or the central slice along the first axis of a 3-D one) as a heatmap beside
+    its border profile; a 1-D map as a profile. log10 counts are drawn on a log scale, plain
+    counts on a linear one."""
     from rfanalysis import plotting
 
     def draw(fig: Any) -> None:
-        ax = fig.add_subplot()
         data, heading = counts, title
         if data.ndim == 3:
             (data,), mid = _central_slices(data)
             heading += f"\ncentral slice: index {mid} of {counts.shape[0]} along axis 0"
         if data.ndim == 1:
+            ax = fig.add_subplot()
             plotting.plot_profile(data, ax=ax, log=is_log10, is_log10=is_log10)
             ax.set_ylabel(label)
         else:
-            plotting.plot_coverage(data, ax=ax, log=is_log10, is_log10=is_log10, label=label)
-            ax.set_xlabel("column")
-            ax.set_ylabel("row")
-        ax.set_title(heading)
+            plotting.coverage_figure(data, log=is_log10, is_log10=is_log10, label=label, fig=fig)
+        fig.suptitle(heading)
 
     return draw
 
 
-def _image_title(what: str, net: rfa.Network, size: str, unit: Any) -> str:
-    name = net.display_name
-    if len(name) > 48:
-        name = name[:47] + "…"
-    if what == "routes":
+#: characters of a title line per inch of figure width (DejaVu Sans at the suptitle size)
+TITLE_CHARS_PER_INCH = 10
+
+
+def _wrap(text: str, width: int, max_lines: int = 3) -> str:
+    """``text`` in lines of at most ``width`` characters, broken after spaces and the commas
+    of a spec (inside a word only when it is longer than a line); past ``max_lines`` lines
+    the last one ends in an ellipsis."""
+    import re
+
+    lines = [""]
+    for token in re.split(r"(?<=[ ,])", text):
+        while token:
+            room = width - len(lines[-1])
+            if len(token) > room and lines[-1]:
+                lines.append("")
+                continue
+            lines[-1] += token[:width]
+            token = token[width:]
+    lines = [line.rstrip() for line in lines]
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        lines[-1] = lines[-1][: width - 1] + "…"
+    return "\n".join(lines)
+
+
+def _image_title(what: str, net: rfa.Network, size: str, unit: Any, width: float) -> str:
+    """Two lines or more: what the map is, of which network (wrapped to the figure's
+    ``width`` in inches), and the input size."""
+    if what == "routes" and unit != "all":
         to = "the centre unit" if unit in (None, "center") else f"unit {tuple(unit)}"
-        return f"routes to {to} of {name}\ninput {size}"
-    return f"{what} of {name}\ninput {size}"
+        what = f"routes to {to}"
+    elif what == "routes":
+        what = "coverage"
+    chars = int(width * TITLE_CHARS_PER_INCH)
+    return f"{_wrap(f'{what} of {net.display_name}', chars)}\ninput {size}"
 
 
 def _emit_counts(
@@ -370,16 +418,22 @@ def _emit_counts(
         return
     size = "x".join(map(str, full_shape))
     if output.suffix.lower() in IMAGE_SUFFIXES:
-        title = _image_title(what, net, size, extra.get("unit"))
+        figsize = (6.0, 3.6) if counts.ndim == 1 else (9.0, 4.4)
+        title = _image_title(what, net, size, extra.get("unit"), figsize[0])
         label = "routes to the unit" if what == "routes" else "routes to all output units"
-        figsize = (6.0, 3.6) if counts.ndim == 1 else (5.2, 4.6)
         _write_image(output, _draw_counts(counts, title, label, log), dpi, figsize)
     else:
         meta = {
             "what": what,
             "network": net.display_name,
             "input_shape": list(full_shape),
-            "values_are": "log10 routes (null: no route)" if log else "routes",
+            "values_are": (
+                "log10 routes (null: no route)"
+                if log
+                else "routes (exact integers)"
+                if counts.dtype == object
+                else "routes"
+            ),
             **extra,
         }
         _write_data(output, counts, meta)
@@ -395,14 +449,41 @@ def _compute(
     exact: bool,
     **kwargs: Any,
 ) -> tuple[np.ndarray, bool]:
-    """Images use log10 counts (they never overflow); data files get what was asked for."""
-    image = output is not None and output.suffix.lower() in IMAGE_SUFFIXES
-    if image:
-        if log is False:
-            counts = fn(net, shape, **kwargs)
-            return counts, False
-        return fn(net, shape, log=True, **kwargs), True
-    return fn(net, shape, exact=exact, log=bool(log), **kwargs), bool(log)
+    """The counts to write and whether they are log10 counts.
+
+    Images colour log10 counts (finite at any depth) unless ``--linear``; data files and the
+    summary get counts, ``--log`` log10 counts, ``--exact`` Python integers. Combinations
+    without a meaning are refused before any work: ``--exact`` with ``--log``, with ``.npy``
+    (no Python integers without pickling) and with an image (colours need no exact integers).
+    """
+    suffix = None if output is None else output.suffix.lower()
+    image = suffix in IMAGE_SUFFIXES
+    if exact and log:
+        raise UserError(
+            "--exact and --log are exclusive: --exact gives exact integers, --log log10 "
+            "counts; choose one"
+        )
+    if exact and image:
+        raise UserError(
+            f"--exact applies to data files (.csv, .json) and the summary, not to an image "
+            f"({suffix}), whose colours need no exact integers: drop --exact"
+        )
+    if exact and suffix == ".npy":
+        raise UserError(
+            "--exact gives Python integers, which .npy cannot hold without pickling; "
+            "write .csv or .json instead"
+        )
+    log10 = log is not False if image else bool(log)
+    try:
+        return fn(net, shape, exact=exact, log=log10, **kwargs), log10
+    except rfa.CountOverflowError as exc:
+        if image:
+            advice = "draw them on the default logarithmic scale (drop --linear)"
+        elif suffix == ".npy":
+            advice = "use --log for log10 counts, or --exact with .csv or .json"
+        else:
+            advice = "use --log for log10 counts or --exact for exact integers"
+        raise UserError(f"{str(exc).split('; use ')[0]}; {advice}") from None
 
 
 # --------------------------------------------------------------------------- commands
@@ -646,11 +727,15 @@ def compare(
         analytic = (
             rfa.coverage(net, input_shape) if unit == "all" else rfa.routes(net, input_shape, unit)
         )
-        empirical = rfa.influence(
-            net, input_shape, unit, weights=weights,
-            activation=None if activation == "none" else activation, channels=channels,
-            trials=trials, rng=seed, backend=backend,
-        )  # fmt: skip
+        try:
+            empirical = rfa.influence(
+                net, input_shape, unit, weights=weights,
+                activation=None if activation == "none" else activation, channels=channels,
+                trials=trials, rng=seed, backend=backend,
+            )  # fmt: skip
+        except FloatingPointError as exc:  # the advice in the CLI's words
+            what = str(exc).split("; use ")[0]
+            raise UserError(f"{what}; use fewer --channels or --weights normal") from None
         result = rfa.compare(analytic, empirical)
         settings = {
             "network": net.display_name,
@@ -669,16 +754,16 @@ def compare(
             click.echo(f"wrote {output}", err=True)
             return
         if output is not None:
+            figsize = (10.0, 3.8) if analytic.ndim != 1 else (6.0, 5.0)
+            size = "x".join(map(str, analytic.shape))
+            assert result.sqrt_routes is not None
             title = (
-                f"{_image_title('routes', net, 'x'.join(map(str, analytic.shape)), unit)}"
+                f"{_image_title('routes', net, size, unit, figsize[0])}"
                 f"\n{weights} weights, {activation}, {channels} channels, {trials} trials"
+                f"\ntotal variation {result.total_variation:.3f} against routes, "
+                f"{result.sqrt_routes.total_variation:.3f} against √routes"
             )
-            _write_image(
-                output,
-                _draw_comparison(analytic, empirical, title),
-                dpi,
-                (10.0, 3.8) if analytic.ndim != 1 else (6.0, 5.0),
-            )
+            _write_image(output, _draw_comparison(analytic, empirical, title), dpi, figsize)
             click.echo(f"wrote {output}", err=True)
         if fmt == "json":
             click.echo(json.dumps({**settings, "metrics": result.to_dict()}, indent=2))

@@ -14,11 +14,14 @@ colourbar. The functions that take count maps also take log10 counts (``is_log10
 exponent and labelled ``10^k``.
 
 Heatmaps and profiles
-    plot_coverage, add_colorbar, plot_profile, plot_blind_spots
+    plot_coverage (a map larger than the screen is drawn in block means: BlockImage,
+    block_counts), add_colorbar, plot_profile, plot_border_profile (the border on a log
+    distance axis), plot_blind_spots
 Sweeps
     plot_depth_ratio (edge/centre ratio against depth), plot_erf_radius (radius against
     sqrt(depth)), plot_shift_similarity (a ShiftInvariance measurement against the shift)
 Figure builders
+    coverage_figure (a heatmap beside its border profile),
     comparison_figure (analytic vs empirical with a difference or ratio panel),
     grid_figure (several maps on one colour scale, e.g. one per padding mode)
 Diagrams
@@ -34,7 +37,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from matplotlib import colors, ticker
+from matplotlib import colors, rcParams, ticker
 from matplotlib import pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection, PathCollection
@@ -43,18 +46,24 @@ from matplotlib.figure import Figure, SubFigure
 from matplotlib.image import AxesImage
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, Patch
+from matplotlib.text import Annotation
+from matplotlib.transforms import Bbox, TransformedBbox
 
 from ._engine import as_float_counts
 from ._style import paper_style, save_figure
 
 __all__ = [
     "ZERO_COLOR",
+    "BlockImage",
     "add_colorbar",
     "as_float_counts",
+    "block_counts",
     "comparison_figure",
+    "coverage_figure",
     "grid_figure",
     "paper_style",
     "plot_blind_spots",
+    "plot_border_profile",
     "plot_coverage",
     "plot_depth_ratio",
     "plot_erf_radius",
@@ -204,6 +213,270 @@ def _image_opts(scale: _Scale, limits: Any, zero_color: Any, kwargs: dict[str, A
     return opts
 
 
+# --------------------------------------------------------------------------- block images
+#: what one drawn cell of a map larger than the screen shows: the mean, least or largest count
+#: of the block of pixels it stands for
+DOWNSAMPLE = ("mean", "min", "max")
+
+
+def _power_of_two(ratio: float) -> int:
+    """The smallest power of two >= ``ratio`` (1 for ratios up to 1)."""
+    return 1 if not ratio > 1 else 1 << math.ceil(math.log2(ratio) - 1e-9)
+
+
+def _blocks(values: np.ndarray, block: tuple[int, int], pad: float) -> np.ndarray:
+    """``values`` of shape (H, W, *rest) cut into ``block`` = (rows, cols) blocks: shape
+    (ceil(H / rows), ceil(W / cols), rows * cols, *rest), the last blocks padded with
+    ``pad``."""
+    (h, w), rest = values.shape[:2], values.shape[2:]
+    rows, cols = block
+    hb, wb = -(-h // rows), -(-w // cols)
+    widths = [(0, hb * rows - h), (0, wb * cols - w)] + [(0, 0)] * len(rest)
+    padded = np.pad(values, widths, constant_values=pad)
+    split = np.moveaxis(padded.reshape(hb, rows, wb, cols, *rest), 2, 1)
+    return split.reshape(hb, wb, rows * cols, *rest)
+
+
+def block_counts(
+    values: np.ndarray, block: tuple[int, int], how: str, exponent: bool
+) -> np.ndarray:
+    """A count map summarised over blocks of ``block`` = (rows, cols) pixels.
+
+    ``values`` holds counts (or their log10 with ``exponent``), NaN where there is no route.
+    ``how="mean"`` is the mean count over the block's pixels (no route counting 0; for
+    log10 counts the log10 of the mean count), ``"min"`` and ``"max"`` the least and the
+    largest count (``"min"`` is "no route" when any pixel has none). Blocks at the bottom and
+    right edges that overhang the map summarise the pixels they hold. NaN: no route in the
+    block (``"min"``: somewhere in the block).
+
+    >>> block_counts(np.array([[1.0, 3.0, 5.0], [np.nan, 3.0, np.nan]]), (2, 2), "mean", False)
+    array([[1.75, 2.5 ]])
+    """
+    none = np.isnan(values)
+    if how == "mean":
+        size = _blocks(np.ones(values.shape), block, 0.0).sum(axis=2)
+        if exponent:  # log10 of the mean count, scaled by each block's largest count
+            v = _blocks(np.where(none, -np.inf, values), block, -np.inf)
+            top = v.max(axis=2)
+            ref = np.where(np.isfinite(top), top, 0.0)
+            total = np.power(10.0, v - ref[..., None]).sum(axis=2)
+            with np.errstate(divide="ignore"):
+                mean = ref + np.log10(total / size)
+            return np.where(np.isfinite(top), mean, np.nan)
+        mean = _blocks(np.where(none, 0.0, values), block, 0.0).sum(axis=2) / size
+        return np.where(mean > 0, mean, np.nan)
+    marked = np.where(none, -np.inf, values)
+    if how == "min":
+        least = _blocks(marked, block, np.inf).min(axis=2)
+        return np.where(np.isfinite(least), least, np.nan)
+    most = _blocks(marked, block, -np.inf).max(axis=2)
+    return np.where(np.isfinite(most), most, np.nan)
+
+
+def _block_nanmean(values: np.ndarray, block: tuple[int, int]) -> np.ndarray:
+    """Mean over each block of its defined (non-NaN) values; NaN where there are none."""
+    defined = ~np.isnan(values)
+    total = _blocks(np.where(defined, values, 0.0), block, 0.0).sum(axis=2)
+    count = _blocks(defined.astype(float), block, 0.0).sum(axis=2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan)
+
+
+class BlockImage(AxesImage):
+    """An image of a map that may have more pixels than the screen: each drawn cell
+    summarises a block of map pixels, so that no pixel is skipped.
+
+    Matplotlib draws an image larger than its Axes by nearest-neighbour sampling, which shows
+    one pixel in k and turns a periodic map (a stride's checkerboard) into large false blocks
+    that move with the resolution. At every draw this image measures its size on the
+    renderer (PNG pixels, or the raster resolution inside PDF and SVG) and, where the map has
+    more pixels than that along an axis, draws blocks of ``block`` map pixels instead, summarised
+    by ``how``. The block sides are powers of two, so that the periodic patterns of
+    power-of-two strides average out instead of beating with the block size.
+
+    ``get_array()`` stays the whole map; :meth:`block_data` gives what a block size draws.
+
+    Attributes
+    ----------
+    how : {"mean", "min", "max"} or None
+        What a cell shows; None draws every pixel (matplotlib's own resampling).
+    block : (int, int)
+        Map rows and columns per drawn cell at the last draw; (1, 1) before any draw, or
+        when every pixel has a screen pixel of its own.
+    note : Annotation or None
+        Text under the Axes, ``"each cell: mean of 4×4 pixels"``, shown while a block is
+        larger than one pixel (it follows the block at every draw).
+    """
+
+    def __init__(
+        self,
+        ax: Axes,
+        reduce: Any,
+        how: str | None,
+        **kwargs: Any,
+    ) -> None:
+        self._drawing_blocks = False
+        super().__init__(ax, **kwargs)
+        self._reduce = reduce
+        self.how = how
+        self.block = (1, 1)
+        self.note: Annotation | None = None
+        self._cache: dict[tuple[int, int], Any] = {}
+        self._size = (1, 1)
+
+    def set_data(self, A: Any) -> None:
+        super().set_data(A)
+        self._size = np.shape(A)[:2]
+        self._cache = {}
+
+    def block_for(self, renderer: Any) -> tuple[int, int]:
+        """(rows, cols) of map pixels per cell on ``renderer``: per axis the smallest power
+        of two that leaves at least one device pixel per cell."""
+        if self.how is None:
+            return (1, 1)
+        if renderer.option_scale_image() and super().get_interpolation() == "none":
+            return (1, 1)  # PDF and SVG embed the whole map unsampled; the viewer scales it
+        box = self.get_window_extent(renderer)
+        scale = renderer.get_image_magnification()  # raster pixels per point in PDF and SVG
+        h, w = self._size
+        return (
+            _power_of_two(h / max(abs(box.height) * scale, 1.0)),
+            _power_of_two(w / max(abs(box.width) * scale, 1.0)),
+        )
+
+    def block_data(self, block: tuple[int, int]) -> Any:
+        """The map as drawn with ``block`` = (rows, cols) pixels per cell: a masked array
+        (masked where a cell has no value) of shape (ceil(H / rows), ceil(W / cols))."""
+        if tuple(block) == (1, 1):
+            return self.get_array()
+        key = (int(block[0]), int(block[1]))
+        if key not in self._cache:
+            self._cache = {key: np.ma.masked_invalid(self._reduce(key))}
+        return self._cache[key]
+
+    def _block_extent(self, block: tuple[int, int]) -> tuple[float, float, float, float]:
+        """The extent of the block grid: the map's, stretched at the far end by the
+        overhang of the last blocks (which the Axes clips)."""
+        h, w = self._size
+        x0, x1, y0, y1 = self.get_extent()
+        rows, cols = block
+        x1 = x0 + (x1 - x0) * (-(-w // cols) * cols) / w
+        if self.origin == "upper":  # row 0 is at y1
+            y0 = y1 + (y0 - y1) * (-(-h // rows) * rows) / h
+        else:
+            y1 = y0 + (y1 - y0) * (-(-h // rows) * rows) / h
+        return x0, x1, y0, y1
+
+    def make_image(self, renderer: Any, magnification: float = 1.0, unsampled: bool = False):
+        self.block = (1, 1) if unsampled else self.block_for(renderer)
+        if self.block == (1, 1):
+            return super().make_image(renderer, magnification, unsampled)
+        x0, x1, y0, y1 = self._block_extent(self.block)
+        bbox = Bbox([[x0, y0], [x1, y1]])
+        figure: Any = self.get_figure(root=True)
+        clip = (self.get_clip_box() or self.axes.bbox) if self.get_clip_on() else figure.bbox
+        self._drawing_blocks = True
+        try:
+            # AxesImage.make_image with the block data in place of the whole map
+            return self._make_image(  # type: ignore[attr-defined]
+                self.block_data(self.block),
+                bbox,
+                TransformedBbox(bbox, self.get_transform()),
+                clip,
+                magnification,
+                unsampled=False,
+            )
+        finally:
+            self._drawing_blocks = False
+
+    def get_interpolation(self) -> str:
+        # Cells of 1 to 2 screen pixels, copied by nearest neighbour, come out 1 or 2 pixels
+        # wide: a pattern left in the block data beats with that rhythm. Matplotlib's
+        # anti-aliasing filter (a Hanning window at these scales) spreads each cell instead.
+        if self._drawing_blocks and super().get_interpolation() == "nearest":
+            return "antialiased"
+        return super().get_interpolation()
+
+
+class _BlockNote(Annotation):
+    """Says what a cell of a :class:`BlockImage` shows. Its text follows the image's block
+    on whatever renderer asks (layout, tight bounding box, drawing), so the space kept for
+    it is the space it takes."""
+
+    def __init__(self, image: BlockImage, **kwargs: Any) -> None:
+        ax = image.axes
+
+        def below_x_axis(renderer: Any) -> Bbox:
+            parts = [ax.bbox]
+            axis = ax.xaxis.get_tightbbox(renderer)
+            if axis is not None and axis.width > 0:
+                parts.append(axis)
+            return Bbox.union(parts)
+
+        super().__init__(
+            "",
+            xy=(1.0, 0.0),
+            xycoords=below_x_axis,
+            xytext=(0, -2),
+            textcoords="offset points",
+            ha="right",
+            va="top",
+            fontsize="x-small",
+            color="0.3",
+            annotation_clip=False,
+            **kwargs,
+        )
+        self.image = image
+
+    def _follow(self, renderer: Any) -> None:
+        rows, cols = self.image.block_for(renderer)
+        text = f"each cell: {self.image.how} of {rows}×{cols} pixels"
+        # an empty text draws nothing and takes no space in a layout or a tight bounding box
+        self.set_text("" if (rows, cols) == (1, 1) else text)
+
+    def draw(self, renderer: Any) -> None:
+        self._follow(renderer)
+        super().draw(renderer)
+
+    def get_window_extent(self, renderer: Any = None, dpi: Any = None) -> Bbox:
+        if renderer is not None:
+            self._follow(renderer)
+        return super().get_window_extent(renderer)  # Annotation takes no dpi
+
+    def get_tightbbox(self, renderer: Any = None) -> Bbox | None:
+        if renderer is not None:
+            self._follow(renderer)
+        return super().get_tightbbox(renderer)
+
+
+def _show(
+    ax: Axes, data: np.ndarray, reduce: Any, how: str | None, opts: dict[str, Any], note: bool
+) -> BlockImage:
+    """``ax.imshow(data, **opts)`` as a :class:`BlockImage`, with its note under the Axes."""
+    opts = dict(opts)
+    aspect = opts.pop("aspect", None)
+    alpha = opts.pop("alpha", None)
+    image = BlockImage(ax, reduce, how, **opts)
+    if aspect is None and not (
+        image.is_transform_set() and not image.get_transform().contains_branch(ax.transData)
+    ):
+        aspect = rcParams["image.aspect"]
+    if aspect is not None:
+        ax.set_aspect(aspect)
+    image.set_data(data)
+    image.set_alpha(alpha)
+    image.autoscale_None()  # limits of a norm given without them, as imshow does
+    if image.get_clip_path() is None:
+        image.set_clip_path(ax.patch)
+    image.set_extent(image.get_extent())
+    ax.add_image(image)
+    if note and how is not None:
+        image.note = _BlockNote(image)
+        ax.add_artist(image.note)
+        image.note.set_clip_on(False)
+    return image
+
+
 # --------------------------------------------------------------------------- heatmaps
 def plot_coverage(
     counts: Any,
@@ -214,8 +487,11 @@ def plot_coverage(
     colorbar: bool = True,
     label: str | None = "routes",
     zero_color: Any = ZERO_COLOR,
+    downsample: str | None = "mean",
+    xlabel: str | None = "column",
+    ylabel: str | None = "row",
     **kwargs: Any,
-) -> AxesImage:
+) -> BlockImage:
     """Heatmap of a 2-D count map (coverage or routes to one unit).
 
     Parameters
@@ -238,28 +514,60 @@ def plot_coverage(
     zero_color : colour or None
         Colour of pixels with no route, which are masked (None: the colour map's own "bad"
         colour). The colourbar notes it when such pixels exist.
+    downsample : {"mean", "min", "max"} or None
+        What a drawn cell shows where the map has more pixels than the Axes has screen
+        pixels (see :class:`BlockImage`): the mean count of its block of pixels (default),
+        the least (a block with a pixel without routes shows "no route", which keeps thin
+        blind spots visible) or the largest. A note under the Axes says so
+        (``image.note``). None leaves it to matplotlib, which skips pixels.
+    xlabel, ylabel : str or None
+        Axis labels (None: leave the Axes' own).
     **kwargs
-        Passed to :meth:`~matplotlib.axes.Axes.imshow`; ``cmap``, ``norm``, ``vmin``, ``vmax``
-        and ``interpolation`` override the defaults.
+        Passed to :class:`~matplotlib.image.AxesImage` as for
+        :meth:`~matplotlib.axes.Axes.imshow`; ``cmap``, ``norm``, ``vmin``, ``vmax``,
+        ``interpolation`` and ``aspect`` override the defaults.
 
     Returns
     -------
-    AxesImage
-        Its array is the count map (exponents for ``is_log10``) with zero-route pixels masked.
+    BlockImage
+        An :class:`~matplotlib.image.AxesImage` whose array is the count map (exponents for
+        ``is_log10``) with zero-route pixels masked; ``block_data(image.block)`` is what the
+        last draw showed.
+
+    Notes
+    -----
+    The border effects of a deep stack are a few pixels wide: on a map of 1024 pixels they
+    take two or three screen pixels of a heatmap, however honest. :func:`coverage_figure`
+    sets the map beside :func:`plot_border_profile`, which gives the border half its width.
 
     Examples
     --------
     >>> import rfanalysis as rfa
     >>> ax = Figure().add_subplot()
     >>> image = plot_coverage(rfa.coverage("conv3", (4, 4)), ax=ax)  # outer(1 2 2 1, 1 2 2 1)
-    >>> image.norm.vmin, image.norm.vmax
-    (1.0, 4.0)
+    >>> image.norm.vmin, image.norm.vmax, ax.get_xlabel(), ax.get_ylabel()
+    (1.0, 4.0, 'column', 'row')
     """
     data = _counts(counts, "counts", (2,), is_log10)
+    if downsample is not None and downsample not in DOWNSAMPLE:
+        raise ValueError(
+            f"`downsample` must be one of {', '.join(map(repr, DOWNSAMPLE))} or None, "
+            f"got {downsample!r}"
+        )
     ax = _axes(ax)
     scale = _Scale(data, "counts", log, is_log10)
     opts = _image_opts(scale, scale.limits(), zero_color, kwargs)
-    image = ax.imshow(scale.values, **opts)
+    values = scale.values
+
+    def reduce(block: tuple[int, int]) -> np.ndarray:
+        assert downsample is not None
+        return block_counts(values, block, downsample, scale.exponent)
+
+    image = _show(ax, values, reduce, downsample, opts, note=True)
+    if xlabel is not None:
+        ax.set_xlabel(xlabel)
+    if ylabel is not None:
+        ax.set_ylabel(ylabel)
     if colorbar:
         add_colorbar(
             image,
@@ -377,8 +685,10 @@ def plot_blind_spots(
 
     Returns
     -------
-    AxesImage
+    BlockImage
         The overlay: an RGBA image, ``color`` where ``mask`` is true, transparent elsewhere.
+        Drawn in blocks (a map larger than the screen), a block is marked when any of its
+        pixels is.
 
     Examples
     --------
@@ -410,7 +720,10 @@ def plot_blind_spots(
         "zorder": base.get_zorder() + 1,
     }
     opts.update(kwargs)
-    overlay = ax.imshow(rgba, **opts)
+    # a block with one marked pixel is marked: a blind spot one pixel wide stays visible
+    overlay = _show(
+        ax, rgba, lambda block: _blocks(rgba, block, 0.0).max(axis=2), "max", opts, note=False
+    )
     n = int(marks.sum())
     key = f"{label} ({n} pixel{'s' * (n != 1)})"
     if colorbar:
@@ -591,6 +904,91 @@ def _overlay(
     if exponent:
         curve = np.where(np.isneginf(curve), np.nan, curve)
     return np.arange(data.size), curve, "multinomial row"
+
+
+def plot_border_profile(
+    counts: Any,
+    *,
+    ax: Axes | None = None,
+    log: bool = True,
+    is_log10: bool = False,
+    **kwargs: Any,
+) -> list[Line2D]:
+    """Counts along the central row and column of a 2-D map against the distance from each
+    edge, on a logarithmic distance axis.
+
+    Border effects span a few pixels (about the depth of the stack) whatever the map's size:
+    on a heatmap of a large map they are a line or two of screen pixels, here they take half
+    the width. The four halves (from the left, right, top and bottom edges to the centre)
+    coincide for a symmetric map and show any asymmetry otherwise.
+
+    Parameters
+    ----------
+    counts : array_like of shape (H, W)
+        Non-negative counts, or log10 counts with ``is_log10=True``.
+    ax : Axes, optional
+    log : bool
+        Logarithmic y axis (default).
+    is_log10 : bool
+        ``counts`` holds log10 counts; the y axis shows the exponent, labelled ``10^k``.
+    **kwargs
+        Passed to :meth:`~matplotlib.axes.Axes.plot` for every line (``color`` and
+        ``linestyle`` override the defaults that tell the four apart).
+
+    Returns
+    -------
+    list of Line2D
+        From the left and right edges along row ``(H - 1) // 2``, and from the top and bottom
+        edges along column ``(W - 1) // 2``. x data: distance 1 (the edge pixel) to the
+        centre; y data: the counts (exponents for ``is_log10``), NaN where there is no route.
+
+    Examples
+    --------
+    >>> ax = Figure().add_subplot()
+    >>> left, right, top, bottom = plot_border_profile([[4, 6, 4], [6, 9, 6], [4, 6, 4]], ax=ax)
+    >>> left.get_xdata().tolist(), left.get_ydata().tolist()
+    ([1, 2], [6.0, 9.0])
+    """
+    data = _counts(counts, "counts", (2,), is_log10)
+    exponent = is_log10 and log
+    if is_log10 and not log:
+        data = _from_log10(data, "counts")
+    values = np.where(np.isneginf(data) if exponent else data == 0, np.nan, data)
+    h, w = values.shape
+    row, col = (h - 1) // 2, (w - 1) // 2
+    halves = [
+        (f"from the left edge (row {row})", values[row, : (w + 1) // 2]),
+        (f"from the right edge (row {row})", values[row, ::-1][: (w + 1) // 2]),
+        (f"from the top edge (column {col})", values[: (h + 1) // 2, col]),
+        (f"from the bottom edge (column {col})", values[::-1, col][: (h + 1) // 2]),
+    ]
+    ax = _axes(ax)
+    lines = []
+    for i, ((name, half), style) in enumerate(zip(halves, ("-", "--", ":", "-."))):
+        opts: dict[str, Any] = {
+            "linestyle": style,
+            "color": f"C{i}",
+            "label": name,
+            "linewidth": 1.0,
+        }
+        opts.update(kwargs)
+        (line,) = ax.plot(np.arange(1, half.size + 1), half, **opts)
+        lines.append(line)
+    ax.set_xscale("log")
+    ax.set_xlim(1, max(2, (max(h, w) + 1) // 2))
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _pos: f"{v:g}"))
+    finite = values[np.isfinite(values)]
+    if exponent:
+        ax.yaxis.set_major_formatter(ticker.FuncFormatter(_pow10))
+        if finite.size:
+            ax.yaxis.set_major_locator(_exponent_locator(finite.min(), finite.max()))
+    elif log and finite.size:
+        ax.set_yscale("log")
+        _plain_log_ticks(ax.yaxis, float(finite.min()), float(finite.max()))
+    ax.set_xlabel("distance from the edge (pixels)")
+    ax.set_ylabel("routes")
+    ax.legend(fontsize="x-small")
+    return lines
 
 
 # --------------------------------------------------------------------------- sweeps
@@ -888,7 +1286,9 @@ def comparison_figure(
         limits = (limits[0], max(limits[1], float(e.max())))
     norm = scale.norm(limits)
     images = [
-        plot_coverage(m, ax=ax, log=log, colorbar=False, norm=norm, cmap=cmap)
+        plot_coverage(
+            m, ax=ax, log=log, colorbar=False, norm=norm, cmap=cmap, xlabel=None, ylabel=None
+        )
         for m, ax in zip((a, e), axes)
     ]
     zero = bool((a == 0).any() or (e == 0).any())
@@ -904,13 +1304,77 @@ def comparison_figure(
         reach = max(reach, 1.01)
         third_norm = colors.LogNorm(1 / reach, reach)
     diverging = _with_bad("RdBu_r", ZERO_COLOR)
-    image = axes[2].imshow(third, cmap=diverging, norm=third_norm, interpolation="nearest")
+    image = _show(
+        axes[2],
+        third,
+        lambda block: _block_nanmean(third, block),
+        "mean",
+        {"cmap": diverging, "norm": third_norm, "interpolation": "nearest"},
+        note=True,
+    )
     undefined = panel == "ratio" and bool(np.isnan(third).any() | (third == 0).any())
     add_colorbar(
         image, ax=axes[2], label=third_label, zero_label="undefined" if undefined else None
     )
     for ax, title in zip(axes, names):
         ax.set_title(title)
+    return fig, np.asarray(axes)
+
+
+def coverage_figure(
+    counts: Any,
+    *,
+    log: bool = True,
+    is_log10: bool = False,
+    label: str | None = "routes",
+    fig: Figure | SubFigure | None = None,
+    figsize: Any = None,
+    **kwargs: Any,
+) -> tuple[Figure | SubFigure, np.ndarray]:
+    """A 2-D count map as a heatmap beside its border profile.
+
+    The heatmap (:func:`plot_coverage`) shows the whole map, in blocks of pixels where it
+    is larger than the screen; :func:`plot_border_profile` shows the few pixels at each edge
+    where the counts fall, which a heatmap of a large map cannot.
+
+    Parameters
+    ----------
+    counts : array_like of shape (H, W)
+        Non-negative counts, or log10 counts with ``is_log10=True``.
+    log, is_log10 : bool
+        As for :func:`plot_coverage` (the profile's y axis follows the colour scale).
+    label : str or None
+        What the counts are: the colourbar's label and the profile's y label.
+    fig : Figure or SubFigure, optional
+        Draw into this figure (default: a new one with constrained layout).
+    figsize : (float, float), optional
+    **kwargs
+        Passed to :func:`plot_coverage` (e.g. ``cmap``, ``downsample``).
+
+    Returns
+    -------
+    fig : Figure or SubFigure
+    axes : ndarray of Axes, shape (2,)
+        The heatmap and the border profile.
+
+    Examples
+    --------
+    >>> import rfanalysis as rfa
+    >>> fig, axes = coverage_figure(rfa.coverage("conv3p1*4", (64, 64)), fig=Figure())
+    >>> [ax.get_xlabel() for ax in axes]
+    ['column', 'distance from the edge (pixels)']
+    """
+    data = _counts(counts, "counts", (2,), is_log10)
+    fig = _new_figure(fig, figsize or (9.0, 4.0))
+    axes = fig.subplots(1, 2, width_ratios=(1.3, 1.0))
+    plot_coverage(data, ax=axes[0], log=log, is_log10=is_log10, label=label, **kwargs)
+    plot_border_profile(data, ax=axes[1], log=log, is_log10=is_log10)
+    # the profile's scale on the right, away from the colourbar it would repeat
+    axes[1].yaxis.tick_right()
+    axes[1].yaxis.set_label_position("right")
+    if label:
+        axes[1].set_ylabel(label)
+    axes[1].set_title("central row and column, from each edge", fontsize="medium")
     return fig, np.asarray(axes)
 
 
@@ -978,7 +1442,13 @@ def grid_figure(
     for ax, (title, data) in zip(axes.flat, maps):
         images.append(
             plot_coverage(
-                data, ax=ax, log=log, is_log10=is_log10, colorbar=False, norm=norm, **kwargs
+                data,
+                ax=ax,
+                log=log,
+                is_log10=is_log10,
+                colorbar=False,
+                norm=norm,
+                **{"xlabel": None, "ylabel": None, **kwargs},
             )
         )
         ax.set_title(title)

@@ -536,6 +536,8 @@ _CLI_MESSAGE = {
     "unknown padding mode": "expected a padding mode (zeros, reflect, symmetric, replicate, "
     "circular) at position 6 (found 'mirror')",
     "residual branches disagree": "got body 6x6, shortcut 8x8 for input 8x8",
+    # the advice names the CLI's options, not the API's (tests/test_cli_outputs.py)
+    "float overflow": "route counts exceed the float64 range (about 1.8e308); ",
 }
 
 

@@ -31,6 +31,7 @@ def test_quick_benchmark_writes_a_table(tmp_path):
         "## 4. Log mode",
         "## 5. Empirical influence",
         "## 6. Peak memory",
+        "## 7. Influence over a data set",
     ):
         assert heading in text
     # route counts agree with torch and scipy to rounding; float32 gradients to float32
@@ -42,3 +43,7 @@ def test_quick_benchmark_writes_a_table(tmp_path):
             assert diffs and max(diffs) < 1e-12
         if section.startswith("5."):
             assert len(diffs) == 2 and max(diffs) < 1e-5
+        if section.startswith("7."):  # every streamed image is counted
+            counted = [r[6].split("influence counted ")[1].split()[0] for r in rows[1:]]
+            cases = [r[1].split()[0] for r in rows[1:]]
+            assert counted == cases and len(cases) == 4

@@ -154,9 +154,10 @@ def test_heatmap_has_title_colourbar_and_log_scale_by_default(run, tmp_path, dra
     out = tmp_path / "c.png"
     assert run("coverage", "lenet", "--input", "28", "-o", out).exit_code == 0
     (fig,) = drawn
-    ax, cbar_ax = fig.axes
-    assert ax.get_title() == "coverage of lenet\ninput 28x28"
+    ax, profile, cbar_ax = fig.axes  # the heatmap, its border profile, the colourbar
+    assert fig.get_suptitle() == "coverage of lenet\ninput 28x28"
     assert cbar_ax.get_ylabel() == "routes to all output units"
+    assert profile.get_ylabel() == "routes to all output units"
     image = ax.images[0]
     # log scale: the image holds log10 coverage on a linear norm of the exponent
     np.testing.assert_allclose(image.get_array(), np.log10(rfa.coverage(rfa.zoo.get("lenet"), 28)))
@@ -171,7 +172,7 @@ def test_heatmap_linear_scale_and_routes_title(run, tmp_path, drawn):
     args = ("routes", "conv3*2", "--input", "8", "--unit", "0,1", "--linear", "-o", out)
     assert run(*args).exit_code == 0
     ax = drawn[0].axes[0]
-    assert ax.get_title() == "routes to unit (0, 1) of conv3*2\ninput 8x8"
+    assert drawn[0].get_suptitle() == "routes to unit (0, 1) of conv3*2\ninput 8x8"
     image = ax.images[0]
     assert type(image.norm) is colors.Normalize and image.norm.vmin == 0.0
     # zero-route pixels are masked; the others are the counts themselves
@@ -187,10 +188,10 @@ def test_one_dimensional_maps_are_profiles_and_3d_maps_central_slices(run, tmp_p
     ax = drawn[0].axes[0]
     # log10 of Pascal's row 4: 1 4 6 4 1
     np.testing.assert_allclose(ax.lines[0].get_ydata(), np.log10([1, 4, 6, 4, 1]))
-    assert ax.get_title() == "routes to the centre unit of pascal\ninput 5"
+    assert drawn[0].get_suptitle() == "routes to the centre unit of pascal\ninput 5"
     assert run("coverage", "conv3p1", "--input", "5,4,3", "-o", tmp_path / "s.png").exit_code == 0
     ax = drawn[1].axes[0]
-    assert ax.get_title().endswith("central slice: index 2 of 5 along axis 0")
+    assert drawn[1].get_suptitle().endswith("central slice: index 2 of 5 along axis 0")
     assert ax.images[0].get_array().shape == (4, 3)
     # compare draws both maps' middle slice of a 3-D input
     args = ("compare", "conv3p1", "--input", "5,4,3", "--trials", "1", "--channels", "1")
@@ -208,7 +209,7 @@ def test_dpi_sets_png_resolution(run, tmp_path):
         out = tmp_path / f"d{dpi}.png"
         assert run("coverage", "conv3", "--input", "9", "--dpi", dpi, "-o", out).exit_code == 0
         widths.append(struct.unpack(">I", out.read_bytes()[16:20])[0])  # IHDR width
-    assert abs(widths[1] - 2 * widths[0]) <= 2
+    assert widths[1] / widths[0] == pytest.approx(2, abs=0.01)  # up to a tight box's rounding
 
 
 def test_images_carry_no_dates_or_versions(run, tmp_path):
@@ -281,6 +282,11 @@ def test_compare_prints_metrics_and_writes_figure_and_json(run, tmp_path):
         ),
         (["compare", "conv3", "--input", "8", "-o", "OUT.npy"], "compare writes a figure"),
         (["compare", "conv9", "--input", "4"], "layer 1 (conv9): output size 0"),
+        (
+            ["compare", "conv3p1*150", "--input", "9", "--weights", "ones", "--trials", "1"],
+            "gradients overflowed float64 (or became NaN); use fewer --channels or --weights "
+            "normal",
+        ),
     ],
 )
 def test_compare_bad_input(tmp_path, monkeypatch, args, message):
@@ -322,3 +328,27 @@ def test_shift_bad_input(tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
     base = ["shift", "conv3,maxpool2", "--input", "8"]
     assert_one_line_error(CliRunner().invoke(main, base + args), message, tmp_path)
+
+
+def test_compare_says_which_law_fits(run, tmp_path, drawn):
+    # random zero-mean weights: mean |dy/dx| follows sqrt(routes) (theory.random_weight_influence)
+    args = ("compare", "conv3p1*6", "--input", "25", "--trials", "8", "--channels", "8")
+    text = run(*args)
+    assert text.exit_code == 0
+    assert "closer law: sqrt(routes), the law of independent zero-mean weights" in text.output
+    metrics = json.loads(run(*args, "--format", "json").output)["metrics"]
+    assert metrics["closer_law"] == "sqrt(routes)"
+    assert metrics["sqrt_routes"]["total_variation"] < metrics["total_variation"]
+    # all-ones weights, no activation: the gradient is the routes themselves
+    ones = ("--weights", "ones", "--activation", "none", "--channels", "1", "--trials", "1")
+    exact = run("compare", "conv3p1*3", "--input", "9", *ones)
+    assert "closer law: routes (the law of a linear network with all weights 1)" in exact.output
+    # the figure says both; --unit all compares coverage
+    out = tmp_path / "c.png"
+    result = run("compare", "conv3p1*3", "--input", "9", *ones, "--unit", "all", "-o", out)
+    assert result.exit_code == 0
+    title = drawn[0].get_suptitle()
+    assert title.startswith("coverage of conv3p1*3\ninput 9x9\n")
+    assert re.search(
+        r"\ntotal variation 0\.000 against routes, 0\.(?!000)\d{3} against √routes$", title
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -89,3 +90,43 @@ def test_outputs_are_readable_and_serialisable():
 def test_bad_input(a, e, error, message):
     with pytest.raises(error, match=message):
         rfa.compare(a, e)
+
+
+# --------------------------------------------------------------------------- the two laws
+def test_sqrt_routes_law_by_hand():
+    # |gradient| = sqrt(routes): 1 2 1 is the root of 1 4 1. Against the routes,
+    # p = (1, 4, 1) / 6 and q = (1, 2, 1) / 4: TV = (1/12 + 1/6 + 1/12) / 2 = 1/6
+    c = rfa.compare([1, 4, 1], [1, 2, 1])
+    assert c.total_variation == pytest.approx(1 / 6)
+    assert c.sqrt_routes.total_variation == pytest.approx(0.0, abs=1e-15)
+    assert c.sqrt_routes.kl_divergence == pytest.approx(0.0, abs=1e-15)
+    np.testing.assert_allclose(c.sqrt_routes.analytic, [0.25, 0.5, 0.25])
+    assert c.closer_law == "sqrt(routes)" and c.sqrt_routes.sqrt_routes is None
+    # the routes themselves: the roles swap
+    same = rfa.compare([1, 4, 1], [1, 4, 1])
+    assert same.total_variation == 0.0
+    assert same.sqrt_routes.total_variation == pytest.approx(1 / 6)
+    assert same.closer_law == "routes"
+    # routes constant where non-zero: their root is the same law
+    assert rfa.compare([0, 3, 3, 0], [0, 1, 2, 0]).closer_law == "either"
+
+
+def test_sqrt_routes_law_in_text_and_json():
+    c = rfa.compare([1, 4, 1], [1, 2, 1])
+    text = str(c)
+    assert re.search(r"^empirical map against +routes +sqrt\(routes\)$", text, re.M), text
+    assert re.search(r"^total variation +0\.1667 +0\.0000$", text, re.M), text
+    assert "closer law: sqrt(routes), the law of independent zero-mean weights" in text
+    data = json.loads(json.dumps(c.to_dict()))
+    assert data["closer_law"] == "sqrt(routes)"
+    assert data["sqrt_routes"]["total_variation"] == pytest.approx(0.0, abs=1e-15)
+    assert "shape" not in data["sqrt_routes"] and "sqrt_routes" not in data["sqrt_routes"]
+    assert "closer_law='sqrt(routes)'" in repr(c)
+
+
+def test_exact_counts_beyond_float_range_have_a_root():
+    # Pascal's row 1100 peaks near 1e330; its root is computed from the unit-mass map
+    exact = rfa.routes("conv2*1100", (1101,), exact=True)
+    root = 10.0 ** (rfa.routes("conv2*1100", (1101,), log=True) / 2 - 150)
+    c = rfa.compare(exact, root)
+    assert c.sqrt_routes.total_variation < 1e-9 and c.closer_law == "sqrt(routes)"

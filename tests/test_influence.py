@@ -274,8 +274,12 @@ def test_float32_matches_float64():
 
 
 def test_overflow_is_an_error_not_inf():
-    with pytest.raises(FloatingPointError, match="overflowed float32"):
+    # ones weights, 16 channels: the centre's gradient grows about 9 x 16 = 144-fold a layer
+    with pytest.raises(FloatingPointError, match=r"overflowed float32.*use dtype='float64', "):
         rfa.influence("conv3p1*40", (9, 9), channels=16, dtype="float32")
+    # float64 lasts to about 144^143 ~ 1e308; then only the other advice applies
+    with pytest.raises(FloatingPointError, match=r"overflowed float64 \(or became NaN\); use fe"):
+        rfa.influence("conv3p1*150", (9, 9), channels=16)
 
 
 # --------------------------------------------------------------------------- determinism

@@ -201,6 +201,182 @@ def test_module_and_device_must_agree():
         rfa.influence(Tiny(), (7, 7), device="meta")
 
 
+# --------------------------------------------------------------------------- data sets
+def _images(n, seed=5):
+    """n one-channel 7x7 images, fixed seed."""
+    return torch.from_numpy(np.random.default_rng(seed).standard_normal((n, 1, 7, 7)))
+
+
+class TanhNet(nn.Module):
+    """A small non-linear model: its gradient depends on the image."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(2)  # fixed initial weights
+        self.a = nn.Conv2d(1, 3, 3, padding=1)
+        self.b = nn.Conv2d(3, 2, 3, padding=1)
+
+    def forward(self, x):
+        return self.b(torch.tanh(self.a(x)))
+
+
+def test_influence_over_a_dataloader_is_the_mean_over_its_images():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    model = TanhNet().double()
+    images = _images(20)
+    labels = torch.arange(20)
+    loader = DataLoader(TensorDataset(images, labels), batch_size=6)  # 6 6 6 2
+    m, count = rfa.influence(model, (7, 7), inputs=loader, return_count=True)
+    assert count == 20
+    # by hand: |d y_centre / d x| of every image, summed over the input channel, averaged
+    x = images.clone().requires_grad_(True)
+    model(x)[:, :, 3, 3].sum().backward()
+    np.testing.assert_allclose(m, x.grad.abs().sum(1).mean(0).numpy(), rtol=1e-12)
+    assert not images.requires_grad  # the data set's tensors are left alone
+
+
+def test_influence_over_a_generator_of_one_channel_arrays():
+    # a linear model with ones weights: every image gives the routes, so does their mean
+    model = Tiny().double()
+    model.bn.eps = 1e-300  # eval: batch norm is the identity in float64
+    arrays = _images(9).numpy()[:, 0]  # (B, H, W): one channel, no channel axis
+    batches = (arrays[i : i + 4] for i in range(0, 9, 4))  # no len(): 4 4 1
+    m, count = rfa.influence(model, (7, 7), inputs=batches, return_count=True)
+    assert count == 9
+    np.testing.assert_array_equal(m, rfa.routes("conv3p1*2", (7, 7)))
+
+
+def test_a_list_of_batches_streams_and_a_list_of_images_is_one_array():
+    model = TanhNet().double()
+    images = _images(5)
+    whole = rfa.influence(model, (7, 7), inputs=images)
+    ragged = [images[:3], images[3:]]  # (3, 1, 7, 7) and (2, 1, 7, 7): batches
+    m, count = rfa.influence(model, (7, 7), inputs=ragged, return_count=True)
+    assert count == 5
+    np.testing.assert_allclose(m, whole, rtol=1e-12)
+    singles = list(images.numpy())  # five (1, 7, 7) inputs: one array
+    np.testing.assert_allclose(rfa.influence(model, (7, 7), inputs=singles), whole, rtol=1e-12)
+
+
+def test_a_stream_is_consumed_one_batch_at_a_time():
+    import gc
+    import weakref
+
+    model = TanhNet().double()
+    alive = []
+
+    def batches():
+        for i in range(5):
+            if i >= 2:
+                gc.collect()
+                # batch i - 1 is still the loop's current item; batch i - 2 must be gone
+                assert alive[i - 2]() is None, f"batch {i - 2} is still held"
+            batch = _images(3, seed=i)
+            alive.append(weakref.ref(batch))
+            yield batch
+
+    assert rfa.influence(model, (7, 7), inputs=batches(), return_count=True)[1] == 15
+
+
+def test_stream_progress_counts_the_inputs(capsys):
+    from torch.utils.data import DataLoader
+
+    model = TanhNet().double()
+    rfa.influence(model, (7, 7), inputs=DataLoader(_images(10), batch_size=4), progress=True)
+    assert capsys.readouterr().err.rstrip().endswith("100% 10 inputs")
+    rfa.influence(model, (7, 7), inputs=iter([_images(3), _images(2)]), progress=True)
+    assert capsys.readouterr().err.rstrip().endswith("influence 5 inputs")
+
+
+def test_stream_errors():
+    model = TanhNet().double()
+    with pytest.raises(ValueError, match=r"`inputs` batch 1 has shape \(2, 2, 7, 7\); expected"):
+        rfa.influence(model, (7, 7), inputs=iter([_images(2), torch.ones(2, 2, 7, 7)]))
+    with pytest.raises(ValueError, match=r"`trials` is 4 but `inputs` is a stream of batches"):
+        rfa.influence(model, (7, 7), inputs=iter([_images(2)]), trials=4)
+    with pytest.raises(ValueError, match=r"`inputs` yielded no inputs"):
+        rfa.influence(model, (7, 7), inputs=iter([]))
+    bad = _images(2)
+    bad[1, 0, 3, 3] = float("nan")
+    with pytest.raises(ValueError, match=r"`inputs` batch 0 must be finite"):
+        rfa.influence(model, (7, 7), inputs=iter([bad]))
+    with pytest.raises(TypeError, match=r"`inputs` as an iterable of batches applies to torch"):
+        rfa.influence("conv3p1", (7, 7), inputs=iter([np.ones((1, 1, 7, 7))]))
+    with pytest.raises(TypeError, match=r"`return_count` must be True or False, got 1"):
+        rfa.influence("conv3p1", (7, 7), return_count=1)
+
+
+def test_return_count_of_arrays_and_specs():
+    assert rfa.influence("conv3p1", (5, 5), trials=3, return_count=True)[1] == 3
+    count = rfa.influence(TanhNet(), (7, 7), inputs=_images(4).numpy(), return_count=True)[1]
+    assert count == 4
+
+
+class ZeroHead(nn.Module):
+    """A classifier whose head starts at zero (torchvision's ViT does this)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.head = nn.Linear(4, 3)
+        nn.init.zeros_(self.head.weight)
+
+    def forward(self, x):
+        return self.head(self.conv(x).mean(dim=(2, 3)))
+
+
+class ZeroBranch(nn.Module):
+    """A stem and a residual block whose last norm starts at zero (timm's zero_init_last):
+    the block passes only its shortcut."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 1, 3, padding=1, bias=False)
+        self.body = nn.Conv2d(1, 1, 3, padding=1, bias=False)
+        self.norm = nn.BatchNorm2d(1)
+        for conv in (self.stem, self.body):
+            nn.init.ones_(conv.weight)
+        nn.init.zeros_(self.norm.weight)
+
+    def forward(self, x):
+        x = self.stem(x)
+        return x + self.norm(self.body(x))
+
+
+def test_a_zero_head_gives_a_zero_map_and_a_warning():
+    with pytest.warns(rfa.InfluenceWarning) as record:
+        m = rfa.influence(ZeroHead(), (9, 9), unit=(0,), trials=2)
+    assert not m.any()
+    (message,) = [str(w.message) for w in record]
+    assert message.startswith("influence of ZeroHead: the map is zero everywhere; 1 weight ")
+    assert "tensor is all zeros (head.weight) and passes no gradient" in message
+    assert message.endswith("load trained weights, or re-initialise it, to see the model's field")
+
+
+def test_a_zero_residual_branch_leaves_the_shortcut_and_a_warning():
+    model = ZeroBranch().double()
+    with pytest.warns(rfa.InfluenceWarning, match=r"all zeros \(norm\.weight\)") as record:
+        m = rfa.influence(model, (9, 9), inputs=np.ones((9, 9)))
+    # the stem alone: one 3x3 window of ones around the centre, 9 of 81 pixels
+    np.testing.assert_array_equal(m, rfa.routes("conv3p1", (9, 9)))
+    assert "the map (9 of 81 pixels non-zero) shows only the paths around" in str(record[0].message)
+    # with the norm's usual start (1), the block's body adds its routes: no warning
+    nn.init.ones_(model.norm.weight)
+    model.norm.eps = 1e-300  # batch norm the identity in float64
+    np.testing.assert_array_equal(
+        rfa.influence(model, (9, 9), inputs=np.ones((9, 9))),
+        rfa.routes("conv3p1,res(conv3p1)", (9, 9)),
+    )
+
+
+def test_a_unit_without_input_warns():
+    model = nn.ConvTranspose2d(1, 1, 1, stride=2, bias=False)  # odd outputs read no input
+    nn.init.ones_(model.weight)
+    with pytest.warns(rfa.InfluenceWarning, match=r"unit \(1, 1\) does not depend on the"):
+        rfa.influence(model, (4, 4), unit=(1, 1))
+
+
 # --------------------------------------------------------------------------- CUDA
 # Run where a CUDA device exists (the CI machine has none): the same numbers as on the CPU.
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -234,3 +410,15 @@ def test_module_on_cuda_stays_there_and_matches_the_cpu():
         rfa.influence(model.cpu(), (16, 16), **random),
         rtol=1e-10,
     )
+
+
+@CUDA
+def test_a_stream_on_cuda_accumulates_there_and_matches_the_cpu():
+    from torch.utils.data import DataLoader
+
+    model = TanhNet().double()
+    loader = DataLoader(_images(20), batch_size=6)  # batches on the CPU, moved one at a time
+    cpu = rfa.influence(model, (7, 7), inputs=loader)
+    on_gpu, count = rfa.influence(model.cuda(), (7, 7), inputs=loader, return_count=True)
+    assert count == 20 and model.a.weight.device.type == "cuda"
+    np.testing.assert_allclose(on_gpu, cpu, rtol=1e-12)

@@ -648,3 +648,10 @@ def test_plot_shift_similarity(ax):
     fresh = Figure().add_subplot()
     plotting.plot_shift_similarity(r, ax=fresh, mark_stride=False)
     assert len(fresh.lines) == 1
+
+
+def test_plot_coverage_labels_rows_and_columns(ax):
+    plotting.plot_coverage(STRIDED, ax=ax, colorbar=False)
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("column", "row")
+    plotting.plot_coverage(STRIDED, ax=ax, colorbar=False, xlabel="x", ylabel=None)
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("x", "row")  # None leaves the Axes' own

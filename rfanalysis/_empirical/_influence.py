@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import operator
 import sys
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,25 @@ from ._progress import Progress
 
 BACKENDS = ("numpy", "torch")
 REDUCTIONS = ("abs", "signed", "square")
+
+#: inputs a torch module's influence streams through in one batch when given as one array
+MODULE_BATCH = 32
+
+
+class InfluenceWarning(RuntimeWarning):
+    """An influence map that is zero everywhere, or that a model's all-zero weights cut
+    short: it shows the initialisation, not the network's field."""
+
+
+def is_stream(inputs: Any) -> bool:
+    """True for an iterable of batches (a torch DataLoader, a generator, an iterator);
+    False for one array of inputs (ndarray, tensor, nested list or tuple)."""
+    if inputs is None or isinstance(inputs, (np.ndarray, list, tuple, str, bytes)):
+        return False
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.is_tensor(inputs):
+        return False
+    return hasattr(inputs, "__iter__")
 
 
 def is_torch_module(obj: Any) -> bool:
@@ -179,9 +199,11 @@ def _reducer(reduction: str):
 
 def _finish(total: np.ndarray, trials: int, dtype: Any, what: str) -> np.ndarray:
     if not np.isfinite(total).all():
+        name = np.dtype(dtype).name
         raise FloatingPointError(
-            f"{what}: gradients overflowed {np.dtype(dtype).name} (or became NaN); "
-            "use dtype='float64', fewer channels, or weights='normal' (He-scaled)"
+            f"{what}: gradients overflowed {name} (or became NaN); use "
+            + ("dtype='float64', " if name != "float64" else "")
+            + "fewer channels, or weights='normal' (He-scaled)"
         )
     return total / trials
 
@@ -204,7 +226,8 @@ def influence(
     dtype: Any = None,
     device: Any = None,
     progress: bool | None = None,
-) -> np.ndarray:
+    return_count: bool = False,
+) -> Any:
     """Empirical influence map: mean over trials of ``|d y_unit / d x|`` of a real network.
 
     Parameters
@@ -245,21 +268,44 @@ def influence(
     in_channels : int, optional
         Input channels. Default: those the network (or module) declares in its first
         weighted layer, else 1.
-    inputs : array_like, optional
+    inputs : array_like or iterable of batches, optional
         Inputs to use instead of random ones: ``(trials, in_channels, *input_shape)``,
-        ``(in_channels, *input_shape)`` or ``input_shape`` (one channel, one trial).
+        ``(in_channels, *input_shape)`` or ``input_shape`` (one channel, one trial). For a
+        torch module also an iterable of batches, such as a ``torch.utils.data.DataLoader``
+        over a data set, an iterator, or a list of ``(B, in_channels, *input_shape)``
+        batches: each batch a tensor or array ``(B, in_channels, *input_shape)``
+        (``(B, *input_shape)`` for one channel, except in a list), or a tuple or list whose
+        first element is one (``(images, labels)``). Batches are streamed: memory holds one
+        batch at a time, the sum stays on the module's device, and the map is the mean over
+        every input (the effective receptive field of a trained model, averaged over real
+        images, as in the ERF papers). ``return_count=True`` says how many there were.
     dtype : {"float64", "float32"}, optional
         Arithmetic of the pass. Default float64 for specs (exact for integer identities),
         the module's own dtype for a torch module. The map is returned in float64.
     device : str or torch.device, optional
         Torch device (torch backend and modules only); default CPU or the module's device.
     progress : bool, optional
-        Progress bar on stderr. ``None``: only on a terminal, once the work takes more than
-        a second.
+        Progress bar on stderr (with the number of inputs so far). ``None``: only on a
+        terminal, once the work takes more than a second.
+    return_count : bool
+        Also return the number of inputs (trials) the map averages, e.g. the images a
+        DataLoader yielded.
 
     Returns
     -------
     influence : ndarray of shape ``input_shape``, float64
+    count : int
+        Only with ``return_count=True``: the number of inputs averaged.
+
+    Warns
+    -----
+    InfluenceWarning
+        When a torch module's map is zero everywhere, or when the module has weight
+        tensors that are all zeros (named in the message): no gradient passes through them,
+        so the map shows the model's initialisation rather than its field. torchvision's
+        ViT starts with a zero head: its map is zero. timm's ResNet-50 zeroes the last norm
+        of every residual block: its map is the 11x11 field of the shortcut path (the 7x7
+        stride-2 stem and the 3x3 stride-2 max pool).
 
     Raises
     ------
@@ -304,8 +350,26 @@ def influence(
         net, unit, weights, activation, channels, trials, rng, backend, reduction, in_channels,
         dtype, device, progress,
     )  # fmt: skip
+    if not isinstance(return_count, bool):
+        raise TypeError(f"`return_count` must be True or False, got {return_count!r}")
     if args.module:
-        return _module_influence(net, input_shape, args, inputs, rng, device)
+        result, count, zero = _module_influence(net, input_shape, args, inputs, rng, device)
+        _warn_if_cut_short(result, zero, type(net).__name__, args.unit)
+    else:  # its weights are drawn: a zero map is a unit without routes (see routes())
+        if is_stream(inputs):
+            raise TypeError(
+                "`inputs` as an iterable of batches applies to torch modules; a spec network "
+                "draws new weights for every input: pass one array (trials, in_channels, "
+                "*input_shape)"
+            )
+        result, count = _spec_influence(net, input_shape, args, inputs, rng, device)
+    return (result, count) if return_count else result
+
+
+def _spec_influence(
+    net: Any, input_shape: Any, args: _Args, inputs: Any, rng: Any, device: Any
+) -> tuple[np.ndarray, int]:
+    """The map of a spec network and the number of trials."""
     reduce = _reducer(args.reduction)
     p = plan(net, input_shape)
     model = _model(p, args.channels, args.in_channels, args.relu)
@@ -335,26 +399,88 @@ def influence(
             np.errstate(over="ignore", invalid="ignore", divide="ignore"),
         ):
             total = _numpy.gradients(model, x, params, seed, args.dtype, reduce, bar.tick)
-    return _finish(total, n_trials, args.dtype, f"influence of {p.network.display_name}")
+    name = f"influence of {p.network.display_name}"
+    return _finish(total, n_trials, args.dtype, name), n_trials
 
 
 def _module_influence(
     module: Any, input_shape: Any, args: _Args, inputs: Any, rng: Any, device: Any
-) -> np.ndarray:
+) -> tuple[np.ndarray, int, list[str]]:
+    """The map of a torch module, the number of inputs, and its all-zero weight tensors."""
     from . import _torch
 
     name = type(module).__name__
     shape = normalise_input_shape(input_shape, _torch.module_ndim(module))
     full = (args.in_channels or _torch.module_in_channels(module), *shape)
-    x = _given_or_drawn(inputs, args.trials, full, rng)
+    if is_stream(inputs) or _is_batch_list(inputs, full):
+        if args.trials != 1:
+            raise ValueError(
+                f"`trials` is {args.trials} but `inputs` is a stream of batches, whose every "
+                "input is a trial; omit `trials`"
+            )
+        batches, n_batches = inputs, _length(inputs)
+    else:
+        x = _given_or_drawn(inputs, args.trials, full, rng)
+        batches = (x[i : i + MODULE_BATCH] for i in range(0, x.shape[0], MODULE_BATCH))
+        n_batches = math.ceil(x.shape[0] / MODULE_BATCH)
 
     def seed_for(out_shape: tuple[int, ...]) -> np.ndarray:
         return _seed(args.unit, out_shape, f"the output of {name}")
 
-    total, used = _torch.module_gradients(
-        module, x, seed_for, _reducer(args.reduction), args.dtype, device, args.progress
+    total, used, count = _torch.module_gradients(
+        module, batches, n_batches, full, seed_for, args.reduction, args.dtype, device,
+        args.progress,
+    )  # fmt: skip
+    result = _finish(total, count, used, f"influence of {name}")
+    return result, count, _torch.zero_weights(module)
+
+
+def _is_batch_list(inputs: Any, full: tuple[int, ...]) -> bool:
+    """A list or tuple of batches ``(B, C, *spatial)`` (not of single inputs)."""
+    return (
+        isinstance(inputs, (list, tuple))
+        and len(inputs) > 0
+        and all(hasattr(b, "shape") and len(b.shape) == len(full) + 1 for b in inputs)
     )
-    return _finish(total, x.shape[0], used, f"influence of {name}")
+
+
+def _length(batches: Any) -> int | None:
+    """The number of batches a stream will yield, where it knows (a DataLoader does)."""
+    try:
+        return len(batches)
+    except TypeError:
+        return None
+
+
+def _warn_if_cut_short(result: np.ndarray, zero: list[str], name: str, unit: Any) -> None:
+    """Warn when a module's map is zero everywhere, or all-zero weights cut it short."""
+    listed = ", ".join(zero[:4]) + (f" and {len(zero) - 4} more" if len(zero) > 4 else "")
+    many = len(zero) > 1
+    cause = (
+        f"{len(zero)} weight tensor{'s are' if many else ' is'} all zeros ({listed}) and "
+        f"pass{'' if many else 'es'} no gradient, as some initialisations leave them "
+        "(torchvision's ViT head, timm's zero_init_last); load trained weights, or "
+        f"re-initialise {'them' if many else 'it'}, to see the model's field"
+    )
+    if not result.any():
+        detail = (
+            cause
+            if zero
+            else (
+                f"unit {unit!r} does not depend on the input, or the model's weights stop every "
+                "gradient on the way"
+            )
+        )
+        message = f"influence of {name}: the map is zero everywhere; {detail}"
+    elif zero:
+        nonzero = int(np.count_nonzero(result))
+        message = (
+            f"influence of {name}: the map ({nonzero} of {result.size} pixels non-zero) shows "
+            f"only the paths around weights that are zero; {cause}"
+        )
+    else:
+        return
+    warnings.warn(message, InfluenceWarning, stacklevel=3)
 
 
 def _given_or_drawn(inputs: Any, trials: int, shape: tuple[int, ...], rng: Any) -> np.ndarray:

@@ -15,7 +15,7 @@ run as one grouped convolution over all trials.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -171,21 +171,71 @@ def _same_device(a: Any, b: Any) -> bool:
     return bool(a.index == b.index)
 
 
+def zero_weights(module: Any) -> list[str]:
+    """Names of the module's weight tensors that are all zeros (biases are left out: zero is
+    their usual start). No gradient passes through such a tensor: some models start with
+    them (torchvision's ViT head, timm's zero-initialised last norm of every residual block)."""
+    return [
+        name
+        for name, p in module.named_parameters()
+        if name.rsplit(".", 1)[-1] == "weight" and p.numel() and not bool(p.detach().any())
+    ]
+
+
+def _on_device_reduction(reduction: str) -> Callable[[Any], Any]:
+    """The reduction over batch and channels of :func:`._influence._reducer`, in torch."""
+    if reduction == "abs":
+        return lambda g: g.abs().sum(dim=(0, 1))
+    if reduction == "square":
+        return lambda g: g.square().sum(dim=(0, 1))
+    return lambda g: g.sum(dim=(0, 1))
+
+
+def _batch_tensor(
+    torch: Any, item: Any, index: int, shape: tuple[int, ...], dtype: Any, device: Any
+) -> Any:
+    """One batch of inputs as a ``(B, C, *spatial)`` tensor on ``device``: a tensor or array
+    shaped ``(B, C, *spatial)``, or ``(B, *spatial)`` for one channel; of a tuple or list
+    (a DataLoader's ``(input, label)``), its first element."""
+    if isinstance(item, (tuple, list)) and item and hasattr(item[0], "shape"):
+        item = item[0]
+    x = item if torch.is_tensor(item) else torch.as_tensor(np.asarray(item, dtype=np.float64))
+    if x.ndim == len(shape) and shape[0] == 1:
+        x = x.unsqueeze(1)
+    if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != shape:
+        raise ValueError(
+            f"`inputs` batch {index} has shape {tuple(x.shape)}; expected (batch, "
+            f"{', '.join(map(str, shape))}) (channels first)"
+            + (f" or (batch, {', '.join(map(str, shape[1:]))})" if shape[0] == 1 else "")
+        )
+    # detached: requires_grad_ below must not touch the caller's tensor when .to() returns it
+    x = x.to(device=device, dtype=dtype).detach()
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"`inputs` batch {index} must be finite")
+    return x
+
+
 def module_gradients(
     module: Any,
-    x: np.ndarray,
+    batches: Iterable[Any],
+    n_batches: int | None,
+    shape: tuple[int, ...],
     seed_for: Callable[[tuple[int, ...]], np.ndarray],
-    reduce: Callable[[np.ndarray], np.ndarray],
+    reduction: str,
     dtype: np.dtype | None,
     device: Any,
     progress: bool | None,
-) -> tuple[np.ndarray, str]:
-    """Sum over trials of ``reduce(d <seed, module(x)> / d x)`` and the dtype used.
+) -> tuple[np.ndarray, str, int]:
+    """Sum over the inputs of ``reduction`` of ``d <seed, module(x)> / d x``, the dtype used
+    and the number of inputs.
 
-    The module runs in eval mode with frozen parameters, under ``enable_grad``, in batches
-    of up to 32 trials; its mode and ``requires_grad`` flags are restored afterwards.
-    ``seed_for(out_shape)`` gives the ``(1, 1, *out_shape)`` output weighting, where
-    ``out_shape`` is the output's spatial shape, or ``(features,)`` for a 2-D output.
+    ``batches`` yields batches of inputs of shape ``shape`` = ``(C, *spatial)`` (see
+    :func:`_batch_tensor`), ``n_batches`` of them if known, and is consumed one batch at a
+    time: memory holds one batch, its graph and the sum, which stays on the module's device
+    (float64, float32 on MPS) until the end. The module runs in eval mode with frozen
+    parameters, under ``enable_grad``; its mode and ``requires_grad`` flags are restored
+    afterwards. ``seed_for(out_shape)`` gives the ``(1, 1, *out_shape)`` output weighting,
+    where ``out_shape`` is the output's spatial shape, or ``(features,)`` for a 2-D output.
     """
     torch = require_torch("influence of a torch module")
     own_dtype, own_device = module_dtype_device(module)
@@ -197,18 +247,21 @@ def module_gradients(
             f"influence: {name}'s parameters are on {own_device} but device={str(dev)!r}; "
             f"move the model first (model.to({str(dev)!r})) or leave `device` unset"
         )
-    trials, size = x.shape[0], 32
-    total = np.zeros(x.shape[2:])
+    reduce = _on_device_reduction(reduction)
+    total_dtype = torch.float32 if dev.type == "mps" else torch.float64  # MPS has no float64
+    total = torch.zeros(shape[1:], dtype=total_dtype, device=dev)
+    count = 0
     state = ModuleState(module)
     try:
         with (
-            Progress(math.ceil(trials / size), "influence", progress) as bar,
+            Progress(n_batches, "influence", progress, items="inputs") as bar,
             torch.inference_mode(False),
             torch.enable_grad(),
         ):
-            for start in range(0, trials, size):
-                xt = torch.as_tensor(x[start : start + size], dtype=tdtype, device=dev)
-                xt.requires_grad_(True)
+            for index, item in enumerate(batches):
+                xt = _batch_tensor(torch, item, index, shape, tdtype, dev).requires_grad_(True)
+                if xt.shape[0] == 0:
+                    continue
                 y = module(xt)
                 if not isinstance(y, torch.Tensor):
                     raise TypeError(
@@ -224,8 +277,12 @@ def module_gradients(
                 seed = torch.as_tensor(seed_for(out_shape), dtype=y.dtype, device=y.device)
                 seed = seed[0] if y.ndim == 2 else seed
                 (gx,) = torch.autograd.grad(y, xt, grad_outputs=seed.expand_as(y).contiguous())
-                total += reduce(gx.detach().cpu().double().numpy())
-                bar.tick()
+                total += reduce(gx.detach().to(total_dtype))
+                count += xt.shape[0]
+                del xt, y, gx  # before the next batch is made: one batch's memory at a time
+                bar.tick(items=count - bar.count)
     finally:
         state.restore()
-    return total, str(tdtype).removeprefix("torch.")
+    if count == 0:
+        raise ValueError("`inputs` yielded no inputs")
+    return total.cpu().double().numpy(), str(tdtype).removeprefix("torch."), count
