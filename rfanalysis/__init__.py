@@ -31,16 +31,12 @@ Blind spots
     sizes) -> BlindSpotReport (with UnevenPadding and SizeSearch entries)
 Empirical influence
     influence (mean |d y_unit / d x| of a network with real weights, numpy or torch; also a
-<<<<<<< HEAD
-    user's torch module), from_torch (trace a torch model into a Network; needs torch)
+    user's torch module, over one array of inputs or a DataLoader's stream of batches),
+    InfluenceWarning (a map that is zero, or cut short by all-zero weights), from_torch
+    (trace a torch model into a Network, checked against its autograd; needs torch)
 Shift invariance
     shift_invariance (how the output of a random network or a torch module changes when its
     input shifts by 0 ... 2x its total stride: pooled features and the map) -> ShiftInvariance
-=======
-    user's torch module, over one array of inputs or a DataLoader's stream of batches),
-    InfluenceWarning (a map that is zero, or cut short by all-zero weights), from_torch
-    (trace a torch model into a Network; needs torch)
->>>>>>> ux-fixes
 Plotting
     ``rfanalysis.plotting`` (imported on demand; needs matplotlib)
 
@@ -70,11 +66,13 @@ from typing import Any
 from . import theory, zoo
 from ._blindspots import BlindSpotReport, SizeSearch, UnevenPadding, blind_spots
 from ._compare import Comparison, compare
-<<<<<<< HEAD
-from ._empirical import ShiftInvariance, from_torch, influence, shift_invariance
-=======
-from ._empirical import InfluenceWarning, from_torch, influence
->>>>>>> ux-fixes
+from ._empirical import (
+    InfluenceWarning,
+    ShiftInvariance,
+    from_torch,
+    influence,
+    shift_invariance,
+)
 from ._engine import CountOverflowError, coverage, output_shape, routes
 from ._geometry import (
     Connections,
@@ -125,11 +123,8 @@ __all__ = [
     "Dense",
     "Geometry",
     "GeometryRow",
-<<<<<<< HEAD
     "GlobalPool",
-=======
     "InfluenceWarning",
->>>>>>> ux-fixes
     "Input",
     "Interpolate",
     "Layer",
