@@ -492,6 +492,7 @@ class Network:
         tree: tuple[Layer, ...] | None,
         name: str | None,
         context: str = "global",
+        ndim: int | None = None,
     ) -> None:
         set_ = object.__setattr__
         set_(self, "nodes", nodes)
@@ -499,7 +500,7 @@ class Network:
         set_(self, "name", name)
         set_(self, "context", context)
         set_(self, "_hash", hash((nodes, name, context)))
-        set_(self, "ndim", _graph_ndim(nodes))
+        set_(self, "ndim", ndim if ndim is not None else _graph_ndim(nodes))
 
     def with_context(self, context: str) -> Network:
         """This network with ``context`` ("global" or "local") as the context its routes,
@@ -507,14 +508,19 @@ class Network:
         if context not in ("global", "local"):
             raise ValueError(f"`context` must be 'global' or 'local', got {context!r}")
         net = Network.__new__(Network)
-        net._init(self.nodes, self._tree, self.name, context)
+        net._init(self.nodes, self._tree, self.name, context, self.ndim)
         return net
 
     @classmethod
-    def from_nodes(cls, nodes: Sequence[Node], name: str | None = None) -> Network:
-        """A network from a validated node list (node 0 the input, the last the output)."""
+    def from_nodes(
+        cls, nodes: Sequence[Node], name: str | None = None, ndim: int | None = None
+    ) -> Network:
+        """A network from a validated node list (node 0 the input, the last the output).
+
+        ``ndim`` fixes the input's number of axes where layers of other numbers of axes act
+        on maps the graph reshaped (a traced model's token or window layouts)."""
         net = cls.__new__(cls)
-        net._init(check_nodes(nodes), None, name)
+        net._init(check_nodes(nodes), None, name, ndim=ndim)
         return net
 
     def __setattr__(self, key: str, value: Any) -> None:
@@ -567,10 +573,13 @@ class Network:
             )
         net = Network.__new__(Network)
         nodes = tuple(
-            n if n.layer is None else replace(n, layer=n.layer.expand(ndim)) for n in self.nodes
+            n
+            if n.layer is None or n.layer.ndim is not None
+            else replace(n, layer=n.layer.expand(ndim))
+            for n in self.nodes
         )
         tree = None if self._tree is None else tuple(x.expand(ndim) for x in self._tree)
-        net._init(nodes, tree, self.name, self.context)
+        net._init(nodes, tree, self.name, self.context, self.ndim)
         return net
 
     def spec(self) -> str:

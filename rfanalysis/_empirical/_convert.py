@@ -359,6 +359,13 @@ class Converter:
         for k, r in enumerate(reads):
             if r.sets is not None or isinstance(r.local, Read):
                 return None
+            # an operand's node must hold its tensor's channels (not a slice of them), and the
+            # operands' channels must agree (a product's single channel broadcasts)
+            own = _channels(tuple(r.value.units.shape), axes)
+            if self.graph.channels_of(r.value.node) != own:
+                return None
+            if own != _channels(tuple(r.ids.shape), axes) and not (merge == "mul" and own == 1):
+                return None
             node_grid = self.grid(r.value.node)
             picked = r.ids.ravel()[unit_index]
             if node_grid == grid and np.array_equal(picked, np.arange(picked.size)):
@@ -408,9 +415,11 @@ POINTWISE = (
     "pow pow_ reciprocal sign floor ceil round stochastic_depth drop_path requires_grad_ "
     "add add_ sub sub_ mul mul_ div div_ truediv floordiv mod remainder masked_fill "
     "masked_fill_ nan_to_num cumsum_ sigmoid sigmoid_ hardsigmoid rsub iadd imul isub "
-    "itruediv pos gelu_"
+    "itruediv pos gelu_ addcmul addcdiv lerp softplus_ exp2 expm1 log1p log2 erfc"
 ).split()
 GATES = ("sigmoid", "sigmoid_", "hardsigmoid")
+#: methods whose second tensor is only a shape (or dtype) to follow
+_SHAPE_ONLY = ("expand_as", "view_as", "reshape_as", "type_as")
 #: functions and methods that only move elements (applied to the units)
 LAYOUT = (
     "view reshape flatten unflatten permute transpose t movedim moveaxis swapaxes "
@@ -425,10 +434,18 @@ LAYOUT_FUNCTIONS = ("_patch_merging_pad",)
 REDUCTIONS = "mean sum amax amin max min var std logsumexp prod norm nansum nanmean median"
 
 
+#: Tensor operator methods that mean their operation with the operands swapped
+_REFLECTED = {"radd": "add", "rmul": "mul", "rsub": "rsub", "rtruediv": "div", "rdiv": "div"}
+
+
 def _name(target: Any) -> str:
-    if isinstance(target, str):
-        return target
-    return getattr(target, "__name__", str(target))
+    """A function's or method's name: ``Tensor.__add__`` -> ``add``, ``__getitem__`` ->
+    ``getitem``; a property getter (``.T``, ``.real``) -> ``__get__``."""
+    name = target if isinstance(target, str) else getattr(target, "__name__", str(target))
+    if name.startswith("__") and name.endswith("__") and name != "__get__":
+        core = name[2:-2]
+        return _REFLECTED.get(core, core)
+    return name
 
 
 def _dims(dim: Any, ndim: int) -> tuple[int, ...]:
@@ -446,12 +463,22 @@ class Rules:
     """What every module, function and Tensor method does to units (see the module
     docstring). One instance per model; ``overrides`` and ``unknown`` as in ``from_torch``."""
 
-    def __init__(self, torch: Any, overrides: dict, unknown: str, describe: Callable) -> None:
+    def __init__(
+        self,
+        torch: Any,
+        overrides: dict,
+        unknown: str,
+        describe: Callable,
+        prefix: str = "",
+        owner: tuple[str, type] | None = None,
+    ) -> None:
         self.torch = torch
         self.F = torch.nn.functional
         self.overrides = overrides
         self.unknown = unknown
-        self.describe = describe  # (fx node, module or None) -> one-line "no mapping" message
+        self.describe = describe  # (fx node, module or None, owner) -> one-line message
+        self.prefix = prefix  # of node names, inside a module recorded on its own
+        self.owner = owner  # that module: (path, type)
         nn = torch.nn
         self.conv_types = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
         self.tconv_types = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -470,6 +497,8 @@ class Rules:
         if override is not _NONE:
             return self.apply_layers(run, n, out, override, label)
         try:
+            if module is not None and not _builtin(self.torch, module):
+                return self.nested(run, n, module, out, label)
             if module is not None:
                 return self.module_rule(run, n, module, out, label)
             return self.function_rule(run, n, out, label)
@@ -480,10 +509,35 @@ class Rules:
             if _is_tensor(self.torch, out) and _broadcasts(value.units.shape, out.shape):
                 return Value(value.node, value.units.expand(out.shape), value.gate)
         del conv
-        raise ValueError(self.describe(n, module))
+        raise ValueError(self.describe(n, module, self.owner))
 
     def label(self, n: Any) -> str:
-        return n.target if n.op == "call_module" else n.name
+        return self.prefix + (n.target if n.op == "call_module" else n.name)
+
+    def nested(self, run: Any, n: Any, module: Any, out: Any, label: str) -> Any:
+        """A module without a built-in rule (one fx could not trace, or a library's subclass
+        of a torch layer with its own forward): record it as it runs and convert that."""
+        torch = self.torch
+        args, kwargs = self.real_args(run, n)
+        srcs = list(n.args)
+        tracked = {id(a) for a, s in zip(args, srcs) if isinstance(run.vals.get(s), Value)}
+        if not tracked or (
+            kwargs and any(isinstance(run.vals.get(v), Value) for v in n.kwargs.values())
+        ):
+            raise Unmapped
+        bound = module if not kwargs else _Bound(torch, module, kwargs)
+        try:
+            (root, graph), _ = record(torch, bound, tuple(args), tracked)
+        except Exception as exc:  # the module's own error, as it ran
+            raise ValueError(
+                f"from_torch: running module {label!r} ({type(module).__name__}) failed "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+            ) from None
+        inner = Rules(torch, self.overrides, self.unknown, self.describe, f"{label}.",
+                      (label, type(module)))  # fmt: skip
+        values = [run.vals.get(s) if isinstance(run.vals.get(s), Value) else None for s in srcs]
+        sub = Converter(torch, inner, run.conv.graph, run.conv.name)
+        return run_graph(torch, root, sub, values, list(args), graph).result
 
     # -- overrides ------------------------------------------------------------------------
     def override(self, n: Any, module: Any) -> Any:
@@ -605,6 +659,12 @@ class Rules:
         if kind in CONSTANT_PAD_MODULES.split():
             pad = m.padding if isinstance(m.padding, (tuple, list)) else (m.padding,) * (2 * nd)
             return Value(value.node, self.F.pad(value.units, tuple(pad), value=-1.0))
+        if kind == "Unfold":
+            return self.unfold(run, value, m)
+        if kind == "Fold":
+            a = {"output_size": m.output_size, "kernel_size": m.kernel_size,
+                 "dilation": m.dilation, "padding": m.padding, "stride": m.stride}  # fmt: skip
+            return self.fold(run, value, out, a, label)
         if kind in LAYOUT_MODULES:
             units = m(value.units)
             return Value(value.node, units)
@@ -721,7 +781,16 @@ class Rules:
             return self.swin_attention(run, n, value, out, args, kwargs, label)
         if name in ("glu",):
             return self.glu(run, value, out, args, kwargs, label)
-        if name in LAYOUT or name in LAYOUT_FUNCTIONS or name == "getitem":
+        if name == "fold" and n.op == "call_function" and target is F.fold:
+            a = _bind(("input", "output_size", "kernel_size", "dilation", "padding", "stride"),
+                      args, kwargs)  # fmt: skip
+            return self.fold(run, value, out, a, label)
+        if name in ("unfold",) and n.op == "call_function" and target is F.unfold:
+            return self.unfold(run, value, lambda u: F.unfold(u, *args[1:], **kwargs))
+        if name in ("normalize",):
+            dim = _bind(("input", "p", "dim"), args, kwargs).get("dim", 1)
+            return self.norm_over(run, value, out, (int(dim) % value.units.ndim,), label)
+        if name in LAYOUT or name in LAYOUT_FUNCTIONS or name in ("getitem", "__get__"):
             return self.layout(run, n, out)
         if name in POINTWISE or name in GATES or name in ("maximum", "minimum", "fmax", "fmin"):
             if len(values) > 1:
@@ -801,14 +870,20 @@ class Rules:
         """Run the operation on the units (constants read as -1)."""
         torch = self.torch
         values = self.values(run, (n.args, n.kwargs))
+        shape_only = _name(n.target) in _SHAPE_ONLY
+        if shape_only:
+            values = values[:1]
         nodes = {v.node for v in values}
         if len(nodes) > 1:
             raise Unmapped  # elements of different nodes in one layout: a concat handles it
         node = values[0].node
+        first = n.args[0] if n.args else None
 
         def units(x: Any) -> Any:
             v = run.vals.get(x)
-            return v.units if isinstance(v, Value) else run.env[x]
+            if isinstance(v, Value) and (not shape_only or x is first):
+                return v.units
+            return run.env[x]
 
         args = torch.fx.node.map_arg(n.args, units)
         kwargs = torch.fx.node.map_arg(n.kwargs, units)
@@ -823,6 +898,37 @@ class Rules:
             neg = self.call(n, torch.fx.node.map_arg(n.args, negs),
                             torch.fx.node.map_arg(n.kwargs, negs))  # fmt: skip
         return _wrap(torch, moved, node, values[0].gate, neg)
+
+    def fold(self, run: Any, value: Value, out: Any, a: dict, label: str) -> Value:
+        """col2im (``F.fold``, ``nn.Fold``): an output element reads every column entry that
+        folds onto it (found by unfolding the output positions)."""
+        torch, F = self.torch, self.F
+        if value.units.ndim != 3:
+            raise Unmapped
+        size = tuple(out.shape[2:])
+        where = torch.arange(math.prod(size), dtype=torch.float64).reshape(1, 1, *size) + 1.0
+        kw = {k: a[k] for k in ("dilation", "padding", "stride") if k in a}
+        pos = (F.unfold(where, a["kernel_size"], **kw) - 1.0)[0].numpy().astype(np.int64)
+        units = value.np()[0]  # (C * K, L)
+        k = pos.shape[0]
+        channels = units.shape[0] // k
+        per = units.reshape(channels, k, -1)
+        c = np.repeat(np.arange(channels), pos.size)  # the channel of every column entry
+        lands = np.tile(pos.ravel(), channels)  # the output position it folds onto
+        element = c * math.prod(size) + lands
+        keep = (lands >= 0) & (per.ravel() >= 0)
+        order = np.argsort(element[keep], kind="stable")
+        elems, found = element[keep][order], per.ravel()[keep][order]
+        bounds = np.searchsorted(elems, np.arange(channels * math.prod(size) + 1))
+        rows = [np.unique(found[bounds[i] : bounds[i + 1]]) for i in range(len(bounds) - 1)]
+        ids, sets = _dedupe_sets(rows)
+        read = Read(value, ids.reshape(1, channels, *size), sets)
+        return run.conv.relate([read], out, "fold", label)
+
+    def unfold(self, run: Any, value: Value, fn: Callable) -> Value:
+        """im2col (``F.unfold``, ``nn.Unfold``): run on the units shifted by one, so that the
+        zero padding it adds reads as -1 (no unit)."""
+        return Value(value.node, fn(value.units + 1.0) - 1.0)
 
     def pad(self, n: Any, value: Value, args: Any, kwargs: dict) -> Value:
         a = _bind(("input", "pad", "mode", "value"), args, kwargs)
@@ -1006,10 +1112,14 @@ class Rules:
         return found
 
     def layer_norm(self, run, value, out, k, label) -> Value:
-        """Statistics over the last ``k`` axes: channels only (the identity of space), or
-        space too (every unit reads the units its statistics read; locally itself)."""
+        """Statistics over the last ``k`` axes (see :meth:`norm_over`)."""
         ndim = value.units.ndim
-        dims = tuple(range(ndim - k, ndim))
+        return self.norm_over(run, value, out, tuple(range(ndim - k, ndim)), label)
+
+    def norm_over(self, run, value, out, dims, label) -> Value:
+        """A normalisation whose statistics span ``dims``: over channels only, the identity of
+        space; over space too, every unit reads the units its statistics read (locally
+        itself)."""
         units = value.np()
         ids, sets = fiber_sets(units, dims)
         ids = np.broadcast_to(np.expand_dims(ids, dims), units.shape)
@@ -1224,6 +1334,21 @@ def _output_padding(value: Value, out: Any, k: Any, s: Any, p: Any, d: Any) -> t
     )
 
 
+def _builtin(torch: Any, module: Any) -> bool:
+    """A torch.nn layer as torch defines it (not a subclass with its own forward)."""
+    return type(module).__module__.startswith(("torch.nn.", "torch.ao.nn."))
+
+
+class _Bound:
+    """A module called with fixed keyword arguments."""
+
+    def __init__(self, torch: Any, module: Any, kwargs: dict) -> None:
+        self.module, self.kwargs = module, kwargs
+
+    def __call__(self, *args: Any) -> Any:
+        return self.module(*args, **self.kwargs)
+
+
 def _bind(names: tuple[str, ...], args: Any, kwargs: dict) -> dict[str, Any]:
     """Positional and keyword arguments by name."""
     out = dict(zip(names, args))
@@ -1295,7 +1420,9 @@ def _named(layer: Layer, name: str) -> Layer:
 
 
 # --------------------------------------------------------------------------- interpreter
-def run_graph(torch: Any, gm: Any, conv: Converter, inputs: list[Any], real: list[Any]) -> Any:
+def run_graph(
+    torch: Any, gm: Any, conv: Converter, inputs: list[Any], real: list[Any], graph: Any = None
+) -> Any:
     """Run ``gm`` on ``real`` inputs, converting as it goes; ``inputs`` are the Values of the
     placeholders (None for constants). Returns the interpreter: ``vals`` (the Value of every
     traced node that depends on the input), ``env`` (every real tensor) and ``result``."""
@@ -1303,7 +1430,7 @@ def run_graph(torch: Any, gm: Any, conv: Converter, inputs: list[Any], real: lis
 
     class Run(fx.Interpreter):  # type: ignore[misc, name-defined]
         def __init__(self) -> None:
-            super().__init__(gm, garbage_collect_values=False)
+            super().__init__(gm, garbage_collect_values=False, graph=graph)
             self.conv = conv
             self.vals: dict[Any, Any] = {}
             self.placeholders = iter(inputs)
@@ -1345,3 +1472,80 @@ def run_graph(torch: Any, gm: Any, conv: Converter, inputs: list[Any], real: lis
     except ConversionError as exc:
         raise ValueError(exc.text) from None
     return run
+
+
+# --------------------------------------------------------------------------- eager recording
+def record(torch: Any, module: Any, args: tuple, tracked: set[int]) -> Any:
+    """Run ``module(*args)`` eagerly and record, as an fx graph, every torch function call
+    that reads a tensor depending on the input (``tracked``: the ids of the arguments that
+    do). Python control flow runs on concrete values, so modules that ``torch.fx`` cannot
+    trace (data-dependent shapes, padding computed from sizes) are recorded as they run.
+    Tensors that do not depend on the input become constants of the graph."""
+    fx = torch.fx
+    graph = fx.Graph()
+    root = torch.nn.Module()
+    nodes: dict[int, tuple[Any, Any]] = {}  # id(tensor) -> (tensor kept alive, fx node)
+    live: set[int] = set()
+
+    for k, a in enumerate(args):
+        node = graph.placeholder(f"arg{k}")
+        if isinstance(a, torch.Tensor):
+            nodes[id(a)] = (a, node)
+            if id(a) in tracked:
+                live.add(id(a))
+
+    def as_node(x: Any) -> Any:
+        if isinstance(x, torch.Tensor):
+            if id(x) not in nodes:  # a parameter, buffer or new tensor: a constant
+                name = f"_const{len(nodes)}"
+                root.register_buffer(name, x.detach(), persistent=False)
+                nodes[id(x)] = (x, graph.get_attr(name))
+            return nodes[id(x)][1]
+        if isinstance(x, (list, tuple)) and not isinstance(x, torch.Size):
+            return type(x)(as_node(v) for v in x)
+        if isinstance(x, dict):
+            return {k: as_node(v) for k, v in x.items()}
+        return x
+
+    def depends(x: Any) -> bool:
+        if isinstance(x, torch.Tensor):
+            return id(x) in live
+        if isinstance(x, (list, tuple)):
+            return any(depends(v) for v in x)
+        if isinstance(x, dict):
+            return any(depends(v) for v in x.values())
+        return False
+
+    class Mode(torch.overrides.TorchFunctionMode):  # type: ignore[misc]
+        def __torch_function__(self, func, types, a=(), kw=None):  # type: ignore[no-untyped-def]
+            kw = kw or {}
+            out = func(*a, **kw)
+            if depends((a, kw)):
+                node = graph.call_function(_recordable(func), as_node(a), as_node(kw))
+                if isinstance(out, torch.Tensor):
+                    nodes[id(out)] = (out, node)
+                    live.add(id(out))
+                elif isinstance(out, (list, tuple)) and not isinstance(out, torch.Size):
+                    for i, t in enumerate(out):
+                        if isinstance(t, torch.Tensor):
+                            nodes[id(t)] = (t, graph.call_function(operator.getitem, (node, i)))
+                            live.add(id(t))
+            return out
+
+    with Mode(), torch.no_grad():
+        result = module(*args)
+    graph.output(as_node(result))
+    return (root, graph), result
+
+
+def _recordable(func: Any) -> Any:
+    """``func``, or a plain function calling it where fx needs a name it lacks (a slot
+    wrapper such as ``Tensor.__getitem__``)."""
+    if getattr(func, "__module__", None) is not None:
+        return func
+
+    def call(*a: Any, **k: Any) -> Any:
+        return func(*a, **k)
+
+    call.__name__ = call.__qualname__ = getattr(func, "__name__", "call")
+    return call

@@ -134,7 +134,7 @@ def from_torch(
     ):
         raise ValueError(f"`in_channels` must be a positive integer, got {in_channels!r}")
     shape = normalise_input_shape(input_shape, module_ndim(module) or DEFAULT_NDIM)
-    cin = in_channels or module_in_channels(module)
+    cin = in_channels or _declared_channels(module) or module_in_channels(module)
     key = (shape, cin, output, context, verify, unknown, tuple(map(id, mapping)))
     cached = _CACHE.get(module, {}).get(key) if not mapping else None
     if cached is not None:
@@ -153,7 +153,7 @@ def _from_torch(torch, module, shape, cin, output, context, verify, mapping, unk
         gm = _trace(torch, module, mapping, name)
         dtype, device = module_dtype_device(module)
         x = _random_input(torch, (1, cin, *shape), dtype, device)
-        rules = Rules(torch, mapping, unknown, lambda n, m: _unmapped(gm, n, m))
+        rules = Rules(torch, mapping, unknown, lambda n, m, owner: _unmapped(gm, n, m, owner))
         conv = Converter(torch, rules, graph, name)
         start = Value(0, canonical_units(torch, (1, cin, *shape), tuple(range(2, 2 + len(shape)))))
         try:
@@ -173,7 +173,9 @@ def _from_torch(torch, module, shape, cin, output, context, verify, mapping, unk
         raise ValueError(
             f"from_torch: {name} has no layer that changes routes (it is the identity)"
         )
-    net = Network.from_nodes(nodes, name=name if output is None else f"{name}:{output}")
+    net = Network.from_nodes(
+        nodes, name=name if output is None else f"{name}:{output}", ndim=len(shape)
+    )
     if context == "local":
         net = net.with_context("local")
     grid = tuple(real.shape[a] for a in axes) or (1,)
@@ -188,6 +190,16 @@ def _from_torch(torch, module, shape, cin, output, context, verify, mapping, unk
     if verify:
         _verify(torch, module, gm, run, net, keep, shape, cin, value, fx_node, axes, name)
     return net
+
+
+def _declared_channels(module: Any) -> int | None:
+    """Input channels a model declares of itself (timm's ``pretrained_cfg["input_size"]``),
+    where its first convolution would mislead (a space-to-depth stem reads more channels)."""
+    cfg = getattr(module, "pretrained_cfg", None)
+    if isinstance(cfg, dict) and isinstance(cfg.get("input_size"), (tuple, list)):
+        size = cfg["input_size"]
+        return int(size[0]) if size and isinstance(size[0], int) else None
+    return None
 
 
 # --------------------------------------------------------------------------- tracing
@@ -452,7 +464,10 @@ def _first_line(exc: BaseException) -> str:
 
 def _describe(gm: Any, node: Any) -> str:
     if node.op == "call_module":
-        return type(gm.get_submodule(node.target)).__name__
+        try:
+            return type(gm.get_submodule(node.target)).__name__
+        except AttributeError:  # a node of a module recorded on its own
+            return str(node.target)
     if node.op == "call_method":
         return f"Tensor.{node.target}"
     target = node.target
@@ -465,8 +480,9 @@ def _inside(node: Any) -> str:
     return "" if owner is None else f" inside module {owner[0]!r}"
 
 
-def _unmapped(gm: Any, node: Any, module: Any) -> str:
-    """The one-line error for an operation without a mapping."""
+def _unmapped(gm: Any, node: Any, module: Any, owner: Any = None) -> str:
+    """The one-line error for an operation without a mapping (``owner``: the module it ran
+    in, for an operation recorded inside a module traced on its own)."""
     if module is not None:
         kind = type(module).__name__
         return (
@@ -477,7 +493,7 @@ def _unmapped(gm: Any, node: Any, module: Any) -> str:
         )
     what = _describe(gm, node)
     key = repr(node.target) if node.op == "call_method" else what
-    owner = _owner(node)
+    owner = owner or _owner(node)
     where, how = "", f"map it with overrides={{{key}: ...}}"
     if owner is not None:
         path, cls = owner

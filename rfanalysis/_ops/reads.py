@@ -48,6 +48,15 @@ class Relation:
     def sizes(self) -> np.ndarray:
         return np.diff(self.ptr)
 
+    def is_identity(self) -> bool:
+        """Whether every output unit reads exactly the input unit of its own index."""
+        m = self.set_of.size
+        if m != self.n_in or self.members.size != m or len(self.ptr) != m + 1:
+            return False
+        return bool(
+            (self.sizes == 1).all() and np.array_equal(self.members[self.set_of], np.arange(m))
+        )
+
     def covers_input(self) -> bool:
         """Whether some output unit reads every input unit."""
         return bool(self.n_in) and int(self.sizes.max(initial=0)) == self.n_in
@@ -182,26 +191,36 @@ class Reads(Layer):
     def local_reach(self, step: Any, inputs: tuple[np.ndarray, ...]) -> np.ndarray:
         return self._reach(self.local, inputs)
 
-    def _field(self, rels: tuple, inputs: tuple[tuple[Any, ...], ...]) -> tuple[Any, ...] | None:
-        used = [f for rel, f in zip(rels, inputs) if rel is not None]
+    def _field(
+        self, rels: tuple, inputs: tuple[tuple[Any, ...], ...], names: tuple[str, ...]
+    ) -> tuple[tuple[Any, ...], str] | None:
+        used = [(rel, f, n) for rel, f, n in zip(rels, inputs, names) if rel is not None]
         if not used:
             return None
         ndim = len(inputs[0])
-        if any(rel is not None and rel.covers_input() for rel in rels):
-            return (GLOBAL,) * ndim
-        if any(f[a] is GLOBAL for f in used for a in range(ndim)):
-            return (GLOBAL,) * ndim
-        return (IRREGULAR,) * ndim
+        if any(rel.covers_input() for rel, _, _ in used):
+            return (GLOBAL,) * ndim, ""
+        if all(rel.is_identity() and self.out_shape == shape
+               for (rel, _, _), shape in zip(used, self._used_shapes(rels))):  # fmt: skip
+            # unit for unit, on the same grid: the fields of the operands, merged
+            from .merges import union_fields
+
+            return union_fields(tuple(f for _, f, _ in used), tuple(n for _, _, n in used))
+        if any(f[a] is GLOBAL for _, f, _ in used for a in range(ndim)):
+            return (GLOBAL,) * ndim, ""
+        return (IRREGULAR,) * ndim, ""
+
+    def _used_shapes(self, rels: tuple) -> list[Shape]:
+        return [shape for rel, shape in zip(rels, self.in_shapes) if rel is not None]
 
     def field(self, step: Any, inputs: tuple[tuple[Any, ...], ...]) -> tuple[tuple[Any, ...], str]:
-        found = self._field(self.relations, inputs)
-        return (found if found is not None else (IRREGULAR,) * len(inputs[0])), ""
+        found = self._field(self.relations, inputs, step.input_names)
+        return found if found is not None else ((IRREGULAR,) * len(inputs[0]), "")
 
     def local_field(
         self, step: Any, inputs: tuple[tuple[Any, ...], ...]
     ) -> tuple[tuple[Any, ...], str] | None:
-        found = self._field(self.local, inputs)
-        return None if found is None else (found, "")
+        return self._field(self.local, inputs, step.input_names)
 
     # -- backends: every output channel sums the units it reads over all input channels ---
     def _flat(self, x: np.ndarray) -> np.ndarray:
