@@ -263,16 +263,11 @@ class WithUnknown(nn.Module):
         return self.odd(self.norm(self.conv(x)))
 
 
-def test_an_untraceable_submodule_becomes_a_leaf_named_in_the_error():
+def test_an_untraceable_submodule_is_recorded_as_it_runs():
     model = WithUnknown()
-    # fx cannot trace `odd` (data-dependent control flow): it is retried as a leaf, which
-    # has no rule, so the error names it and the override that would map it
-    with pytest.raises(
-        ValueError,
-        match=r"no mapping for module 'odd' \(Untraceable\); map it with "
-        r"overrides=\{Untraceable: lambda m: rfa.Conv\(...\)\}",
-    ):
-        rfa.from_torch(model, 8)
+    # fx cannot trace `odd` (data-dependent control flow): it runs on the traced input and
+    # what it did is converted (here x or -x: positions kept)
+    assert rfa.from_torch(model, 8).spec() == "conv3p1,groupnorm2"
     by_type = rfa.from_torch(model, 8, overrides={Untraceable: None})
     by_name = rfa.from_torch(model, 8, overrides={"odd": []})
     # group norm: statistics over the whole map, so every unit reads every unit; locally the

@@ -428,6 +428,12 @@ LAYOUT = (
     "native_channel_shuffle view_as reshape_as unfold gather index_select take_along_dim "
     "diagonal rot90 repeat_interleave split_with_sizes contiguous"
 ).split()
+#: operations whose result carries no gradient (comparisons, indices, rounding to classes)
+NO_GRADIENT = (
+    "gt lt ge le eq ne isnan isinf isfinite argmax argmin argsort logical_and logical_or "
+    "logical_not logical_xor bitwise_and bitwise_or bitwise_not any all nonzero zeros_like "
+    "ones_like empty_like full_like randn_like rand_like sort_indices"
+).split()
 #: functions of torchvision that only move elements (fx leaves there)
 LAYOUT_FUNCTIONS = ("_patch_merging_pad",)
 #: reductions over axes: (name, keepdim default)
@@ -729,8 +735,8 @@ class Rules:
             return self.layout(run, n, out) if _is_tensor(torch, out) else None
         if not _holds_tensor(torch, out):
             return None  # sizes, counts, shapes: not maps
-        if name in ("detach", "detach_"):
-            return None  # no gradient flows back through it
+        if name in ("detach", "detach_") or name in NO_GRADIENT:
+            return None  # no gradient flows back through it: a constant
         # structured layers written as functions
         if n.op == "call_function" and target in self.conv_functions():
             return self.conv_function(run, n, value, out, args, kwargs, label)
@@ -1548,4 +1554,5 @@ def _recordable(func: Any) -> Any:
         return func(*a, **k)
 
     call.__name__ = call.__qualname__ = getattr(func, "__name__", "call")
+    call.__module__ = "torch.Tensor"  # how errors name it: torch.Tensor.__gt__
     return call
