@@ -143,7 +143,7 @@ def _row(step: Step, fields: Fields, local: Fields, note: str) -> GeometryRow:
     layer: Any = step.layer
     windowed = hasattr(layer, "kernel_size")
     stride = tuple(_num(Fraction(s)) for s in layer.stride) if windowed else None
-    if hasattr(layer, "scale_factor"):
+    if getattr(layer, "scale_factor", None) is not None:  # upsampling: a fractional stride
         stride = tuple(_num(Fraction(1) / Fraction(f)) for f in layer.scale_factor)
     params, shared, lc, dense = layer.params(step)
     pads = getattr(step.data, "pads", None)

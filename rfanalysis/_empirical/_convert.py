@@ -506,7 +506,14 @@ class Rules:
             if module is not None and not _builtin(self.torch, module):
                 return self.nested(run, n, module, out, label)
             if module is not None:
-                return self.module_rule(run, n, module, out, label)
+                try:
+                    return self.module_rule(run, n, module, out, label)
+                except Unmapped:
+                    # a torch.nn module without a rule of its own (a transformer layer, an
+                    # RNN): what it computes, recorded as it runs
+                    if type(module).forward is self.torch.nn.Module.forward:
+                        raise
+                    return self.nested(run, n, module, out, label)
             return self.function_rule(run, n, out, label)
         except Unmapped:
             pass

@@ -19,7 +19,16 @@ import numpy as np
 from .._graph import Network, Node
 from .._ops import Layer
 from .._plan import DEFAULT_NDIM, normalise_input_shape
-from ._convert import Converter, Graph, Rules, Value, canonical_units, run_graph, varying_axes
+from ._convert import (
+    Converter,
+    Graph,
+    Rules,
+    Value,
+    canonical_units,
+    record,
+    run_graph,
+    varying_axes,
+)
 from ._torch import (
     ModuleState,
     module_dtype_device,
@@ -147,23 +156,21 @@ def from_torch(
 
 def _from_torch(torch, module, shape, cin, output, context, verify, mapping, unknown) -> Network:
     name = type(module).__name__
-    graph = Graph(input_grid=shape, input_channels=cin)
     state = ModuleState(module)  # eval mode before tracing: fx records the eval branches
     try:
-        gm = _trace(torch, module, mapping, name)
         dtype, device = module_dtype_device(module)
         x = _random_input(torch, (1, cin, *shape), dtype, device)
-        rules = Rules(torch, mapping, unknown, lambda n, m, owner: _unmapped(gm, n, m, owner))
-        conv = Converter(torch, rules, graph, name)
-        start = Value(0, canonical_units(torch, (1, cin, *shape), tuple(range(2, 2 + len(shape)))))
         try:
-            run = run_graph(torch, gm, conv, [start], [x])
-        except (RuntimeError, TypeError, IndexError) as exc:
+            with torch.no_grad():
+                eager = module(x)
+        except Exception as exc:  # the model's own error on this input
             raise ValueError(
                 f"from_torch: running {name} on an input of shape {(1, cin, *shape)} failed "
                 f"({type(exc).__name__}: {_first_line(exc)}); check `input_shape` and "
                 "`in_channels`"
             ) from None
+        gm, graph, conv, run = _convert(torch, module, x, eager, shape, cin, mapping, unknown,
+                                        output, name)  # fmt: skip
     finally:
         state.restore()
     value, real, fx_node = _selected_output(torch, gm, run, output, name)
@@ -203,6 +210,72 @@ def _declared_channels(module: Any) -> int | None:
 
 
 # --------------------------------------------------------------------------- tracing
+class _TraceFailure(ValueError):
+    """torch.fx could not trace the model (the message says where)."""
+
+
+class _Program:
+    """A traced model: the module its nodes refer to and the graph (an fx GraphModule's, or
+    one recorded as the model ran)."""
+
+    def __init__(self, root: Any, graph: Any, traced: bool) -> None:
+        self.root, self.graph, self.traced = root, graph, traced
+
+    def get_submodule(self, target: str) -> Any:
+        return self.root.get_submodule(target)
+
+
+def _convert(torch, module, x, eager, shape, cin, mapping, unknown, output, name):
+    """Convert the model: through ``torch.fx`` where it traces and reproduces the model's own
+    output, else by recording it as it runs (control flow on concrete values)."""
+    start = Value(0, canonical_units(torch, (1, cin, *shape), tuple(range(2, 2 + len(shape)))))
+
+    def attempt(program: _Program) -> tuple:
+        graph = Graph(input_grid=shape, input_channels=cin)
+        rules = Rules(torch, mapping, unknown,
+                      lambda n, m, owner: _unmapped(program, n, m, owner))  # fmt: skip
+        conv = Converter(torch, rules, graph, name)
+        run = run_graph(torch, program.root, conv, [start], [x], program.graph)
+        return program, graph, conv, run
+
+    try:
+        gm = _trace(torch, module, mapping, name)
+        program, graph, conv, run = attempt(_Program(gm, gm.graph, True))
+        (out,) = [n for n in gm.graph.nodes if n.op == "output"]
+        if not _same(torch, fx_value(torch, run, out.args[0]), eager):
+            raise _TraceFailure(f"from_torch: the fx trace of {name} computes another output")
+        return program, graph, conv, run
+    except (_TraceFailure, RuntimeError, TypeError, IndexError) as exc:
+        if mapping or output is not None:
+            # overrides name modules and output= names nodes of an fx trace
+            if isinstance(exc, ValueError):
+                raise
+            raise ValueError(
+                f"from_torch: the fx trace of {name} fails to run ({type(exc).__name__}: "
+                f"{_first_line(exc)}); map the failing submodule with overrides="
+            ) from None
+    (root, recorded), _ = record(torch, module, (x,), {id(x)})
+    return attempt(_Program(root, recorded, False))
+
+
+def fx_value(torch: Any, run: Any, arg: Any) -> Any:
+    """The real value of an fx argument (nested containers of nodes)."""
+    return torch.fx.node.map_arg(arg, lambda a: run.env[a])
+
+
+def _same(torch: Any, a: Any, b: Any) -> bool:
+    """Two outputs (tensors, or containers of them) equal up to float rounding."""
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return a.shape == b.shape and bool(
+            torch.allclose(a, b, rtol=1e-4, atol=1e-5, equal_nan=True)
+        )
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(torch, a[k], b[k]) for k in a)
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(_same(torch, u, v) for u, v in zip(a, b))
+    return type(a) is type(b)
+
+
 def _trace(torch: Any, module: Any, overrides: dict, name: str) -> Any:
     """fx-trace ``module``; a submodule that fx cannot trace is retried as a leaf."""
     fx = torch.fx
@@ -238,7 +311,7 @@ def _trace(torch: Any, module: Any, overrides: dict, name: str) -> Any:
                 leaves.add(culprit)  # retry with it as a leaf: converted by its own rule
                 continue
             where = f" in module {culprit!r}" if culprit else ""
-            raise ValueError(
+            raise _TraceFailure(
                 f"from_torch: torch.fx cannot trace {name}{where} ({type(exc).__name__}: "
                 f"{_first_line(exc)}); map the untraceable submodule with "
                 "overrides={ItsType: ...} or {'its.name': ...}, which stops tracing at it"
@@ -398,7 +471,6 @@ def _autograd(torch, gm, module, shape, cin, fx_out, value, axes, unit, run):
     """Gradients of the output unit, in the module's own dtype, with respect to the input and
     every traced tensor that depends on it."""
     fx = torch.fx
-    gm64 = gm
     dtype, device = module_dtype_device(module)
     x = _random_input(torch, (1, cin, *shape), dtype, device).requires_grad_(True)
     keep: dict[str, Any] = {}  # by node name: the copy's nodes are other objects
@@ -412,10 +484,10 @@ def _autograd(torch, gm, module, shape, cin, fx_out, value, axes, unit, run):
                 keep[n.name] = out
             return out
 
-    state = ModuleState(gm64)
+    state = ModuleState(module)
     try:
         with torch.inference_mode(False), torch.enable_grad():
-            interp = Record(gm64, garbage_collect_values=False)
+            interp = Record(gm.root, garbage_collect_values=False, graph=gm.graph)
             interp.run(x)
             y = keep[fx_out.name]
             # the output grid's unit: a position along ``axes`` (every channel)
