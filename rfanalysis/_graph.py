@@ -19,6 +19,7 @@ written as nested blocks (series-parallel) is given the same form on request.
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -709,19 +710,83 @@ def _block(merge: Layer, branches: list[list[Layer]]) -> Layer:
     return Parallel(*branches, merge=replace(merge, name=None), name=name)  # type: ignore[type-var]
 
 
-def as_network(obj: Any, what: str = "net") -> Network:
-    """Accept a Network, a layer, a sequence of layers or a compact spec string."""
+def as_network(obj: Any, what: str = "net", input_shape: Any = None) -> Network:
+    """Accept a Network, a layer, a sequence of layers, a compact spec string, a zoo name
+    (``"resnet50"``, ``"resnet50:trunk"``), a ``.json``/``.toml`` spec file, or a
+    ``torch.nn.Module`` (traced by :func:`~rfanalysis.from_torch` at ``input_shape``; traces
+    are cached per module and input shape)."""
     if isinstance(obj, Network):
         return obj
     if isinstance(obj, str):
-        from ._parse import parse
+        return _from_text(obj)
+    if isinstance(obj, os.PathLike):
+        from ._io import load
 
-        return parse(obj)
+        return load(obj)
     if isinstance(obj, Value):
         return Network(obj)
     if isinstance(obj, Layer) or isinstance(obj, (list, tuple)):
         return Network(obj)
+    if is_torch_module(obj):
+        return _from_module(obj, what, input_shape)
     raise TypeError(
-        f"`{what}` must be a Network, a layer, a sequence of layers or a spec string; "
-        f"got {type(obj).__name__}"
+        f"`{what}` must be a Network, a layer, a sequence of layers, a spec string, a zoo "
+        f"name, a spec file or a torch.nn.Module; got {type(obj).__name__}"
     )
+
+
+def _from_text(text: str) -> Network:
+    from . import zoo
+    from ._parse import parse
+    from ._suggest import close_matches
+
+    if text.lower().endswith((".json", ".toml")):
+        from ._io import load
+
+        return load(text)
+    base = text.partition(":")[0]
+    if base in zoo.names():
+        return zoo.get(text)  # the zoo's own errors for an unknown ':part'
+    try:
+        return parse(text)
+    except ValueError:
+        close = close_matches(text, zoo.names())
+        if close:
+            raise ValueError(
+                f"unknown network {text!r}: not a zoo name (did you mean "
+                f"{' or '.join(repr(c) for c in close)}?), a spec file or a valid spec"
+            ) from None
+        raise
+
+
+def is_torch_module(obj: Any) -> bool:
+    """Whether ``obj`` is a ``torch.nn.Module``, without importing torch."""
+    return any(
+        c.__name__ == "Module" and c.__module__ == "torch.nn.modules.module"
+        for c in type(obj).__mro__
+    )
+
+
+def _from_module(module: Any, what: str, input_shape: Any) -> Network:
+    from ._empirical import from_torch
+
+    if input_shape is None:
+        input_shape = declared_size(module)
+    if input_shape is None:
+        raise TypeError(
+            f"`{what}` is a torch module ({type(module).__name__}): give `input_shape` (the "
+            "spatial size to trace it at, e.g. (224, 224)), or trace it once with "
+            "rfa.from_torch(module, input_shape) and pass the network"
+        )
+    return from_torch(module, input_shape)
+
+
+def declared_size(module: Any) -> tuple[int, ...] | None:
+    """The spatial input size a model declares of itself (timm's ``pretrained_cfg``)."""
+    cfg = getattr(module, "pretrained_cfg", None)
+    size = cfg.get("input_size") if isinstance(cfg, dict) else None
+    if isinstance(size, (tuple, list)) and len(size) > 1 and all(
+        isinstance(v, int) for v in size
+    ):
+        return tuple(size[1:])
+    return None

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Any
 
-from ._graph import Network, Node, as_network
+from ._graph import Network, Node, as_network, declared_size, is_torch_module
 from ._ops.base import OpError, Shape, fmt_shape
 from ._ops.merges import ShapeMismatch
 
@@ -115,7 +115,9 @@ def plan(net: Any, input_shape: Any = None) -> Plan:
     """Resolve ``net`` (anything :func:`as_network` accepts) for ``input_shape``."""
     if isinstance(net, Plan):
         return net
-    network = as_network(net)
+    if input_shape is None and is_torch_module(net):
+        input_shape = declared_size(net)  # a model that declares its size is traced at it
+    network = as_network(net, input_shape=input_shape)
     if input_shape is None:
         return _plan_cached(network, None, network.ndim or DEFAULT_NDIM)
     shape = normalise_input_shape(input_shape, network.ndim)

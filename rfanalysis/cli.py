@@ -19,8 +19,8 @@ import click
 import numpy as np
 
 import rfanalysis as rfa
+from rfanalysis._graph import as_network
 from rfanalysis._io import write_atomic
-from rfanalysis._suggest import close_matches
 
 IMAGE_SUFFIXES = (".png", ".svg", ".pdf")
 DATA_SUFFIXES = (".npy", ".csv", ".json")
@@ -78,29 +78,7 @@ def _user_errors() -> Iterator[None]:
 def resolve_spec(text: str) -> rfa.Network:
     """A spec file path, a zoo name (``NAME:trunk`` without its classifier head), or a
     compact spec string."""
-    path = Path(text)
-    if path.suffix.lower() in (".json", ".toml"):
-        return rfa.load(path)
-    if text in rfa.zoo.names():
-        return rfa.zoo.get(text)
-    name, _, part = text.partition(":")
-    if name in rfa.zoo.names():
-        if part != "trunk":
-            raise ValueError(
-                f"unknown part {part!r} of zoo network {name!r}: write {name!r} for the whole "
-                f"network or '{name}:trunk' for it without its classifier head"
-            )
-        return rfa.zoo.get(name, trunk=True)
-    try:
-        return rfa.parse(text)
-    except ValueError:
-        close = close_matches(text, rfa.zoo.names())
-        if close:
-            raise ValueError(
-                f"unknown network {text!r}: not a zoo name (did you mean "
-                f"{' or '.join(repr(c) for c in close)}?), a spec file or a valid spec"
-            ) from None
-        raise
+    return as_network(text)
 
 
 def _ints(value: str, what: str) -> tuple[int, ...]:

@@ -177,7 +177,7 @@ def gaussian_limit(net: Any, input_shape: Any = None) -> GaussianLimit:
     >>> g.variance, g.total
     ((Fraction(8, 3), Fraction(8, 3)), 6561)
     """
-    p = plan(as_network(net), input_shape)
+    p = plan(net, input_shape)
     ndim = p.ndim
     start = [Fraction(0)] * ndim
     jump = [1] * ndim
