@@ -203,6 +203,24 @@ class Read:
         return any(len(s) == n_units for s in self.as_sets()[1])
 
 
+def union_relation(
+    read: Read, shape: tuple[int, ...], axes: tuple[int, ...], n_in: int
+) -> Relation:
+    """The relation in which every output unit (a position along ``axes``) reads every unit
+    its elements read (``read`` of singletons: one unit per element)."""
+    grid = tuple(shape[a] for a in axes) or (1,)
+    view = [shape[a] if a in axes else 1 for a in range(len(shape))]
+    position = np.broadcast_to(np.arange(math.prod(grid)).reshape(view), shape).ravel()
+    ids = np.broadcast_to(read.ids, shape).ravel()
+    ok = ids >= 0
+    pairs = np.unique(np.stack([position[ok], ids[ok]]), axis=1)
+    n_out = math.prod(grid)
+    bounds = np.searchsorted(pairs[0], np.arange(n_out + 1))
+    rows = [pairs[1, bounds[v] : bounds[v + 1]] for v in range(n_out)]
+    set_ids, sets = _dedupe_sets(rows)
+    return Relation.from_sets(n_in, set_ids, sets)
+
+
 def relation_for(read: Read, unit_index: np.ndarray, n_out: int, n_in: int) -> Relation:
     """The relation of one operand, given each output unit's position (an element index into
     ``read.ids``' flat array)."""
@@ -275,6 +293,14 @@ class Converter:
         result's units are the last layer's grid."""
         if axes is None:
             axes = tuple(range(2, value.units.ndim))
+        present = np.unique(value.np())
+        present = present[present >= 0]
+        if present.size == 1 and math.prod(self.grid(value.node)) == 1:
+            # every element is one unit (a pooled gate's channels laid out as positions, as
+            # ECA's 1-D convolution over channels does): whatever the layer mixes, its
+            # output is that unit
+            return Value(value.node, self.torch.full(tuple(real.shape), float(present[0]),
+                                                     dtype=self.torch.float64))  # fmt: skip
         node = self.canonical(value, axes, label)
         channels = self.graph.channels_of(node)
         for k, layer in enumerate(layers):
@@ -306,13 +332,14 @@ class Converter:
 
         The output's units are its positions along the axes where what the elements read
         varies (and the ``force`` axes); a single operand read unit for unit keeps its node.
-        ``merge`` ("add" or "mul") lets several operands become a structured add or gated
-        product where every operand is the output's grid or a single broadcast unit.
+        In context "local" a unit reads what its elements read (a norm's elements themselves,
+        which may be several units where channels hold positions). ``merge`` ("add" or
+        "mul") lets several operands become a structured add or gated product where every
+        operand is the output's grid or a single broadcast unit.
         """
         shape = tuple(real.shape)
         reads = [r for r in reads if r.value is not None]
-        locals_ = [r.local for r in reads if isinstance(r.local, Read)]
-        arrays = [r.ids for r in reads] + [r.ids for r in locals_]
+        arrays = [r.ids for r in reads]
         axes = tuple(sorted(set(varying_axes(arrays)) | set(force))) if arrays else force
         if len(reads) == 1 and reads[0].sets is None and reads[0].local == "same" and not force:
             r = reads[0]
@@ -339,7 +366,7 @@ class Converter:
                 elif r.local is None:
                     locs.append(None)
                 else:
-                    locs.append(relation_for(r.local, unit_index, n_out, n_in))
+                    locs.append(union_relation(r.local, shape, axes, n_in))
             layer = Reads(
                 tuple(self.grid(r.value.node) for r in reads), grid, tuple(rels), tuple(locs),
                 what, out_channels=_channels(shape, axes), name=label,

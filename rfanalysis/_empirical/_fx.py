@@ -71,7 +71,8 @@ def from_torch(
         interpolation sizes, token grids and attention windows are fixed by it.
     output : str, optional
         A submodule's qualified name (``"layer4"``, ``"features.12"``, ``"stages.2"``) or a
-        traced node's name whose output map is analysed instead of the model's output.
+        traced node's name whose output map is analysed instead of the model's output; for a
+        model that returns a dict (torchvision's segmentation models), the key (``"out"``).
     context : {"global", "local"}
         The context the returned network's routes, coverage and geometry use by default
         (each call may still choose).
@@ -330,9 +331,17 @@ def _selected_output(torch: Any, gm: Any, run: Any, output: str | None, name: st
     """The Value, real tensor and fx node analysed: the model's output, or the output of
     the submodule or node named ``output``."""
     nodes = list(gm.graph.nodes)
-    if output is None:
-        (out,) = [n for n in nodes if n.op == "output"]
-        src = out.args[0]
+    (out,) = [n for n in nodes if n.op == "output"]
+    returned = out.args[0]
+    if isinstance(returned, dict) and output in returned:
+        src = returned[output]  # a key of the dict the model returns ("out")
+    elif output is None:
+        src = returned
+        if isinstance(returned, dict):
+            raise ValueError(
+                f"from_torch: {name} returns a dict ({', '.join(map(repr, returned))}); pass "
+                "output= with the key to analyse"
+            )
         if not hasattr(src, "op"):
             raise ValueError(
                 f"from_torch: {name} returns {type(src).__name__}; only models that return one "
@@ -414,8 +423,8 @@ def _verify(torch, module, gm, run, net, keep, shape, cin, value, fx_out, axes, 
     out_shape = p.output_shape
     assert out_shape is not None
     unit = tuple((m - 1) // 2 for m in out_shape)
-    alg = Algebra("float")
-    start = Sep(1, tuple(alg.one_hot(m, u) for m, u in zip(out_shape, unit)))
+    alg = Algebra("log")  # only the support matters, and counts can pass float64's range
+    start = Sep(alg.unit, tuple(alg.one_hot(m, u) for m, u in zip(out_shape, unit)))
     kept: dict[int, Any] = {}
     counts = alg.materialise(_engine.backward(p, start, alg, keep=kept))
     grads = _autograd(torch, gm, module, shape, cin, fx_out, value, axes, unit, run)
@@ -458,7 +467,7 @@ def _outside(support: np.ndarray, routes: np.ndarray) -> int:
     if peak == 0.0:
         return 0
     reached = support > RELATIVE_ZERO * peak
-    return int(np.count_nonzero(reached & ~(routes > 0)))
+    return int(np.count_nonzero(reached & ~(routes > -np.inf)))  # routes: log counts
 
 
 def _unit_support(units: np.ndarray, grad: np.ndarray, n: int) -> np.ndarray:
