@@ -4,15 +4,12 @@ ones-weight graphs, the brute-force enumerator and published or hand-derived num
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-import types
-
 import numpy as np
 import pytest
 
 import rfanalysis as rfa
 
+from .models import import_torchvision
 from .oracles import brute_coverage, brute_routes, torch_grad
 
 DENSENET121 = (6, 12, 24, 16)  # dense layers per block (torchvision's densenet121)
@@ -108,30 +105,11 @@ def test_densenet121_receptive_field_by_hand():
     assert rfa.output_shape(densenet121_trunk(), 224) == (7, 7)
 
 
-def _torchvision():
-    """torchvision, importable with this project's CPU torch.
-
-    ``import torchvision`` registers fake (meta) and autograd kernels for its C++ operators
-    and fails where the installed build does not provide them ("operator torchvision::nms
-    does not exist"). The models need none of those operators, so empty modules stand in
-    for ``torchvision._meta_registrations`` and ``torchvision._autograd_registrations``
-    before the import.
-    """
-    pytest.importorskip("torch")
-    if importlib.util.find_spec("torchvision") is None:
-        pytest.skip("torchvision is not installed (the published totals above still apply)")
-    for name in ("torchvision._meta_registrations", "torchvision._autograd_registrations"):
-        sys.modules.setdefault(name, types.ModuleType(name))
-    import torchvision
-
-    return torchvision
-
-
 @pytest.mark.torch
 def test_densenet121_convs_are_torchvisions_layer_for_layer():
     import torch
 
-    model = _torchvision().models.densenet121()
+    model = import_torchvision().models.densenet121()
     convs = [(n, m) for n, m in model.features.named_modules() if isinstance(m, torch.nn.Conv2d)]
     theirs = [
         (name, m.kernel_size, m.stride, m.padding, m.in_channels, m.out_channels, m.bias)
