@@ -17,8 +17,10 @@ import math
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 import rfanalysis as rfa
+from rfanalysis.cli import main
 
 from .models import import_torchvision
 
@@ -374,3 +376,34 @@ def test_patch_merging_is_torchvisions_where_the_blocks_are_whole():
                 assert (got - want).tolist() == more.tolist()
             else:
                 _assert_same(got, want)
+
+
+# --------------------------------------------------------------------------- CLI
+def test_cli_summaries_read_gates_attention_and_graphs():
+    runner = CliRunner()
+
+    def summary(name):
+        result = runner.invoke(main, ["zoo", name])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    # hand-derived fields and totals above; SE products and attention counted by kind
+    out = summary("mobilenet_v3_large")
+    assert (
+        "(features.16, 7x7x960) at 224x224: global; in context 'local': size 595, jump 32, "
+        "effective padding 297" in out
+    )
+    # by kind: 62 convolutions (the stem, 2 in the first block, 3 in each of the other 14,
+    # 2 in each of the 8 SE, the last), 9 global pools (8 SE and the head), 2 dense
+    assert "layers: 73 (62 conv, 9 global pool, 2 fc); merges: 10 additions, 8 products" in out
+    assert f"parameters: {PARAMS['mobilenet_v3_large']:,}" in out
+    out = summary("swin_t")
+    assert "global; in context 'local': size 752, jump 32\n" in out
+    # 12 blocks of 2 residual additions, 3 patch mergings (products), 12 attention layers
+    assert "12 attention" in out and "merges: 24 additions, 3 products" in out
+    out = summary("densenet121")
+    assert "spec: none (a graph the compact grammar cannot write)" in out
+    # each of the 58 dense layers reads a concatenation (the first of its block, of one
+    # map), and each of the 4 blocks ends in one
+    assert "merges: 62 concatenations" in out
+    assert "(features.denseblock4, 7x7x1024) at 224x224: size 2071, jump 32" in out
