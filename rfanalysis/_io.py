@@ -58,7 +58,7 @@ _BLOCKS: dict[str, tuple[Any, tuple[str, ...]]] = {
     "res": (Residual, ("body", "shortcut", "name")),
     "cat": (Concat, ("branches", "name")),
     "add": (Parallel, ("branches", "name")),
-    "mul": (Parallel, ("branches", "name")),
+    "mul": (Parallel, ("branches", "name", "gates")),
 }
 
 
@@ -116,6 +116,9 @@ def _layer_dict(layer: Layer) -> dict[str, Any]:
         else:
             d["type"] = "cat" if isinstance(layer, Concat) else layer.merge.op_name  # type: ignore[attr-defined]
             d["branches"] = [[_layer_dict(x) for x in b] for b in layer.branches]
+            if isinstance(layer, Parallel):  # the merge's own fields (a product's gates)
+                merge = _layer_dict(layer.merge)
+                d.update((k, v) for k, v in merge.items() if k not in ("type", "name"))
         if layer.name:
             d["name"] = layer.name
         return d
@@ -125,7 +128,7 @@ def _layer_dict(layer: Layer) -> dict[str, Any]:
     for key, value in layer.file_fields().items():
         if value is None or (key not in required and _is_default(layer, key, defaults[key])):
             continue
-        d[key] = _plain(value, layer.ndim)
+        d[key] = _plain(value, layer.ndim, key in type(layer)._axis_fields)
     return d
 
 
@@ -150,11 +153,13 @@ def _is_default(layer: Layer, key: str, f: Any) -> bool:
     return getattr(probe, key) == getattr(layer, key)  # type: ignore[no-any-return]
 
 
-def _plain(value: Any, ndim: int | None) -> Any:
-    """Tuples as lists; an ndim-free layer's 1-tuples as scalars (so ndim survives a round
-    trip); symmetric padding pairs as one number."""
+def _plain(value: Any, ndim: int | None, per_axis: bool = True) -> Any:
+    """Tuples as lists; for per-axis fields, an ndim-free layer's 1-tuples as scalars (so
+    ndim survives a round trip) and symmetric padding pairs as one number."""
     if not isinstance(value, tuple):
         return value
+    if not per_axis:  # a tuple of another kind (a product's gates) stays a list
+        return list(value)
     items = [(v[0] if v[0] == v[1] else list(v)) if isinstance(v, tuple) else v for v in value]
     return items[0] if ndim is None else items
 
@@ -240,7 +245,9 @@ def _block(kind: str, item: dict, args: dict, where: str) -> Layer:
     branches = [_layers(b, f"{where}.branches[{i}]") for i, b in enumerate(item["branches"])]
     if cls is Concat:
         return _construct(Concat, where, kind, *branches, name=args.get("name"))
-    return _construct(Parallel, where, kind, *branches, merge=kind, name=args.get("name"))
+    fields = {k: v for k, v in args.items() if k not in ("branches", "name")}
+    merge = _op(kind, fields, where) if fields else kind
+    return _construct(Parallel, where, kind, *branches, merge=merge, name=args.get("name"))
 
 
 def _op(kind: str, args: dict, where: str, node: bool = False) -> Layer:

@@ -583,13 +583,28 @@ def _one_line(text: str, width: int = 90) -> str:
     return sentence[: sentence.rfind(" ", 0, width - 3)] + "..."
 
 
+#: geometry-row kinds (operation names) as the zoo summary counts them
+_KIND_WORDS = {"gpool": "global pool", "apool": "adaptive pool", "attn": "attention"}
+#: merges: counted apart from the layers (the blocks and graph joins of the network)
+_MERGE_WORDS = {"add": "additions", "mul": "products", "cat": "concatenations"}
+
+
 def _zoo_summary(name: str) -> list[str]:
     """Source, layers, receptive field, output and parameters of one zoo entry."""
     from collections import Counter
 
     def axes(values: tuple[Any, ...]) -> str:
-        text = ["all" if v is None else str(v) for v in values]
+        text = [str(v) for v in values]
         return text[0] if len(set(text)) == 1 else "x".join(text)
+
+    def field(rf: Any) -> str:
+        """Size, jump and effective padding, leaving out what windows leave unknown."""
+        parts = [f"size {axes(rf.size)}"]
+        if None not in rf.stride:
+            parts.append(f"jump {axes(rf.stride)}")
+        if None not in rf.padding:
+            parts.append(f"effective padding {axes(rf.padding)}")
+        return ", ".join(parts)
 
     net = rfa.zoo.get(name)
     shape = rfa.zoo.standard_input(name)
@@ -597,14 +612,23 @@ def _zoo_summary(name: str) -> list[str]:
     size = "x".join(map(str, shape))
     rows = table.rows[1:]
     kinds = Counter(r.kind for r in rows)
-    blocks = {"res": "residual blocks", "cat": "concat blocks"}
-    layers = ", ".join(f"{n} {k}" for k, n in kinds.items() if k not in blocks)
-    extra = ", ".join(f"{kinds[k]} {v}" for k, v in blocks.items() if kinds[k])
+    layers = ", ".join(
+        f"{n} {_KIND_WORDS.get(k, k)}" for k, n in kinds.items() if k not in _MERGE_WORDS
+    )
+    merges = ", ".join(f"{kinds[k]} {v}" for k, v in _MERGE_WORDS.items() if kinds[k])
     # the trunk's last map: what a classifier head pools or flattens
-    last = rfa.geometry(rfa.zoo.get(name, trunk=True), shape).rows[-1]
+    trunk = rfa.geometry(rfa.zoo.get(name, trunk=True), shape)
+    last = trunk.rows[-1]
     where = f"{last.layer.split(': ')[0]}, {'x'.join(map(str, last.output or ()))}"
     if last.channels is not None:
         where += f"x{last.channels}"
+    rf = trunk.receptive_field
+    if "global" in rf.size:
+        # gates, norm statistics or attention read the whole input: the local field is the
+        # one papers quote
+        described = "global; in context 'local': " + field(trunk.local_receptive_field)
+    else:
+        described = field(rf)
     if table.params is not None:
         params = f"{table.params:,} (convolution and dense weights and biases; normalisation "
         params += "parameters are not counted)"
@@ -612,15 +636,14 @@ def _zoo_summary(name: str) -> list[str]:
         unknown = [r.layer.split(": ")[0] for r in rows if r.params is None]
         params = f"unknown: no channel counts for {', '.join(unknown[:4])}"
         params += f" and {len(unknown) - 4} more" if len(unknown) > 4 else ""
+    spec = net.spec() if net.is_tree else "none (a graph the compact grammar cannot write)"
     return [
         f"{name}: {rfa.zoo.describe(name)}",
         f"standard input: {size}",
-        f"layers: {len(rows) - kinds['res'] - kinds['cat']} ({layers})"
-        + (f"; {extra}" if extra else ""),
-        f"spec: {net.spec()}",
-        f"receptive field of the last spatial map ({where}) at {size}: size "
-        f"{axes(last.rf_size)}, jump {axes(last.jump)}, effective padding "
-        f"{axes(last.eff_padding)}",
+        f"layers: {len(rows) - sum(kinds[k] for k in _MERGE_WORDS)} ({layers})"
+        + (f"; merges: {merges}" if merges else ""),
+        f"spec: {spec}",
+        f"receptive field of the last spatial map ({where}) at {size}: {described}",
         f"output: {'x'.join(map(str, table.rows[-1].output or ()))}",
         f"parameters: {params}",
     ]

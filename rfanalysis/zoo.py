@@ -5,11 +5,20 @@ follows (torchvision's unless stated), and published receptive-field numbers are
 for the layout they were computed on. Entries named ``*_tfslim`` follow the TF-Slim model
 library, the layout behind the receptive-field table of Araujo, Norris & Sim (Distill, 2019).
 
-What the layer model leaves out, every entry leaves out the same way: batch/group/layer
-normalisation, activations and dropout are not layers here (they change neither routes nor
-geometry; their parameters are not counted), and a torchvision ``AdaptiveAvgPool2d`` is
-written as the fixed pooling it performs at the entry's standard input (see
-:func:`standard_input`).
+Entries: LeNet; torchvision's AlexNet, VGG-11/16/19, ResNet-18/34/50/101/152, MobileNetV2,
+Inception-v3, MobileNetV3-Large, EfficientNet-B0, ConvNeXt-T, RegNetY-400MF, DenseNet-121 and
+Swin-T; TF-Slim's AlexNet v2, ResNet-50/101/152 v1 and MobileNet v1; the U-Net (valid and
+padded); the wav2vec 2.0 feature encoder and a WaveNet stack.
+
+What the layer model leaves out, every entry leaves out the same way: batch normalisation,
+layer normalisation over the channels of a position, activations, dropout, stochastic depth
+and layer scales are not layers here (they change neither routes nor geometry; their
+parameters are not counted). A linear layer over the channels of each position (ConvNeXt's
+and Swin's) is the 1x1 convolution it is; squeeze-and-excitation is a product whose scale is
+a gate (:class:`~rfanalysis.Mul`); DenseNet is a graph. torchvision's ``AdaptiveAvgPool2d``
+before a classifier is a :class:`~rfanalysis.GlobalPool` in the entries from
+MobileNetV3-Large on, and the fixed pooling it performs at the standard input in the older
+ones (see :func:`standard_input`).
 
 >>> "lenet" in names()
 True
@@ -23,8 +32,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ._graph import Concat, Network, Residual
-from ._ops import Conv, ConvTranspose, Dense, Layer, Pool
+from ._graph import Concat, Input, Network, Parallel, Residual
+from ._ops import (
+    Attention,
+    Cat,
+    Conv,
+    ConvTranspose,
+    Dense,
+    GlobalPool,
+    Layer,
+    Mul,
+    Pool,
+)
 from ._suggest import did_you_mean
 
 _REGISTRY: dict[str, Callable[[], Network]] = {}
@@ -102,9 +121,10 @@ def get(name: str, *, trunk: bool = False) -> Network:
         One of :func:`names`, or ``"NAME:trunk"`` for its feature trunk.
     trunk : bool
         ``True`` (or the ``:trunk`` suffix) drops the classifier head: the trailing dense
-        layers and a global pool before them (a pool that reduces the standard input to one
-        unit, torchvision's adaptive average pool). The trunk accepts other input sizes,
-        which the head, exact only at :func:`standard_input`, does not.
+        layers and the pool before them if it reduces the standard input to one unit (a
+        :class:`~rfanalysis.GlobalPool`, or the fixed pool some entries write for
+        torchvision's adaptive average pool). The trunk accepts input sizes that such a
+        fixed pool, exact only at :func:`standard_input`, does not.
 
     Returns
     -------
@@ -134,15 +154,29 @@ def get(name: str, *, trunk: bool = False) -> Network:
 
 
 def _trunk(net: Network, standard_input: tuple[int, ...]) -> Network:
-    layers = list(net.layers)
-    while layers and isinstance(layers[-1], Dense):
-        layers.pop()
-    if len(layers) < len(net.layers) and isinstance(layers[-1], Pool):
+    """``net`` without its head: the chain of dense layers that ends it, and the pool before
+    them if that pool leaves one unit at the standard input (a :class:`GlobalPool`, or a
+    fixed pool written for torchvision's ``AdaptiveAvgPool2d((1, 1))``)."""
+    nodes = net.nodes
+    last = end = len(nodes) - 1  # the trunk ends at node ``end``
+
+    def chained(i: int, kinds: tuple[type, ...]) -> bool:
+        return isinstance(nodes[i].layer, kinds) and nodes[i].inputs == (i - 1,)
+
+    while chained(end, (Dense,)):
+        end -= 1
+    if end < last and chained(end, (Pool, GlobalPool)):
         from ._engine import output_shape
 
-        if output_shape(Network(layers), standard_input) == (1,) * len(standard_input):
-            layers.pop()  # the global pool belongs to the head
-    return net if len(layers) == len(net.layers) else Network(layers, name=f"{net.name}{TRUNK}")
+        pooled = output_shape(Network.from_nodes(nodes[: end + 1]), standard_input)
+        if pooled == (1,) * len(standard_input):
+            end -= 1
+    if end == last:
+        return net
+    name = f"{net.name}{TRUNK}"
+    if net.is_tree:  # keep the sequence and its blocks: the head is its last layers
+        return Network(net.layers[: end - last], name=name)
+    return Network.from_nodes(nodes[: end + 1], name=name)
 
 
 def describe(name: str) -> str:
@@ -183,8 +217,9 @@ def standard_input(name: str) -> tuple[int, ...]:
 
     Notes
     -----
-    A torchvision head written as adaptive pooling is exact at this size only: the zoo
-    writes it as a pool whose kernel is the feature map's size here.
+    The older torchvision entries (AlexNet to Inception-v3) write the head's adaptive pooling
+    as a pool whose kernel is the feature map's size here, exact at this size only; the
+    newer ones write it as a :class:`~rfanalysis.GlobalPool`, exact at every size.
 
     Examples
     --------
@@ -754,6 +789,350 @@ def inception_v3() -> Network:
         Dense(1000, name="fc"),
     ]
     return Network(layers, name="inception_v3")
+
+
+# --------------------------------------------------------------------------- modern classifiers
+def _make_divisible(value: float, divisor: int = 8) -> int:
+    """torchvision's ``_make_divisible`` (models/_utils.py, from TF's mobilenet.py): round to
+    the nearest multiple of ``divisor``, at least ``divisor``, and never down by over 10 %."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+def _squeeze_excitation(channels: int, squeeze: int, name: str) -> Parallel:
+    """torchvision's ``SqueezeExcitation`` (ops/misc.py): ``x * sigmoid(fc2(act(fc1(avgpool
+    (x)))))`` with 1x1 convolutions (biases) as ``fc1`` and ``fc2``. The scale is the gate
+    (operand 1): context "local" drops its routes, which read the whole map."""
+    return Parallel(
+        [],
+        [
+            GlobalPool(name=f"{name}.avgpool"),
+            _conv(channels, squeeze, 1, name=f"{name}.fc1"),
+            _conv(squeeze, channels, 1, name=f"{name}.fc2"),
+        ],
+        merge=Mul(gates=(1,)),
+        name=name,
+    )
+
+
+def _mbconv(
+    cin: int, cout: int, kernel: int, stride: int, expanded: int, squeeze: int | None, name: str
+) -> list[Layer]:
+    """MobileNetV3's ``InvertedResidual`` and EfficientNet's ``MBConv`` (torchvision): a 1x1
+    expansion (left out where it would keep the width), a depthwise ``kernel`` x ``kernel``
+    convolution with the stride and padding ``(kernel - 1) // 2``, squeeze-and-excitation
+    where ``squeeze`` is given, and a 1x1 projection, numbered ``block.0``, ``block.1``, ... as
+    in ``nn.Sequential``; a residual block when the stride is 1 and the width is kept.
+    Convolutions have no bias (BN follows each)."""
+    body: list[Layer] = []
+
+    def named() -> str:
+        return f"{name}.block.{len(body)}"
+
+    if expanded != cin:
+        body.append(_conv(cin, expanded, 1, bias=False, name=named()))
+    pad = (kernel - 1) // 2
+    body.append(
+        _conv(expanded, expanded, kernel, stride, pad, bias=False, groups=expanded, name=named())
+    )
+    if squeeze is not None:
+        body.append(_squeeze_excitation(expanded, squeeze, named()))
+    body.append(_conv(expanded, cout, 1, bias=False, name=named()))
+    return [Residual(body, name=name)] if stride == 1 and cin == cout else body
+
+
+@_entry("mobilenet_v3_large", (224, 224))
+def mobilenet_v3_large() -> Network:
+    """MobileNetV3-Large (Howard et al. 2019) as torchvision defines it
+    (torchvision/models/mobilenetv3.py, ``mobilenet_v3_large``, width 1.0, not dilated): stem
+    conv3/2 pad 1 to 16 channels, 15 inverted residual blocks (3x3 or 5x5 depthwise, eight
+    with squeeze-and-excitation), a 1x1 conv to 960 channels, global average pool and two
+    dense layers (1280, 1000).
+
+    Each block is torchvision's ``InvertedResidual``: 1x1 expansion (absent in the first
+    block, whose width stays 16), depthwise convolution with the stride, squeeze-and-excitation
+    (a global pool and two 1x1 convolutions to ``_make_divisible(expanded // 4, 8)`` channels
+    and back; their product with the map is a gate) and a 1x1 projection; a residual block
+    when the stride is 1 and the width is kept. The SE convolutions have biases, the others
+    none (BN follows each). Activations (ReLU, hard-swish, hard-sigmoid) are not layers here.
+    The head's ``AdaptiveAvgPool2d(1)`` is a :class:`~rfanalysis.GlobalPool`, exact at every
+    input size.
+
+    Weights and biases: 5,458,632 (torchvision's 5,483,032 less two per BN channel). The
+    field of ``features.16`` is global (SE reads the whole map); in context "local" it is
+    595, jump 32, effective padding 297.
+    """
+    setting = [  # input, kernel, expanded, output, SE, stride (torchvision's bneck_conf)
+        (16, 3, 16, 16, False, 1),
+        (16, 3, 64, 24, False, 2),
+        (24, 3, 72, 24, False, 1),
+        (24, 5, 72, 40, True, 2),
+        (40, 5, 120, 40, True, 1),
+        (40, 5, 120, 40, True, 1),
+        (40, 3, 240, 80, False, 2),
+        (80, 3, 200, 80, False, 1),
+        (80, 3, 184, 80, False, 1),
+        (80, 3, 184, 80, False, 1),
+        (80, 3, 480, 112, True, 1),
+        (112, 3, 672, 112, True, 1),
+        (112, 5, 672, 160, True, 2),
+        (160, 5, 960, 160, True, 1),
+        (160, 5, 960, 160, True, 1),
+    ]
+    layers: list[Layer] = [_conv(3, 16, 3, 2, 1, bias=False, name="features.0")]
+    for i, (cin, k, expanded, cout, se, stride) in enumerate(setting, start=1):
+        squeeze = _make_divisible(expanded // 4) if se else None
+        layers += _mbconv(cin, cout, k, stride, expanded, squeeze, f"features.{i}")
+    layers += [
+        _conv(160, 960, 1, bias=False, name="features.16"),
+        GlobalPool(name="avgpool"),
+        Dense(1280, name="classifier.0"),
+        Dense(1000, name="classifier.3"),
+    ]
+    return Network(layers, name="mobilenet_v3_large")
+
+
+@_entry("efficientnet_b0", (224, 224))
+def efficientnet_b0() -> Network:
+    """EfficientNet-B0 (Tan & Le 2019) as torchvision defines it
+    (torchvision/models/efficientnet.py, ``efficientnet_b0``: width and depth multipliers
+    1.0): stem conv3/2 pad 1 to 32 channels, seven stages of 16 MBConv blocks (expansion 1
+    then 6; 3x3 or 5x5 depthwise; squeeze-and-excitation in every block), a 1x1 conv to 1280
+    channels, global average pool and a dense layer.
+
+    Each block is torchvision's ``MBConv`` (``features.S.B``): 1x1 expansion (absent in
+    stage 1, expansion ratio 1), depthwise convolution with the stage's stride on its first
+    block, squeeze-and-excitation to ``max(1, input channels // 4)`` channels (a global pool
+    and two 1x1 convolutions with biases; their product with the map is a gate) and a 1x1
+    projection; a residual block when the stride is 1 and the width is kept (stochastic
+    depth is an identity). Convolutions other than SE's have no bias (BN follows each);
+    SiLU and sigmoid are not layers here. The head's ``AdaptiveAvgPool2d(1)`` is a
+    :class:`~rfanalysis.GlobalPool`; dropout is not a layer.
+
+    Weights and biases: 5,246,532 (torchvision's 5,288,548 less two per BN channel). The
+    field of ``features.8`` is global (SE); in context "local" it is 851, jump 32, effective
+    padding 425.
+    """
+    setting = [  # expansion, kernel, stride, input, output, blocks (torchvision's bneck_conf)
+        (1, 3, 1, 32, 16, 1),
+        (6, 3, 2, 16, 24, 2),
+        (6, 5, 2, 24, 40, 2),
+        (6, 3, 2, 40, 80, 3),
+        (6, 5, 1, 80, 112, 3),
+        (6, 5, 2, 112, 192, 4),
+        (6, 3, 1, 192, 320, 1),
+    ]
+    layers: list[Layer] = [_conv(3, 32, 3, 2, 1, bias=False, name="features.0")]
+    for stage, (t, k, s, cin, cout, n) in enumerate(setting, start=1):
+        for b in range(n):
+            stride, width = (s, cin) if b == 0 else (1, cout)
+            expanded = _make_divisible(width * t)
+            squeeze = max(1, width // 4)
+            layers += _mbconv(width, cout, k, stride, expanded, squeeze, f"features.{stage}.{b}")
+    layers += [
+        _conv(320, 1280, 1, bias=False, name="features.8"),
+        GlobalPool(name="avgpool"),
+        Dense(1000, name="classifier.1"),
+    ]
+    return Network(layers, name="efficientnet_b0")
+
+
+@_entry("convnext_tiny", (224, 224))
+def convnext_tiny() -> Network:
+    """ConvNeXt-T (Liu et al. 2022) as torchvision defines it (torchvision/models/convnext.py,
+    ``convnext_tiny``): a 4x4 stride-4 patchify stem to 96 channels, four stages of 3, 3, 9
+    and 3 blocks at widths 96, 192, 384 and 768, a 2x2 stride-2 convolution between stages,
+    global average pool and a dense layer.
+
+    Each block (``CNBlock``) is a residual block: a 7x7 depthwise convolution (padding 3),
+    then two ``nn.Linear`` layers over the channels of each position (``block.3`` to 4x the
+    width, ``block.5`` back), written here as the 1x1 convolutions they are (same routes,
+    same weights). Every convolution and linear layer has a bias. The LayerNorms (over
+    channels, including the head's), GELU, the layer scale (a per-channel constant factor)
+    and stochastic depth are identities of space; the layer scale's 96 ... 768 parameters
+    per block are not counted. The head's ``AdaptiveAvgPool2d(1)`` is a
+    :class:`~rfanalysis.GlobalPool`.
+
+    Weights and biases: 28,566,184 (torchvision's 28,589,128 less the LayerNorms' and layer
+    scales' 22,944). The field of ``features.7.2``: 1688, jump 32, effective padding 828.
+    """
+    layers: list[Layer] = [_conv(3, 96, 4, 4, name="features.0")]
+    for stage, (dim, depth) in enumerate(zip((96, 192, 384, 768), (3, 3, 9, 3))):
+        index = 2 * stage + 1  # features.1, .3, .5, .7 hold the stages
+        for b in range(depth):
+            n = f"features.{index}.{b}"
+            body = [
+                _conv(dim, dim, 7, 1, 3, groups=dim, name=f"{n}.block.0"),
+                _conv(dim, 4 * dim, 1, name=f"{n}.block.3"),
+                _conv(4 * dim, dim, 1, name=f"{n}.block.5"),
+            ]
+            layers.append(Residual(body, name=n))
+        if stage < 3:  # downsampling: LayerNorm2d, then the convolution
+            layers.append(_conv(dim, 2 * dim, 2, 2, name=f"features.{index + 1}.1"))
+    layers += [GlobalPool(name="avgpool"), Dense(1000, name="classifier.2")]
+    return Network(layers, name="convnext_tiny")
+
+
+@_entry("regnet_y_400mf", (224, 224))
+def regnet_y_400mf() -> Network:
+    """RegNetY-400MF (Radosavovic et al. 2020) as torchvision defines it
+    (torchvision/models/regnet.py, ``regnet_y_400mf``: depth 16, w_0 48, w_a 27.89, w_m 2.09,
+    group width 8, SE ratio 0.25): stem conv3/2 pad 1 to 32 channels, four stages of 1, 3, 6
+    and 6 blocks at widths 48, 104, 208 and 440 (the widths and depths that
+    ``BlockParams.from_init_params`` computes from those parameters), global average pool
+    and a dense layer.
+
+    Each block is a ``ResBottleneckBlock`` (``trunk_output.blockS.blockS-B``): body ``f`` is a
+    1x1 convolution, a 3x3 grouped convolution (groups = width / 8) with the stride (2 in
+    each stage's first block), squeeze-and-excitation to ``round(0.25 x the block's input
+    width)`` channels (biases; a gate) and a 1x1 convolution; the shortcut is the identity
+    or, in each stage's first block, ``proj``, a 1x1 convolution with the stride. Other
+    convolutions have no bias (BN follows each); ReLU and sigmoid are not layers here. The
+    head's ``AdaptiveAvgPool2d((1, 1))`` is a :class:`~rfanalysis.GlobalPool`.
+
+    Weights and biases: 4,316,992 (torchvision's 4,344,144 less two per BN channel). The
+    field of ``trunk_output.block4.block4-5`` is global (SE); in context "local" it is 575,
+    jump 32, effective padding 287.
+    """
+    layers: list[Layer] = [_conv(3, 32, 3, 2, 1, bias=False, name="stem")]
+    cin = 32
+    for stage, (width, depth) in enumerate(zip((48, 104, 208, 440), (1, 3, 6, 6)), start=1):
+        groups = width // 8
+        for b in range(depth):
+            n = f"trunk_output.block{stage}.block{stage}-{b}"
+            stride = 2 if b == 0 else 1
+            body = [
+                _conv(cin, width, 1, bias=False, name=f"{n}.f.a"),
+                _conv(width, width, 3, stride, 1, bias=False, groups=groups, name=f"{n}.f.b"),
+                _squeeze_excitation(width, round(0.25 * cin), f"{n}.f.se"),
+                _conv(width, width, 1, bias=False, name=f"{n}.f.c"),
+            ]
+            proj = None
+            if stride != 1 or cin != width:
+                proj = [_conv(cin, width, 1, stride, bias=False, name=f"{n}.proj")]
+            layers.append(Residual(body, proj, name=n))
+            cin = width
+    layers += [GlobalPool(name="avgpool"), Dense(1000, name="fc")]
+    return Network(layers, name="regnet_y_400mf")
+
+
+@_entry("densenet121", (224, 224))
+def densenet121() -> Network:
+    """DenseNet-121 (Huang et al. 2017, DenseNet-BC) as torchvision defines it
+    (torchvision/models/densenet.py, ``densenet121``: growth rate 32, blocks of 6, 12, 24 and
+    16 layers, bottleneck width 4 x 32, 64 initial features): stem conv7/2 pad 3 and max pool
+    3/2 pad 1, four dense blocks with transitions between them, global average pool and a
+    dense layer.
+
+    A graph, not a sequence: in each dense block every layer (a 1x1 convolution to 128
+    channels, then a 3x3 convolution, padding 1, to 32) reads the concatenation of the
+    block's input and all earlier layers' outputs, and the block's output concatenates them
+    all (``torch.cat(features, 1)``). Transitions halve the channels with a 1x1 convolution
+    and a 2x2 stride-2 average pool. Convolutions have no bias (BN precedes each; BN and
+    ReLU are not layers here). The head's ``F.adaptive_avg_pool2d(out, (1, 1))`` is a
+    :class:`~rfanalysis.GlobalPool`.
+
+    Weights and biases: 7,895,208 (torchvision's 7,978,856 less two per BN channel). The
+    field of ``features.denseblock4``: 2071, jump 32, effective padding 1021.
+    """
+    growth, bottleneck = 32, 4 * 32
+    x = Input()
+    y = _conv(3, 64, 7, 2, 3, bias=False, name="features.conv0")(x)
+    y = Pool(3, 2, 1, name="features.pool0")(y)
+    channels = 64
+    for b, depth in enumerate((6, 12, 24, 16), start=1):
+        block = f"features.denseblock{b}"
+        maps = [y]
+        for i in range(1, depth + 1):
+            n = f"{block}.denselayer{i}"
+            h = Cat(name=f"{n}.cat")(*maps)
+            h = _conv(channels + growth * (i - 1), bottleneck, 1, bias=False, name=f"{n}.conv1")(h)
+            h = _conv(bottleneck, growth, 3, 1, 1, bias=False, name=f"{n}.conv2")(h)
+            maps.append(h)
+        y = Cat(name=block)(*maps)
+        channels += growth * depth
+        if b < 4:
+            t = f"features.transition{b}"
+            y = _conv(channels, channels // 2, 1, bias=False, name=f"{t}.conv")(y)
+            y = Pool(2, 2, kind="avg", name=f"{t}.pool")(y)
+            channels //= 2
+    y = GlobalPool(name="avgpool")(y)
+    return Network(Dense(1000, name="classifier")(y), name="densenet121")
+
+
+def _patch_merging(dim: int, name: str) -> list[Layer]:
+    """torchvision's ``PatchMerging``: ``_patch_merging_pad`` (the tokens of each 2x2 block
+    concatenated along the channels, after zero padding at the end of an odd axis), a
+    LayerNorm over those 4 ``dim`` channels and a bias-free ``Linear(4 dim, 2 dim)``.
+
+    The linear layer is a 2x2 stride-2 convolution with TF's "same" padding, which pads one
+    unit at the end of an odd axis and none on an even one (``reduction``: the same taps and
+    the same 8 dim^2 weights). The LayerNorm's statistics span the block's 4 units, a norm
+    over space: in context "global" each of the 4 units reads all 4 once (itself and its
+    statistics; DESIGN section 9), so every pixel of a block reaches the merged token along
+    4 routes, and in context "local" along 1 (the statistics only modulate). Written as the
+    reduced token gated by three copies of itself (``norm``: the statistics that the block's
+    3 other units read, which read the block as the reduction does): exact wherever the
+    blocks are whole, as at every stage of a 224 x 224 input (any multiple of 32); where
+    torchvision pads an odd map, the last blocks' units read fewer statistics than these
+    gates count.
+    """
+    return [
+        _conv(dim, 2 * dim, 2, 2, "same", bias=False, name=f"{name}.reduction"),
+        Parallel([], [], [], [], merge=Mul(gates=(1, 2, 3)), name=f"{name}.norm"),
+    ]
+
+
+@_entry("swin_t", (224, 224))
+def swin_t() -> Network:
+    """Swin-T (Liu et al. 2021) as torchvision defines it
+    (torchvision/models/swin_transformer.py, ``swin_t``: patch 4, embedding 96, depths 2, 2,
+    6, 2, heads 3, 6, 12, 24, window 7): a 4x4 stride-4 patch embedding, four stages of Swin
+    blocks whose window attention alternates between shift 0 and shift 3, patch merging
+    between stages, global average pool and a dense layer.
+
+    Each block is two residual blocks: ``attn`` (linear ``qkv``, shifted-window attention
+    with Swin's mask, linear ``proj``; :class:`~rfanalysis.Attention` follows torchvision's
+    ``shifted_window_attention``, whose shift is 0 where a window covers the map, as in
+    stage 4 at 224 x 224) and ``mlp`` (two linear layers, 4x the width and back). Linear
+    layers act on the channels of each token and are written as 1x1 convolutions (same
+    routes, same weights). An :class:`~rfanalysis.Attention` layer keeps its input's
+    channels, here the 3 C of ``qkv``, where torchvision's attention returns the C of its
+    values: ``proj`` is written in 3 groups, which reads those 3 C channels with
+    ``proj``'s C x C weights. Patch merging (2x2 blocks concatenated along the channels,
+    LayerNorm, ``Linear(4C, 2C)``) is a 2x2 stride-2 convolution with TF's "same" padding
+    (torchvision pads an odd axis at the end), gated by three copies of its output: the
+    LayerNorm's statistics span the block, so in context "global" each of its 4 units reads
+    all 4, and a pixel reaches the merged token along 4 routes (1 in context "local"); exact
+    where the blocks are whole, as at every multiple of 32. The other LayerNorms (over the
+    channels of one token), GELU, dropout and stochastic depth are identities of space;
+    LayerNorm parameters and the relative position bias tables are not counted. The head's
+    ``AdaptiveAvgPool2d(1)`` is a :class:`~rfanalysis.GlobalPool`.
+
+    Weights and biases: 28,240,264 (torchvision's 28,288,354 less the LayerNorms' and the
+    relative position bias tables' 48,090). The field of ``features.7.1`` is global
+    (stage 4's window is its whole 7 x 7 map); in context "local", where attention over the
+    whole map reads only its own token, it is 752, jump 32 (the widest window's field).
+    """
+    layers: list[Layer] = [_conv(3, 96, 4, 4, name="features.0")]
+    for stage, depth in enumerate((2, 2, 6, 2)):
+        dim, index = 96 * 2**stage, 2 * stage + 1  # features.1, .3, .5, .7 hold the stages
+        for b in range(depth):
+            n = f"features.{index}.{b}"
+            attention = [
+                _conv(dim, 3 * dim, 1, name=f"{n}.attn.qkv"),
+                Attention(7, 0 if b % 2 == 0 else 3, name=f"{n}.attn"),
+                _conv(3 * dim, dim, 1, groups=3, name=f"{n}.attn.proj"),
+            ]
+            mlp = [
+                _conv(dim, 4 * dim, 1, name=f"{n}.mlp.0"),
+                _conv(4 * dim, dim, 1, name=f"{n}.mlp.3"),
+            ]
+            layers += [Residual(attention, name=f"{n}.attn_residual"), Residual(mlp, name=n)]
+        if stage < 3:
+            layers += _patch_merging(dim, f"features.{index + 1}")
+    layers += [GlobalPool(name="avgpool"), Dense(1000, name="head")]
+    return Network(layers, name="swin_t")
 
 
 # --------------------------------------------------------------------------- U-Net

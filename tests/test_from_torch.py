@@ -13,6 +13,8 @@ from torch.nn import functional as F
 
 import rfanalysis as rfa
 
+from .models import import_torchvision
+
 pytestmark = pytest.mark.torch
 
 
@@ -384,6 +386,40 @@ def test_layouts_and_resampling_trace_to_the_gradients_support(model, spec):
     units = [(0, 0), tuple((m - 1) // 2 for m in out), tuple(m - 1 for m in out)]
     for u, support in zip(units, _support_of_gradients(model, (8, 8), units)):
         np.testing.assert_array_equal(rfa.routes(net, (8, 8), u) > 0, support)
+
+
+def test_patch_merging_counts_units_not_channels():
+    # torchvision's Swin PatchMerging: _patch_merging_pad (each 2x2 block's tokens
+    # concatenated along the channels, zero-padded at the end of an odd axis), LayerNorm over
+    # those 4 C channels, Linear(4 C, 2 C). A unit stands for all its channels (DESIGN
+    # section 2), so the counts do not depend on C. By hand, on a 7 x 9 map (4 x 5 blocks,
+    # the last row and column of blocks half padding, the corner block one pixel): in
+    # context "local" the norm's statistics drop and the linear layer reads each unit of
+    # its block once, so every pixel reaches its token along 1 route; in "global" the
+    # statistics span the block (a norm over space: each unit reads every unit of its
+    # block), so a pixel reaches its token along as many routes as its block has pixels:
+    # 4, 2 in the last row or column, 1 in the corner. Each pixel is in one block, so the
+    # coverage is that count. The padding is a constant (no route to pixel 0).
+    tv = import_torchvision()
+    full = np.full((7, 9), 4)
+    full[6, :] = full[:, 8] = 2
+    full[6, 8] = 1
+    for c in (2, 5):
+        model = nn.Sequential(
+            nn.Conv2d(1, c, 1),
+            tv.ops.misc.Permute([0, 2, 3, 1]),
+            tv.models.swin_transformer.PatchMerging(c),
+            tv.ops.misc.Permute([0, 3, 1, 2]),
+        )
+        net = rfa.from_torch(model, (7, 9))
+        assert rfa.output_shape(net, (7, 9)) == (4, 5)
+        np.testing.assert_array_equal(rfa.coverage(net, (7, 9), context="local"), 1)
+        np.testing.assert_array_equal(rfa.coverage(net, (7, 9)), full)
+        # the centre token (1, 2) reads rows 2-3, columns 4-5
+        local = np.zeros((7, 9))
+        local[2:4, 4:6] = 1
+        np.testing.assert_array_equal(rfa.routes(net, (7, 9), context="local"), local)
+        np.testing.assert_array_equal(rfa.routes(net, (7, 9)), 4 * local)
 
 
 def test_from_torch_restores_mode_and_requires_grad():

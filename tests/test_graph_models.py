@@ -1,12 +1,8 @@
-"""Real graph architectures built with the public builder: a DenseNet-121 trunk and an
-HRNet-style multi-resolution network, against torch autograd of their single-channel
+"""Real graph architectures built with the public builder: the zoo's DenseNet-121 trunk and
+an HRNet-style multi-resolution network, against torch autograd of their single-channel
 ones-weight graphs, the brute-force enumerator and published or hand-derived numbers."""
 
 from __future__ import annotations
-
-import importlib.util
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -20,50 +16,13 @@ GROWTH, BN_SIZE, STEM = 32, 4, 64
 
 
 def densenet121_trunk():
-    """torchvision's ``densenet121().features`` (torchvision/models/densenet.py): conv0 7x7
-    stride 2 padding 3, pool0 3x3 max stride 2 padding 1; dense blocks of (6, 12, 24, 16)
-    layers, each layer a 1x1 conv to ``bn_size * growth`` = 128 channels then a 3x3 conv
-    (padding 1) to ``growth`` = 32, reading the concatenation of the block's input and every
-    earlier layer's output; transitions halve the channels with a 1x1 conv and a 2x2 average
-    pool of stride 2. Convolutions have no bias; BatchNorm and ReLU are identities of
-    topology."""
-    x = rfa.Input()
-    y = rfa.Conv(7, 2, 3, in_channels=3, out_channels=STEM, bias=False, name="conv0")(x)
-    y = rfa.Pool(3, 2, 1, name="pool0")(y)
-    channels = STEM
-    for b, layers in enumerate(DENSENET121, start=1):
-        maps = [y]
-        for i in range(layers):
-            h = rfa.Cat()(*maps)
-            h = rfa.Conv(
-                1,
-                in_channels=channels + GROWTH * i,
-                out_channels=BN_SIZE * GROWTH,
-                bias=False,
-                name=f"denseblock{b}.denselayer{i + 1}.conv1",
-            )(h)
-            h = rfa.Conv(
-                3,
-                padding=1,
-                in_channels=BN_SIZE * GROWTH,
-                out_channels=GROWTH,
-                bias=False,
-                name=f"denseblock{b}.denselayer{i + 1}.conv2",
-            )(h)
-            maps.append(h)
-        y = rfa.Cat()(*maps)
-        channels += GROWTH * layers
-        if b < len(DENSENET121):
-            y = rfa.Conv(
-                1,
-                in_channels=channels,
-                out_channels=channels // 2,
-                bias=False,
-                name=f"transition{b}.conv",
-            )(y)
-            y = rfa.Pool(2, 2, kind="avg", name=f"transition{b}.pool")(y)
-            channels //= 2
-    return rfa.Network(y, name="densenet121 trunk")
+    """The zoo's DenseNet-121 without its head: torchvision's ``densenet121().features``
+    (conv0 7x7 stride 2 padding 3, pool0 3x3 max stride 2 padding 1; dense blocks of (6, 12,
+    24, 16) layers, each a 1x1 conv to 128 channels then a 3x3 conv to 32 reading the
+    concatenation of the block's input and every earlier layer's output; transitions: a 1x1
+    conv halving the channels and a 2x2 average pool of stride 2), written with the builder.
+    Its layers are checked against torchvision's in tests/test_zoo_modern.py."""
+    return rfa.zoo.get("densenet121", trunk=True)
 
 
 def _densenet121_bn_channels():
@@ -106,55 +65,6 @@ def test_densenet121_receptive_field_by_hand():
     assert rf.start == (14, 14)
     assert rf.padding == (1021, 1021)
     assert rfa.output_shape(densenet121_trunk(), 224) == (7, 7)
-
-
-def _torchvision():
-    """torchvision, importable with this project's CPU torch.
-
-    ``import torchvision`` registers fake (meta) and autograd kernels for its C++ operators
-    and fails where the installed build does not provide them ("operator torchvision::nms
-    does not exist"). The models need none of those operators, so empty modules stand in
-    for ``torchvision._meta_registrations`` and ``torchvision._autograd_registrations``
-    before the import.
-    """
-    pytest.importorskip("torch")
-    if importlib.util.find_spec("torchvision") is None:
-        pytest.skip("torchvision is not installed (the published totals above still apply)")
-    for name in ("torchvision._meta_registrations", "torchvision._autograd_registrations"):
-        sys.modules.setdefault(name, types.ModuleType(name))
-    import torchvision
-
-    return torchvision
-
-
-@pytest.mark.torch
-def test_densenet121_convs_are_torchvisions_layer_for_layer():
-    import torch
-
-    model = _torchvision().models.densenet121()
-    convs = [(n, m) for n, m in model.features.named_modules() if isinstance(m, torch.nn.Conv2d)]
-    theirs = [
-        (name, m.kernel_size, m.stride, m.padding, m.in_channels, m.out_channels, m.bias)
-        for name, m in convs
-    ]
-    net = densenet121_trunk().expand(2)
-    ours = [
-        (
-            n.layer.name,
-            n.layer.kernel_size,
-            n.layer.stride,
-            tuple(b for b, _ in n.layer.padding),
-            n.layer.in_channels,
-            n.layer.out_channels,
-            None if not n.layer.bias else "bias",
-        )
-        for n in net.nodes
-        if isinstance(n.layer, rfa.Conv)
-    ]
-    assert len(theirs) == 120
-    assert ours == theirs
-    weights = sum(p.numel() for _, m in convs for p in m.parameters())
-    assert rfa.geometry(net, 224).params == weights
 
 
 def _assert_counts(ours_exact, theirs):

@@ -36,6 +36,31 @@ def test_round_trip_keeps_every_field(tmp_path, suffix):
     assert rfa.load(path) == net
 
 
+@pytest.mark.parametrize("suffix", [".json", ".toml"])
+def test_round_trip_keeps_a_products_gates(tmp_path, suffix):
+    # x * g(x) with g a 3-tap convolution as the gate (operand 1): in context "local" only x
+    # carries the map. Without `gates`, Mul() finds no gate (no operand broadcasts) and
+    # counts g's routes there too. In a block, and in a graph nested blocks cannot write (a
+    # feeds the product and the sum). By hand, 5 pixels, centre unit:
+    #   block: local x = [0 0 1 0 0]; global x + g = [0 1 2 1 0]
+    #   graph: a * g(x) + a, local a + a = [0 2 2 2 0]; global a + g + a = [0 3 3 3 0]
+    block = rfa.Network([rfa.Parallel([], [rfa.Conv(3, padding=1)], merge=rfa.Mul(gates=(1,)))])
+    x = rfa.Input()
+    a = rfa.Conv(3, padding=1)(x)
+    graph = rfa.Network(rfa.Add()(rfa.Mul(gates=(1,))(a, rfa.Conv(3, padding=1)(x)), a))
+    assert not graph.is_tree
+    for net, local, full in [
+        (block, [0, 0, 1, 0, 0], [0, 1, 2, 1, 0]),
+        (graph, [0, 2, 2, 2, 0], [0, 3, 3, 3, 0]),
+    ]:
+        path = tmp_path / f"net{suffix}"
+        rfa.save(net, path)
+        back = rfa.load(path)
+        assert back == net
+        assert rfa.routes(back, (5,), context="local").tolist() == local
+        assert rfa.routes(back, (5,)).tolist() == full
+
+
 @settings(
     max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

@@ -27,6 +27,7 @@ attention, token mixing, global means) only modulate.
 
 from __future__ import annotations
 
+import itertools
 import math
 import operator
 from collections.abc import Callable
@@ -922,12 +923,13 @@ class Rules:
         def units(x: Any) -> Any:
             v = run.vals.get(x)
             if isinstance(v, Value) and (not shape_only or x is first):
-                return v.units
+                return v.units + 1  # shifted, so that a zero the operation writes (its own
+                # padding, as in torchvision's _patch_merging_pad) is a constant, -1, after
             return run.env[x]
 
         args = torch.fx.node.map_arg(n.args, units)
         kwargs = torch.fx.node.map_arg(n.kwargs, units)
-        moved = self.call(n, args, kwargs)
+        moved = _shifted(torch, self.call(n, args, kwargs), -1)
         neg = None
         if values[0].neg is not None and len(values) == 1:
 
@@ -1165,8 +1167,33 @@ class Rules:
         ids = np.broadcast_to(np.expand_dims(ids, dims), units.shape)
         if all(len(s) == 1 for s in sets):
             return Value(value.node, value.units)
-        read = Read(value, ids, sets, local=Read(value, units))
-        return run.conv.relate([read], out, "layer norm", label)
+        # every element stays in its unit (channels are collapsed: a unit whose channels
+        # span several positions of the tensor, as after a space-to-depth, is still one
+        # unit), which reads the units of every set its elements' statistics read
+        graph = run.conv.graph
+        grid = graph.grid(value.node)
+        n = math.prod(grid)
+        present = units >= 0
+        keys = np.unique(units[present] * len(sets) + ids[present])  # (unit, set), by unit
+        unit_of, set_id = np.divmod(keys, len(sets))
+        if np.array_equal(unit_of, np.arange(n)):  # one set per unit (the usual case)
+            set_of, unique = set_id, sets
+        else:
+            bounds = np.searchsorted(unit_of, np.arange(n + 1))
+            rows = [
+                np.unique(np.concatenate([sets[k] for k in set_id[lo:hi]]))
+                if hi > lo
+                else np.zeros(0, np.int64)
+                for lo, hi in itertools.pairwise(bounds)
+            ]
+            set_of, unique = _dedupe_sets(rows)
+        rel = Relation.from_sets(n, set_of, unique)
+        own = Relation.from_sets(n, np.arange(n), [np.asarray([u]) for u in range(n)])
+        channels = graph.channels_of(value.node)
+        layer = Reads((grid,), grid, (rel,), (own,), "layer norm", out_channels=channels,
+                      name=label)  # fmt: skip
+        node = graph.add(layer, (value.node,), label, channels)
+        return Value(node, value.units)
 
     # -- products -------------------------------------------------------------------------
     def linear(self, run, value, out, out_features, bias, label) -> Value:
@@ -1189,7 +1216,14 @@ class Rules:
         read = Read(value, ids, sets)
         n_units = math.prod(run.conv.grid(value.node))
         read.local = None if read.covers(n_units) and n_units > 1 else "same"
-        return run.conv.relate([read], out, "linear over tokens", label, force=(last,))
+        # the last axis holds tokens (one element per unit along it: token mixing), and the
+        # outputs along it are new tokens; or it holds the channels of several units (a
+        # unit repeats along it, as after a space-to-depth), and the outputs are channels
+        fibres = np.sort(units.reshape(-1, units.shape[last]), axis=1)
+        repeats = ((fibres[:, 1:] == fibres[:, :-1]) & (fibres[:, 1:] >= 0)).any()
+        force = () if repeats else (last,)
+        what = "linear over channels of several units" if repeats else "linear over tokens"
+        return run.conv.relate([read], out, what, label, force=force)
 
     def matmul(self, run, n, out, label) -> Any:
         """``a @ b``: an output element reads row ``i`` of ``a`` and column ``j`` of ``b``."""
@@ -1416,6 +1450,14 @@ def _holds_tensor(torch: Any, x: Any) -> bool:
     if isinstance(x, (tuple, list)) and not isinstance(x, torch.Size):
         return any(_holds_tensor(torch, v) for v in x)
     return False
+
+
+def _shifted(torch: Any, moved: Any, by: int) -> Any:
+    if isinstance(moved, torch.Tensor):
+        return moved + by
+    if isinstance(moved, (tuple, list)):
+        return type(moved)(_shifted(torch, m, by) for m in moved)
+    return moved
 
 
 def _wrap(torch: Any, moved: Any, node: int, gate: bool, neg: Any) -> Any:
