@@ -13,7 +13,7 @@ from torch.nn import functional as F
 
 import rfanalysis as rfa
 
-from .models import import_torchvision
+from .real_models import torchvision as import_torchvision
 
 pytestmark = pytest.mark.torch
 

@@ -22,7 +22,7 @@ from click.testing import CliRunner
 import rfanalysis as rfa
 from rfanalysis.cli import main
 
-from .models import import_torchvision
+from .real_models import torchvision as import_torchvision
 
 NAMES = [
     "mobilenet_v3_large",
