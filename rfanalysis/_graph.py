@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -476,10 +477,8 @@ class Network:
             nodes = _nodes_of(layers)
             tree = None
         elif isinstance(layers, Network):
-            nodes, tree = layers.nodes, layers._tree
-            if layers.context != "global":
-                self._init(check_nodes(nodes), tree, name, layers.context)
-                return
+            self._init(layers.nodes, layers._tree, name, layers.context, layers.ndim)
+            return
         else:
             tree = _as_layers(layers, "layers")
             if not tree:
@@ -500,8 +499,8 @@ class Network:
         set_(self, "_tree", tree)
         set_(self, "name", name)
         set_(self, "context", context)
-        set_(self, "_hash", hash((nodes, name, context)))
         set_(self, "ndim", ndim if ndim is not None else _graph_ndim(nodes))
+        set_(self, "_hash", hash((nodes, name, context, self.ndim)))
 
     def with_context(self, context: str) -> Network:
         """This network with ``context`` ("global" or "local") as the context its routes,
@@ -510,6 +509,26 @@ class Network:
             raise ValueError(f"`context` must be 'global' or 'local', got {context!r}")
         net = Network.__new__(Network)
         net._init(self.nodes, self._tree, self.name, context, self.ndim)
+        return net
+
+    def with_ndim(self, ndim: int) -> Network:
+        """This network fixed to inputs of ``ndim`` spatial axes (an image model: 2), so an
+        input of another number of axes is refused instead of analysed as another network.
+
+        >>> import rfanalysis as rfa
+        >>> rfa.parse("conv3p1").with_ndim(2).ndim
+        2
+        """
+        if isinstance(ndim, bool) or not isinstance(ndim, int) or ndim < 1:
+            raise ValueError(f"`ndim` must be a positive integer, got {ndim!r}")
+        derived = _graph_ndim(self.nodes)
+        if derived is not None and derived != ndim:
+            raise ValueError(
+                f"network {self.display_name!r} has {derived}-D layers; it cannot take "
+                f"{ndim}-D inputs"
+            )
+        net = Network.__new__(Network)
+        net._init(self.nodes, self._tree, self.name, self.context, ndim)
         return net
 
     @classmethod
@@ -535,6 +554,7 @@ class Network:
             and self.nodes == other.nodes
             and self.name == other.name
             and self.context == other.context
+            and self.ndim == other.ndim
         )
 
     def __hash__(self) -> int:
@@ -594,7 +614,7 @@ class Network:
                 f"network {self.display_name!r} is a graph that the compact grammar cannot "
                 "write (a node feeds branches of different blocks); save it to a spec file"
             )
-        return sequence_spec(self._sp_tree)
+        return _keep_axes(sequence_spec(self._sp_tree), _graph_ndim(self.nodes))
 
     @property
     def display_name(self) -> str:
@@ -649,6 +669,18 @@ def _graph_ndim(nodes: tuple[Node, ...]) -> int | None:
         elif layer.ndim != ndim:
             raise ValueError(f"Network: {node.where} is {layer.ndim}-D but {first} is {ndim}-D")
     return ndim
+
+
+_KERNEL = re.compile(r"(?<![a-z])(conv|lc|maxpool|avgpool|lppool|tconv)(\d+)(?![\dx])")
+
+
+def _keep_axes(text: str, ndim: int | None) -> str:
+    """A spec whose layers are fixed to ``ndim`` axes but all give one value for every axis
+    (``conv3x3x3`` would read back as ``conv3``, which is analysed in 2-D by default) keeps
+    its axes by writing its first kernel per axis; 2-D, the default, needs no mark."""
+    if ndim is None or ndim < 3 or re.search(r"\dx\d", text):
+        return text
+    return _KERNEL.sub(lambda m: m[1] + "x".join([m[2]] * ndim), text, count=1)
 
 
 # --------------------------------------------------------------------------- decomposition
@@ -785,8 +817,6 @@ def declared_size(module: Any) -> tuple[int, ...] | None:
     """The spatial input size a model declares of itself (timm's ``pretrained_cfg``)."""
     cfg = getattr(module, "pretrained_cfg", None)
     size = cfg.get("input_size") if isinstance(cfg, dict) else None
-    if isinstance(size, (tuple, list)) and len(size) > 1 and all(
-        isinstance(v, int) for v in size
-    ):
+    if isinstance(size, (tuple, list)) and len(size) > 1 and all(isinstance(v, int) for v in size):
         return tuple(size[1:])
     return None

@@ -22,7 +22,8 @@ are the constructor arguments of the layer classes; tuples are written as lists.
 the operations' names (``conv lc pool tconv up fc add mul cat``, and the blocks ``res``,
 ``cat``, ``add``, ``mul`` with branches); version 1 files, which spelled some of them
 differently (``conv_transpose``, ``locally_connected``, ``upsample``, ``dense``,
-``residual``, ``concat``), still load.
+``residual``, ``concat``), still load. ``"ndim": 2`` fixes the number of input axes of a
+network whose layers give one value for every axis (the zoo's image models).
 """
 
 from __future__ import annotations
@@ -36,7 +37,17 @@ from dataclasses import MISSING, replace
 from pathlib import Path
 from typing import Any
 
-from ._graph import Block, Concat, Network, Node, Parallel, Residual, _arity, as_network
+from ._graph import (
+    Block,
+    Concat,
+    Network,
+    Node,
+    Parallel,
+    Residual,
+    _arity,
+    _graph_ndim,
+    as_network,
+)
 from ._ops import REGISTRY, Layer, Pool
 from ._parse import parse
 from ._suggest import did_you_mean
@@ -73,6 +84,8 @@ def to_dict(net: Network) -> dict[str, Any]:
     out: dict[str, Any] = {"format": FORMAT, "version": VERSION}
     if net.name:
         out["name"] = net.name
+    if net.ndim is not None and net.ndim != _graph_ndim(net.nodes):
+        out["ndim"] = net.ndim  # fixed by the network, not by per-axis layer values
     if net.is_tree:
         out["layers"] = [_layer_dict(layer) for layer in net.layers]
         return out
@@ -170,7 +183,8 @@ def from_dict(data: Any, source: str = "spec") -> Network:
         raise ValueError(
             f"{source}: the top level must be a table/object, got {type(data).__name__}"
         )
-    unknown = set(data) - {"format", "version", "name", "layers", "spec", "nodes", "output"}
+    keys = {"format", "version", "name", "ndim", "layers", "spec", "nodes", "output"}
+    unknown = set(data) - keys
     if unknown:
         raise ValueError(f"{source}: unknown top-level key(s) {', '.join(sorted(unknown))}")
     if data.get("format", FORMAT) != FORMAT:
@@ -182,6 +196,19 @@ def from_dict(data: Any, source: str = "spec") -> Network:
     name = data.get("name")
     if name is not None and not isinstance(name, str):
         raise ValueError(f"{source}: `name` must be a string, got {name!r}")
+    ndim = data.get("ndim")
+    if ndim is not None and (isinstance(ndim, bool) or not isinstance(ndim, int) or ndim < 1):
+        raise ValueError(f"{source}: `ndim` must be a positive integer, got {ndim!r}")
+    net = _network_of(data, source, name)
+    if ndim is None:
+        return net
+    try:
+        return net.with_ndim(ndim)
+    except ValueError as exc:
+        raise ValueError(f"{source}: {exc}") from None
+
+
+def _network_of(data: dict[str, Any], source: str, name: str | None) -> Network:
     given = [k for k in ("layers", "spec", "nodes") if k in data]
     if len(given) != 1:
         raise ValueError(

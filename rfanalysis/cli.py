@@ -81,6 +81,42 @@ def resolve_spec(text: str) -> rfa.Network:
     return as_network(text)
 
 
+def network_for(spec: str, input_shape: Any, required: bool = True) -> rfa.Network:
+    """The network ``spec`` names, refusing an ``--input`` whose axes cannot be the
+    network's: a zoo model's standard number of axes, or an image's channels given as an
+    axis (``224,224,3``)."""
+    if required and input_shape is None:
+        raise click.UsageError("Missing option '--input'.")
+    net = resolve_spec(spec)
+    if isinstance(input_shape, tuple):
+        _check_axes(spec, net, input_shape)
+    return net
+
+
+def _check_axes(spec: str, net: rfa.Network, shape: tuple[int, ...]) -> None:
+    given = ",".join(map(str, shape))
+    if rfa.zoo.is_name(spec):
+        standard = rfa.zoo.standard_input(spec.partition(":")[0])
+        if len(shape) > len(standard):
+            raise ValueError(
+                f"--input {given}: {spec} is a {len(standard)}-D model (standard input "
+                f"{','.join(map(str, standard))}) but the input has {len(shape)} axes; "
+                "channels are not an input axis"
+            )
+        return
+    if net.ndim is not None or len(shape) < 3:
+        return  # a network that fixes its axes says so when they differ
+    for channels, image in ((shape[-1], shape[:-1]), (shape[0], shape[1:])):
+        if channels <= 4 and min(image) >= 8 * channels:
+            rest = ",".join(map(str, image))
+            raise ValueError(
+                f"--input {given}: {channels} looks like an image's channels, which are not an "
+                f"input axis; write --input {rest} for a {len(image)}-D image, or give the "
+                f"layers {len(shape)}-D values (conv{'x'.join(['3'] * len(shape))}) to "
+                f"analyse a {len(shape)}-D volume"
+            )
+
+
 def _ints(value: str, what: str) -> tuple[int, ...]:
     parts = value.replace("x", ",").split(",")
     try:
@@ -211,6 +247,8 @@ def _summary(
 ) -> str:
     flat = counts.ravel()
     lines = [f"{what} of {net.display_name} at input {'x'.join(map(str, shape))}"]
+    if net.name is None and net.is_tree:  # a compact spec: echo how it was read
+        lines += _understood(net, len(shape))
     finite = flat[np.isfinite(flat.astype(float))] if log else flat
     if log:
         lines.append(f"log10 counts: max {finite.max():.6g}, min non-zero {finite.min():.6g}")
@@ -233,6 +271,71 @@ def _summary(
         with np.printoptions(linewidth=120, suppress=True, floatmode="maxprec"):
             lines.append(str(counts if counts.dtype == object or log else _intlike(counts)))
     return "\n".join(lines)
+
+
+_POOL_WORDS = {"max": "max pool", "avg": "average pool", "lp": "power-average pool"}
+_OP_WORDS = {"conv": "conv", "lc": "locally connected", "tconv": "transposed conv"}
+
+
+def _axes_words(values: tuple[Any, ...], compress: bool = False) -> str:
+    """Per-axis values joined by ``x``; ``compress``: one value where every axis agrees."""
+    if compress and len(set(values)) == 1:
+        values = values[:1]
+    return "x".join(
+        (str(v[0]) if v[0] == v[1] else f"{v[0]}+{v[1]}") if isinstance(v, tuple) else str(v)
+        for v in values
+    )
+
+
+def _layer_words(layer: Any) -> str:
+    """One layer as read from a spec, in words: ``conv 3x3, padding 1x20``."""
+    if isinstance(layer, rfa.Residual):
+        body = "; ".join(_layer_words(x) for x in layer.body)
+        short = "; ".join(_layer_words(x) for x in layer.shortcut or ()) or "identity"
+        return f"residual [{body}] + [{short}]"
+    if isinstance(layer, (rfa.Concat, rfa.Parallel)):
+        merge = "concat" if isinstance(layer, rfa.Concat) else layer.merge.op_name
+        parts = ["; ".join(_layer_words(x) for x in b) or "identity" for b in layer.branches]
+        return f"{merge} of [{'] | ['.join(parts)}]"
+    kernel = getattr(layer, "kernel_size", None)
+    if kernel is None:
+        return layer.spec() if hasattr(layer, "spec") else layer.op_name
+    name = _POOL_WORDS.get(getattr(layer, "kind", ""), _OP_WORDS.get(layer.op_name, layer.op_name))
+    words = [f"{name} {_axes_words(kernel)}"]
+    defaults = {"stride": 1, "padding": (0, 0), "dilation": 1}
+    for field, default in defaults.items():
+        value = getattr(layer, field, None)
+        if value is not None and any(v != default for v in value):
+            words.append(f"{field} {_axes_words(value, compress=True)}")
+    return ", ".join(words)
+
+
+def _understood(net: rfa.Network, ndim: int) -> list[str]:
+    """What a compact spec was read as, layer by layer with repeats counted (``conv3p1x20``
+    reads as padding 1 on one axis and 20 on the other), and a note for every layer whose
+    padding is at least its window: units there read nothing but padding."""
+    words: list[list[Any]] = []
+    notes = []
+    for i, layer in enumerate(net.layers, start=1):
+        layer = layer.expand(ndim)
+        text = _layer_words(layer)
+        if words and words[-1][0] == text:
+            words[-1][1] += 1
+        else:
+            words.append([text, 1])
+        padding, kernel = getattr(layer, "padding", None), getattr(layer, "kernel_size", None)
+        if padding is None or kernel is None or isinstance(layer, rfa.ConvTranspose):
+            continue
+        dilation = getattr(layer, "dilation", (1,) * ndim)
+        for axis, ((before, after), k, d) in enumerate(zip(padding, kernel, dilation)):
+            span = d * (k - 1) + 1
+            if max(before, after) >= span:
+                notes.append(
+                    f"note: layer {i} ({layer.label}) pads {max(before, after)} on axis {axis} "
+                    f"where its window spans {span}: units there read only padding"
+                )
+    text = "; ".join(w if n == 1 else f"{w} (x{n})" for w, n in words)
+    return [f"read as: {_wrap(text, 100, max_lines=3)}", *notes]
 
 
 def _g(value: Any) -> str:
@@ -488,9 +591,7 @@ def coverage(
 ) -> None:
     """Routes from every input pixel, summed over all output units."""
     with _user_errors():
-        if input_shape is None:
-            raise click.UsageError("Missing option '--input'.")
-        net = resolve_spec(spec)
+        net = network_for(spec, input_shape)
         counts, is_log = _compute(rfa.coverage, net, input_shape, output, log, exact)
         _emit_counts("coverage", net, input_shape, counts, output, is_log, dpi, {})
 
@@ -521,9 +622,7 @@ def routes(
 ) -> None:
     """Routes from every input pixel to one output unit."""
     with _user_errors():
-        if input_shape is None:
-            raise click.UsageError("Missing option '--input'.")
-        net = resolve_spec(spec)
+        net = network_for(spec, input_shape)
         counts, is_log = _compute(rfa.routes, net, input_shape, output, log, exact, unit=unit)
         _emit_counts(
             "routes",
@@ -557,7 +656,7 @@ def routes(
 def geometry(spec: str, input_shape: Any, fmt: str, output: str | None) -> None:
     """The receptive-field table: size, jump, start, effective padding and parameters."""
     with _user_errors():
-        net = resolve_spec(spec)
+        net = network_for(spec, input_shape, required=False)
         table = rfa.geometry(net, input_shape)
         text = {
             "table": lambda: str(table) + "\n",
@@ -662,9 +761,7 @@ def _zoo_summary(name: str) -> list[str]:
 def blindspots(spec: str, input_shape: Any, fmt: str) -> None:
     """Zero-coverage pixels, uneven padding, asymmetry and the nearest clean input sizes."""
     with _user_errors():
-        if input_shape is None:
-            raise click.UsageError("Missing option '--input'.")
-        report = rfa.blind_spots(resolve_spec(spec), input_shape)
+        report = rfa.blind_spots(network_for(spec, input_shape), input_shape)
     click.echo(json.dumps(report.to_dict(), indent=2) if fmt == "json" else str(report))
 
 
@@ -720,11 +817,9 @@ def compare(
     (He-normal weights, 16 channels, 32 trials), set against the exact route counts.
     """
     with _user_errors():
-        if input_shape is None:
-            raise click.UsageError("Missing option '--input'.")
         if output is not None and output.suffix.lower() in (".npy", ".csv"):
             raise ValueError("compare writes a figure (.png .svg .pdf) or metrics (.json)")
-        net = resolve_spec(spec)
+        net = network_for(spec, input_shape)
         analytic = (
             rfa.coverage(net, input_shape) if unit == "all" else rfa.routes(net, input_shape, unit)
         )
@@ -866,11 +961,9 @@ def shift(
     and their shifts (1: unchanged, 0: as different as an unrelated input).
     """
     with _user_errors():
-        if input_shape is None:
-            raise click.UsageError("Missing option '--input'.")
         if output is not None and output.suffix.lower() in (".npy", ".csv"):
             raise ValueError("shift writes a figure (.png .svg .pdf) or the similarities (.json)")
-        net = resolve_spec(spec)
+        net = network_for(spec, input_shape)
         result = rfa.shift_invariance(
             net, input_shape, shifts, axis=axis, mode=mode, weights=weights,
             activation=None if activation == "none" else activation, channels=channels,

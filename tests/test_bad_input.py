@@ -242,7 +242,8 @@ CASES = [
         "net of the wrong type",
         lambda: rfa.coverage(42, 8),
         TypeError,
-        "`net` must be a Network, a layer, a sequence of layers, a spec string, a zoo name, a spec file or a torch.nn.Module; got int",
+        "`net` must be a Network, a layer, a sequence of layers, a spec string, a zoo name, "
+        "a spec file or a torch.nn.Module; got int",
     ),
     # ---- units
     Case(

@@ -124,3 +124,29 @@ def test_path_objects_load(tmp_path):
     rfa.save("conv3,conv3", tmp_path / "a.json")
     assert isinstance(tmp_path / "a.json", Path)
     assert rfa.receptive_field(tmp_path / "a.json").size == (5, 5)
+
+
+def test_a_fixed_number_of_axes_survives_files_and_is_enforced(tmp_path):
+    net = rfa.parse("conv3p1*2").with_ndim(2)
+    assert net != rfa.parse("conv3p1*2")  # the same layers, but only for images
+    rfa.save(net, tmp_path / "n.json")
+    back = rfa.load(tmp_path / "n.json")
+    assert back == net and back.ndim == 2
+    with pytest.raises(ValueError, match=r"is 2-D but the input 9x9x9 has 3 spatial axes"):
+        rfa.coverage(back, (9, 9, 9))
+    with pytest.raises(ValueError, match=r"has 3-D layers; it cannot take 2-D inputs"):
+        rfa.parse("conv3x3x3").with_ndim(2)
+    with pytest.raises(ValueError, match=r"`ndim` must be a positive integer, got 0"):
+        net.with_ndim(0)
+    (tmp_path / "bad.json").write_text('{"spec": "conv3x3x3", "ndim": 2}')
+    with pytest.raises(ValueError, match=r"bad.json: network 'conv3x3x3' has 3-D layers"):
+        rfa.load(tmp_path / "bad.json")
+
+
+@pytest.mark.parametrize("text", ["conv3x3x3", "conv3x3x3s2p1,maxpool2", "up2x2x2,conv3"])
+def test_a_spec_keeps_its_number_of_axes(text):
+    # conv3x3x3 is 3-D; written back as "conv3" it would be analysed as a 2-D network
+    net = rfa.parse(text)
+    assert net.ndim == 3 and rfa.parse(net.spec()).ndim == 3
+    shape = (6,) * (net.ndim or 2)
+    np.testing.assert_array_equal(rfa.coverage(net.spec(), shape), rfa.coverage(net, shape))

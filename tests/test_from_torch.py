@@ -162,7 +162,7 @@ def test_one_and_three_dimensional_models():
         nn.ConvTranspose3d(2, 1, 2, 2, groups=1),
     )
     net = rfa.from_torch(m3, (8, 6, 4))
-    assert net.spec() == "conv3psamed2,maxpool2,tconv2s2"
+    assert net.spec() == "conv3x3x3psamed2,maxpool2,tconv2s2"
     assert rfa.output_shape(net, (8, 6, 4)) == (8, 6, 4)
 
 

@@ -170,8 +170,16 @@ UNETS = {
     "vnet_3d": (lambda n: n.VNet(3, 1, 2), (32, 32, 32)),
     # transformer U-Nets
     "unetr_2d": (
-        lambda n: n.UNETR(1, 2, (64, 64), feature_size=8, hidden_size=48, mlp_dim=96,
-                          num_heads=4, spatial_dims=2),  # fmt: skip
+        lambda n: n.UNETR(
+            1,
+            2,
+            (64, 64),
+            feature_size=8,
+            hidden_size=48,
+            mlp_dim=96,
+            num_heads=4,
+            spatial_dims=2,
+        ),
         (64, 64),
     ),
     "swin_unetr_2d": (lambda n: n.SwinUNETR(1, 2, feature_size=12, spatial_dims=2), (64, 64)),
@@ -198,3 +206,4 @@ def test_norms_over_space_are_global_and_locally_drop_their_statistics():
     routes = rfa.routes(net, 64, context="local", log=True) > -np.inf
     rows, cols = np.nonzero(routes)
     assert rows.max() - rows.min() + 1 <= local.size[0]
+    assert cols.max() - cols.min() + 1 <= local.size[1]
