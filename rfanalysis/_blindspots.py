@@ -353,17 +353,27 @@ def _coverage(net: Network, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndar
         return zero, np.power(10.0, log10 - log10.max())
     zero = counts == 0
     peak = counts.max()
-    return zero, counts / peak if peak > 0 else counts
+    if peak > 0:
+        counts /= peak  # the engine's own array: scaled in place, no second map
+    return zero, counts
 
 
 def _asymmetry(scaled: np.ndarray) -> tuple[float, ...]:
     total = float(scaled.sum())
     if total == 0.0:  # the zero map is its own mirror image
         return (0.0,) * scaled.ndim
-    return tuple(
-        float(np.abs(scaled - np.flip(scaled, axis=a)).sum() / (2.0 * total))
-        for a in range(scaled.ndim)
-    )
+    out = []
+    for a in range(scaled.ndim):
+        # sum |C - flip(C)| counts each mirrored pair twice: the first half against the
+        # mirrored second half, doubled (the middle line of an odd axis is its own mirror)
+        n, half = scaled.shape[a], scaled.shape[a] // 2
+        head: list[Any] = [slice(None)] * scaled.ndim
+        tail: list[Any] = [slice(None)] * scaled.ndim
+        head[a], tail[a] = slice(0, half), slice(n - 1, n - 1 - half, -1)
+        first = scaled[tuple(head)] - scaled[tuple(tail)]
+        np.abs(first, out=first)
+        out.append(float(first.sum()) / total)
+    return tuple(out)
 
 
 def _zero_lines(mask: np.ndarray) -> tuple[tuple[int, ...], ...]:
@@ -465,6 +475,48 @@ def _clean_1d(net1: Network, n: int) -> bool:
     return not zero.any()
 
 
+def _period(net: Network) -> tuple[int, int] | None:
+    """``(jump, threshold)`` where whether an input size is clean repeats with the jump above
+    the threshold, or None where that is not known to hold.
+
+    In a network of windowed layers (convolutions, locally connected layers and pools that
+    pad with zeros) joined by sums, products and concatenations, every layer's output size is
+    ``floor((n + c) / s) + 1``, so sizes ``n`` and ``n + J`` (``J``: the product of the
+    strides, the output's jump) leave every layer the same remainder: the same dropped units
+    and the same padding use at both ends. Far from the ends the coverage map is periodic with
+    period ``J``. So once ``n`` leaves an interior between the two borders (more than twice
+    the receptive field and a few jumps), ``n`` and ``n + J`` are clean alike, and a search
+    among sizes of hundreds of millions can check small sizes with the same remainder.
+    """
+    from ._ops import Add, Cat, Conv, LocallyConnected, Mul, Pool
+
+    windows = (Conv, LocallyConnected, Pool)
+    for node in net.nodes[1:]:
+        layer = node.layer
+        if isinstance(layer, (Add, Cat)) or (isinstance(layer, Mul) and not layer.gates):
+            continue
+        if not isinstance(layer, windows) or getattr(layer, "padding_mode", "zeros") != "zeros":
+            return None
+    rows = geometry(net).rows
+    jumps = [r.jump[0] for r in rows if r.jump[0] is not None]
+    sizes = [r.rf_size[0] for r in rows if isinstance(r.rf_size[0], int)]
+    if not jumps or len(sizes) != len([r for r in rows if r.rf_size[0] is not None]):
+        return None
+    jump = max(jumps)
+    if jump != int(jump):  # pragma: no cover - windows have integer strides
+        return None
+    jump = int(jump)
+    return jump, 2 * max(sizes) + 4 * jump
+
+
+def _reduce(n: int, period: tuple[int, int] | None) -> int:
+    """The size in ``[threshold, threshold + jump)`` that is clean exactly when ``n`` is."""
+    if period is None:
+        return n
+    jump, threshold = period
+    return n if n < threshold + jump else threshold + (n - threshold) % jump
+
+
 def _default_limit(net1: Network, n: int) -> int:
     """Clean sizes of k stride-2 stages recur every 2**k (the jump): search four jumps."""
     jumps = [r.jump[0] for r in geometry(net1, (n,)).rows if r.jump[0] is not None]
@@ -474,8 +526,17 @@ def _default_limit(net1: Network, n: int) -> int:
 def _search(net1: Network, n: int, limit: int | None) -> tuple[int | None, int | None, int]:
     if limit is None:
         limit = _default_limit(net1, n)
-    below = next((c for c in range(n - 1, max(n - limit, 1) - 1, -1) if _clean_1d(net1, c)), None)
-    above = next((c for c in range(n + 1, n + limit + 1) if _clean_1d(net1, c)), None)
+    period = _period(net1)
+    known: dict[int, bool] = {}
+
+    def clean(c: int) -> bool:
+        r = _reduce(c, period)
+        if r not in known:
+            known[r] = _clean_1d(net1, r)
+        return known[r]
+
+    below = next((c for c in range(n - 1, max(n - limit, 1) - 1, -1) if clean(c)), None)
+    above = next((c for c in range(n + 1, n + limit + 1) if clean(c)), None)
     return below, above, limit
 
 
@@ -573,12 +634,16 @@ def blind_spots(net: Any, input_shape: Any, *, max_distance: int | None = None) 
             continue
         candidate = tuple(values)
         if len(shape) > 1 and _has_block(p):
-            missed = int(np.count_nonzero(_coverage(p.network, candidate)[0]))
+            period = _period(p.network)
+            small = tuple(_reduce(c, period) for c in candidate)
+            missed = int(np.count_nonzero(_coverage(p.network, small)[0]))
             if missed:
+                many = f"{missed} zero-coverage pixel{'s' if missed > 1 else ''}"
                 notes.append(
                     f"the nearest clean sizes {where} on each axis combine into "
-                    f"{_fmt(candidate)}, which still has {missed} zero-coverage pixel"
-                    f"{'s' if missed > 1 else ''} (branches leave gaps on different axes)"
+                    f"{_fmt(candidate)}, which still has "
+                    f"{many if small == candidate else 'zero-coverage pixels'} "
+                    "(branches leave gaps on different axes)"
                 )
                 combined.append(None)
                 continue

@@ -449,3 +449,68 @@ def test_a_clean_size_is_called_clean_not_given_neighbours():
     text = str(rfa.blind_spots(causal, (16,)))
     assert "input size: clean" in text and "nearest clean" not in text
     assert "nearest clean input sizes: 7 below, 9 above" in str(rfa.blind_spots("conv3s2p1", (8,)))
+
+
+def _clean_by_brute_force(net, n):
+    """A size is clean when every pixel has a route and no layer pads unevenly in a way
+    another size avoids: the full coverage map, computed at ``n`` itself."""
+    try:
+        cov = rfa.coverage(net, (n,), exact=True)
+    except ValueError:  # too small for the network
+        return False
+    uneven = rfa.blind_spots(net, (n,), max_distance=1).uneven
+    return min(cov) > 0 and not any(u.size_dependent for u in uneven)
+
+
+def _random_window_network(rng):
+    """Convolutions and pools (kernel, stride, dilation, padding drawn small), some inside
+    residual blocks whose shortcut strides alike: windows joined by sums, where sizes clean
+    alike repeat with the jump."""
+    parts = []
+    for _ in range(rng.integers(2, 5)):
+        k, s, d = int(rng.integers(1, 5)), int(rng.integers(1, 4)), int(rng.integers(1, 3))
+        p = int(rng.integers(0, k))
+        layer = f"conv{k}s{s}p{p}" + (f"d{d}" if d > 1 else "")
+        if rng.random() < 0.25:
+            layer = f"maxpool{k}s{s}p{min(p, k // 2)}"
+        if rng.random() < 0.3 and k % 2 == 1:
+            # a residual block: body keeps the size from the block's own strided entry
+            layer = f"res(conv{k}s{s}p{k // 2},conv3p1|conv1s{s})"
+        parts.append(layer)
+    return ",".join(parts)
+
+
+@pytest.mark.slow
+def test_size_search_far_above_the_borders_matches_brute_force():
+    # above twice the receptive field and a few jumps, a size and the size one jump away are
+    # clean alike; the search checks those small sizes. Against the full map at every size.
+    rng = np.random.default_rng(7)
+    checked = 0
+    for _ in range(25):
+        spec = _random_window_network(rng)
+        try:
+            geometry = rfa.geometry(spec)
+        except ValueError:
+            continue
+        rf, jump = geometry.rows[-1].rf_size[0], geometry.rows[-1].jump[0]
+        n = 2 * rf + 4 * jump + int(rng.integers(2 * jump, 6 * jump + 1))
+        try:
+            report = rfa.blind_spots(spec, (n,), max_distance=3 * jump)
+        except ValueError:
+            continue
+        (search,) = report.sizes
+        below = next(
+            (c for c in range(n - 1, n - 3 * jump - 1, -1) if _clean_by_brute_force(spec, c)),
+            None,
+        )
+        above = next(
+            (c for c in range(n + 1, n + 3 * jump + 1) if _clean_by_brute_force(spec, c)),
+            None,
+        )
+        assert (search.below, search.above) == (below, above), spec
+        # the property the search relies on, from the threshold up: clean alike one jump apart
+        start = 2 * rf + 4 * jump
+        for c in range(start, start + jump):
+            assert _clean_by_brute_force(spec, c) == _clean_by_brute_force(spec, c + jump), spec
+        checked += 1
+    assert checked >= 15
