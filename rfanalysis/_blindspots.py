@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
@@ -33,7 +33,7 @@ import numpy as np
 from ._engine import CountOverflowError, coverage
 from ._geometry import geometry
 from ._graph import Network
-from ._plan import Plan, plan
+from ._plan import Plan, axis_network, plan
 
 #: the smallest search distance; the default is ``max(MIN_SEARCH, 4 * jump)`` per axis
 MIN_SEARCH = 64
@@ -455,15 +455,6 @@ def _describe_zeros(mask: np.ndarray, lines: tuple[tuple[int, ...], ...]) -> str
 
 
 # --------------------------------------------------------------------------- size search
-def _axis_network(net: Network, axis: int) -> Network:
-    """Every windowed layer acts on each axis separately; this is the 1-D network that acts
-    along ``axis`` of ``net`` (already expanded to its number of axes)."""
-    nodes = tuple(
-        n if n.layer is None else replace(n, layer=n.layer.on_axis(axis)) for n in net.nodes
-    )
-    return Network.from_nodes(nodes)
-
-
 def _clean_1d(net1: Network, n: int) -> bool:
     try:
         p1 = plan(net1, (n,))
@@ -619,7 +610,7 @@ def blind_spots(net: Any, input_shape: Any, *, max_distance: int | None = None) 
     searched: dict[tuple[Network, int], tuple[int | None, int | None, int]] = {}
     sizes = []
     for axis, n in enumerate(shape):
-        net1 = _axis_network(p.network, axis)
+        net1 = axis_network(p.network, axis)
         if (net1, n) not in searched:  # square inputs to isotropic networks: search once
             searched[net1, n] = _search(net1, n, max_distance)
         below, above, limit = searched[net1, n]

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import math
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache
 from typing import Any
 
 from ._graph import Network, Node, as_network, declared_size, is_torch_module
-from ._ops.base import OpError, Shape, fmt_shape
+from ._ops.base import OpError, Shape, TooSmall, fmt_shape
 from ._ops.merges import ShapeMismatch
 
 #: number of spatial axes an ``int`` input size stands for when the network does not fix it
@@ -121,7 +121,69 @@ def plan(net: Any, input_shape: Any = None) -> Plan:
     if input_shape is None:
         return _plan_cached(network, None, network.ndim or DEFAULT_NDIM)
     shape = normalise_input_shape(input_shape, network.ndim)
-    return _plan_cached(network, shape, len(shape))
+    try:
+        return _plan_cached(network, shape, len(shape))
+    except InputTooSmall as exc:
+        smallest = smallest_input(network, shape)
+        hint = (
+            "" if smallest is None else f"; the smallest input that works is {fmt_shape(smallest)}"
+        )
+        raise ValueError(f"{exc}{hint}") from None
+
+
+class InputTooSmall(ValueError):
+    """A layer found its input too small (the message names the layer)."""
+
+
+def axis_network(net: Network, axis: int) -> Network:
+    """The 1-D network that acts along ``axis`` of ``net`` (expanded to its number of axes):
+    every windowed layer acts on each axis separately."""
+    nodes = tuple(
+        n if n.layer is None else replace(n, layer=n.layer.on_axis(axis)) for n in net.nodes
+    )
+    return Network.from_nodes(nodes)
+
+
+def smallest_input(network: Network, shape: Shape, limit: int = 1 << 30) -> Shape | None:
+    """Per axis, the smallest size no layer finds too small (sizes only grow the maps of
+    windows, upsampling and transposed convolutions, so a bisection finds it), where the
+    whole network then plans at those sizes; else None."""
+    ndim = len(shape)
+    expanded = network.expand(ndim)
+
+    def fits(net1: Network, n: int) -> bool:
+        try:
+            _plan_cached(net1, (n,), 1)
+        except InputTooSmall:
+            return False
+        except ValueError:  # another problem: not one of size
+            return True
+        return True
+
+    out = []
+    for axis, n in enumerate(shape):
+        try:
+            net1 = axis_network(expanded, axis)
+        except (TypeError, ValueError):  # an operation not separable by axis
+            return None
+        if fits(net1, n):
+            out.append(n)
+            continue
+        lo, hi = n, 2 * n
+        while not fits(net1, hi):
+            lo, hi = hi, 2 * hi
+            if hi > limit:
+                return None
+        while hi - lo > 1:  # lo fails, hi fits
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if fits(net1, mid) else (mid, hi)
+        out.append(hi)
+    smallest = tuple(out)
+    try:
+        _plan_cached(network, smallest, ndim)
+    except ValueError:
+        return None
+    return smallest
 
 
 @lru_cache(maxsize=256)
@@ -181,7 +243,8 @@ def _step(i: int, node: Node, nodes: tuple[Node, ...], steps: list[Step], channe
             if shape is None or len(shape) <= 1
             else f" (this layer's input is {fmt_shape(shape)})"
         )
-        raise ValueError(f"{where}: {exc}{hint}") from None
+        error = InputTooSmall if isinstance(exc, TooSmall) else ValueError
+        raise error(f"{where}: {exc}{hint}") from None
     cin = channels[node.inputs[0]] if node.inputs else None
     declared = getattr(layer, "in_channels", None)
     return Step(

@@ -592,3 +592,45 @@ def test_a_failed_write_leaves_no_file(tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["coverage", "conv3", "--input", "8", "-o", str(target)])
     assert_one_line_error(result, "No space left on device")
     assert list(tmp_path.iterdir()) == []  # neither the file nor the temporary file
+
+
+@pytest.mark.parametrize(
+    ("spec", "shape", "smallest"),
+    [
+        # n -> floor((n - 3) / 2) + 1 five times ends at 1 from 2**6 - 1 = 63 up
+        ("conv3s2*5", (8, 8), "63x63"),
+        # torchvision's ResNet-50 head pools 7x7 at jump 32: 193 -> 97 -> 49 -> 25 -> 13 -> 7
+        ("resnet50", (16, 16), "193x193"),
+        # only the short axis is too small: 25 -> 13 -> 7 -> 3 -> 1 after the stem and two s2
+        ("conv7s2p3,maxpool3s2p1,res(conv3p1,conv3p1)*2,conv3s2,conv3s2", (10, 40), "25x40"),
+        # reflect padding 2 needs 3 pixels to mirror
+        ("conv3p2:reflect", (2,), "3"),
+    ],
+)
+def test_too_small_says_the_smallest_input_that_works(spec, shape, smallest):
+    with pytest.raises(ValueError, match=r"the input is too small|must be smaller") as info:
+        rfa.coverage(spec, shape)
+    assert str(info.value).endswith(f"; the smallest input that works is {smallest}")
+    works = tuple(int(v) for v in smallest.split("x"))
+    assert rfa.coverage(spec, works).min() >= 0  # it does work
+    one_less = [tuple(v - (a == b) for b, v in enumerate(works)) for a in range(len(works))]
+    for shape_below in one_less:
+        if shape_below != tuple(max(v, w) for v, w in zip(shape_below, shape)):
+            continue  # an axis the input was already large enough on
+        with pytest.raises(ValueError):
+            rfa.coverage(spec, shape_below)
+
+
+@pytest.mark.torch
+def test_wrong_in_channels_is_one_line_and_prints_nothing(capfd):
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Conv2d(4, 1, 3))
+    with pytest.raises(ValueError) as info:
+        rfa.from_torch(model, (16, 16), in_channels=1)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "expected input[1, 1, 16, 16] to have 3 channels, but got 1 channels" in message
+    assert message.endswith("check `input_shape` and `in_channels`")
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""

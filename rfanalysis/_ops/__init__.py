@@ -6,7 +6,7 @@ and errors list them.
 """
 
 # isort: skip_file
-from .base import REGISTRY, Layer, OpError
+from .base import REGISTRY, Layer, OpError, TooSmall
 from .windows import Conv, ConvTranspose, LocallyConnected, Pool, Upsample
 from .blur import BlurPool
 from .dense import Dense
@@ -33,5 +33,6 @@ __all__ = [
     "OpError",
     "Pool",
     "SpatialNorm",
+    "TooSmall",
     "Upsample",
 ]

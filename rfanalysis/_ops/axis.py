@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .base import OpError
+from .base import OpError, TooSmall
 from .counts import Mode
 
 #: raised by the operator builders; the planner adds the layer's name and position
@@ -196,10 +196,10 @@ def window_op(
     if mode in PAD_LIMITS:
         limit, rule = PAD_LIMITS[mode]
         if max(pb, pa) > limit(n):
-            raise AxisError(f"{rule}; got padding {max(pb, pa)} for input {n}")
+            raise TooSmall(f"{rule}; got padding {max(pb, pa)} for input {n}")
     m = window_length(n, k, s, d, pb, pa, ceil_mode)
     if m <= 0:
-        raise AxisError(
+        raise TooSmall(
             f"output size 0 for input {n} (kernel {k}, dilation {d}, padding {pb}+{pa}); "
             "the input is too small for this stack"
         )
@@ -265,7 +265,7 @@ def upsample_op(n: int, scale: int | float) -> AxisOp:
     """
     m = upsample_length(n, scale)
     if m <= 0:
-        raise AxisError(f"output size 0 for input {n} (scale factor {scale})")
+        raise TooSmall(f"output size 0 for input {n} (scale factor {scale})")
     j = np.arange(m)
     if scale in (1, 2):
         src = j // int(scale)

@@ -60,6 +60,11 @@ class OpError(ValueError):
     """A rule found its inputs invalid; the planner adds the node's name and position."""
 
 
+class TooSmall(OpError):
+    """The input is too small for the layer (no output unit, or more padding than a padding
+    mode can mirror); the planner adds the smallest input size that works."""
+
+
 # --------------------------------------------------------------------------- normalisers
 def as_int(value: Any, what: str) -> int:
     if isinstance(value, bool):

@@ -49,6 +49,7 @@ from .base import (
     OpError,
     Padding,
     Shape,
+    TooSmall,
     broadcast,
     check_channels,
     common_ndim,
@@ -245,10 +246,10 @@ class _Windowed(Separable):
             if self.padding_mode in PAD_LIMITS:
                 limit, rule = PAD_LIMITS[self.padding_mode]
                 if max(pb, pa) > limit(n):
-                    raise OpError(f"{rule}; got padding {max(pb, pa)} for input {n}")
+                    raise TooSmall(f"{rule}; got padding {max(pb, pa)} for input {n}")
             m = window_length(n, k, s, d, pb, pa, self.ceil_mode)
             if m <= 0:
-                raise OpError(
+                raise TooSmall(
                     f"output size 0 for input {n} (kernel {k}, dilation {d}, padding {pb}+{pa}); "
                     "the input is too small for this stack"
                 )
@@ -968,7 +969,7 @@ class Upsample(Separable):
         for n, f in zip(shape, self.scale_factor):
             m = upsample_length(n, f)
             if m <= 0:
-                raise OpError(f"output size 0 for input {n} (scale factor {f})")
+                raise TooSmall(f"output size 0 for input {n} (scale factor {f})")
             out.append(m)
         return tuple(out), Window(self, shape, tuple(out), pads)
 
