@@ -33,6 +33,7 @@ import numpy as np
 from ._engine import CountOverflowError, coverage
 from ._geometry import geometry
 from ._graph import Network
+from ._ops.base import fmt_shape
 from ._plan import Plan, axis_network, plan
 
 #: the smallest search distance; the default is ``max(MIN_SEARCH, 4 * jump)`` per axis
@@ -328,7 +329,7 @@ class BlindSpotReport:
 
 
 def _fmt(shape: Sequence[int]) -> str:
-    return "x".join(str(n) for n in shape)
+    return fmt_shape(tuple(shape))
 
 
 # --------------------------------------------------------------------------- analysis

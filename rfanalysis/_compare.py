@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from . import theory
+from . import _table, theory
 
 __all__ = ["Comparison", "compare"]
 
@@ -200,15 +200,8 @@ class Comparison:
         ]
 
     def __str__(self) -> str:
-        rows = [("metric", "analytic", "empirical", "difference"), *self._rows()]
-        widths = [max(len(r[i]) for r in rows) for i in range(4)]
-        lines = [
-            "  ".join(
-                c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))
-            ).rstrip()
-            for r in rows
-        ]
-        lines.insert(1, "  ".join("-" * w for w in widths))
+        header = ("metric", "analytic", "empirical", "difference")
+        lines = _table.text(header, self._rows()).splitlines()
         if self.mass_outside_routes:
             lines.append(f"empirical mass where no route exists: {self.mass_outside_routes:.3g}")
         if self.sqrt_routes is not None:
@@ -226,16 +219,8 @@ class Comparison:
             return corr, f"{c.total_variation:.4f}", kl
 
         names = ("correlation", "total variation", "KL(empirical || law)")
-        rows = [("empirical map against", "routes", "sqrt(routes)")]
-        rows += list(zip(names, fits(self), fits(root)))
-        widths = [max(len(r[i]) for r in rows) for i in range(3)]
-        lines = [
-            "  ".join(
-                c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))
-            )
-            for r in rows
-        ]
-        lines.insert(1, "  ".join("-" * w for w in widths))
+        header = ("empirical map against", "routes", "sqrt(routes)")
+        lines = _table.text(header, list(zip(names, fits(self), fits(root)))).splitlines()
         law = self.closer_law
         if law == "either":
             lines.append(

@@ -21,6 +21,7 @@ import numpy as np
 import rfanalysis as rfa
 from rfanalysis._graph import as_network
 from rfanalysis._io import write_atomic
+from rfanalysis._ops.base import fmt_shape
 
 IMAGE_SUFFIXES = (".png", ".svg", ".pdf")
 DATA_SUFFIXES = (".npy", ".csv", ".json")
@@ -246,7 +247,7 @@ def _summary(
     counts: np.ndarray, what: str, net: rfa.Network, shape: tuple[int, ...], log: bool
 ) -> str:
     flat = counts.ravel()
-    lines = [f"{what} of {net.display_name} at input {'x'.join(map(str, shape))}"]
+    lines = [f"{what} of {net.display_name} at input {fmt_shape(shape)}"]
     if net.name is None and net.is_tree:  # a compact spec: echo how it was read
         lines += _understood(net, len(shape))
     finite = flat[np.isfinite(flat.astype(float))] if log else flat
@@ -497,7 +498,7 @@ def _emit_counts(
     if output is None:
         click.echo(_summary(counts, what, net, full_shape, log))
         return
-    size = "x".join(map(str, full_shape))
+    size = fmt_shape(full_shape)
     if output.suffix.lower() in IMAGE_SUFFIXES:
         figsize = (6.0, 3.6) if counts.ndim == 1 else (9.0, 4.4)
         title = _image_title(what, net, size, extra.get("unit"), figsize[0])
@@ -708,7 +709,7 @@ def _zoo_summary(name: str) -> list[str]:
     net = rfa.zoo.get(name)
     shape = rfa.zoo.standard_input(name)
     table = rfa.geometry(net, shape)
-    size = "x".join(map(str, shape))
+    size = fmt_shape(shape)
     rows = table.rows[1:]
     kinds = Counter(r.kind for r in rows)
     layers = ", ".join(
@@ -718,7 +719,7 @@ def _zoo_summary(name: str) -> list[str]:
     # the trunk's last map: what a classifier head pools or flattens
     trunk = rfa.geometry(rfa.zoo.get(name, trunk=True), shape)
     last = trunk.rows[-1]
-    where = f"{last.layer.split(': ')[0]}, {'x'.join(map(str, last.output or ()))}"
+    where = f"{last.layer.split(': ')[0]}, {fmt_shape(last.output or ())}"
     if last.channels is not None:
         where += f"x{last.channels}"
     rf = trunk.receptive_field
@@ -743,7 +744,7 @@ def _zoo_summary(name: str) -> list[str]:
         + (f"; merges: {merges}" if merges else ""),
         f"spec: {spec}",
         f"receptive field of the last spatial map ({where}) at {size}: {described}",
-        f"output: {'x'.join(map(str, table.rows[-1].output or ()))}",
+        f"output: {fmt_shape(table.rows[-1].output or ())}",
         f"parameters: {params}",
     ]
 
@@ -851,7 +852,7 @@ def compare(
             return
         if output is not None:
             figsize = (10.0, 3.8) if analytic.ndim != 1 else (6.0, 5.0)
-            size = "x".join(map(str, analytic.shape))
+            size = fmt_shape(analytic.shape)
             assert result.sqrt_routes is not None
             title = (
                 f"{_image_title('routes', net, size, unit, figsize[0])}"
@@ -865,7 +866,7 @@ def compare(
             click.echo(json.dumps({**settings, "metrics": result.to_dict()}, indent=2))
         else:
             click.echo(
-                f"{net.display_name} at input {'x'.join(map(str, analytic.shape))}, "
+                f"{net.display_name} at input {fmt_shape(analytic.shape)}, "
                 f"{weights} weights, {activation}, {channels} channels, {trials} trials"
             )
             click.echo(str(result))
@@ -991,7 +992,7 @@ def _draw_shift(result: Any):
         ax.set_ylabel("similarity to the unshifted output")
         ax.legend()
         name = result.network if len(result.network) <= 48 else result.network[:47] + "…"
-        size = "x".join(map(str, result.input_shape))
+        size = fmt_shape(result.input_shape)
         stride = "" if result.stride is None else f", total stride {result.stride}"
         ax.set_title(f"{name}, input {size}\n{result.mode} shifts{stride}")
 
@@ -1006,7 +1007,7 @@ def zoo(name: str | None) -> None:
         if name is None:
             width = max(map(len, rfa.zoo.names()))
             for n in rfa.zoo.names():
-                size = "x".join(map(str, rfa.zoo.standard_input(n)))
+                size = fmt_shape(rfa.zoo.standard_input(n))
                 click.echo(f"{n:<{width}}  {size:>9}  {_one_line(rfa.zoo.describe(n))}")
             return
         for line in _zoo_summary(name):

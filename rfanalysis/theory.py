@@ -31,6 +31,7 @@ import numpy as np
 from ._engine import as_float_counts
 from ._graph import as_network
 from ._ops import Conv, LocallyConnected, Pool
+from ._ops.base import fmt_shape
 from ._plan import Plan, Step, plan
 
 __all__ = [
@@ -312,8 +313,8 @@ def limit_profile(layer: Any, input_shape: Any) -> LimitProfile:
     if step.out_shape != step.in_shape:
         raise ValueError(
             f"{step.where}: a repeated layer must keep the size; it maps "
-            f"{'x'.join(map(str, step.in_shape or ()))} to "
-            f"{'x'.join(map(str, step.out_shape or ()))} (use stride 1 and 'same' padding)"
+            f"{fmt_shape(step.in_shape or ())} to "
+            f"{fmt_shape(step.out_shape or ())} (use stride 1 and 'same' padding)"
         )
     vectors, growth = [], 1.0
     done: dict[int, tuple[np.ndarray, float]] = {}

@@ -122,11 +122,13 @@ def test_bad_layer_arguments(make, error, message):
 @pytest.mark.parametrize(
     ("spec", "shape", "message"),
     [
-        # 8 -> 6 -> 2, and a 5-tap kernel does not fit in 2
+        # 8 -> 6 -> 2, and a 5-tap kernel does not fit in 2; it fits in 5 = (11 - 3) // 2 + 1,
+        # and 11 = 13 - 2
         (
             "conv3,conv3s2,conv5",
             (8,),
-            r"layer 3 \(conv5\): output size 0 for input 2 .* too small for this stack$",
+            r"layer 3 \(conv5\): output size 0 for input 2 .* too small for this stack; the "
+            r"smallest input that works is 13$",
         ),
         ("conv3,conv3s2,conv5", 8, r"too small for this stack \(this layer's input is 2x2\)"),
         (

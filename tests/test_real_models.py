@@ -83,6 +83,11 @@ def test_published_receptive_fields_of_torchvision_models():
     inception = rfa.from_torch(build(tv.models.inception_v3), 299, output="Mixed_7c")
     rf = rfa.receptive_field(inception, 299)
     assert (rf.size, rf.stride, rf.padding) == ((1311, 1311), (32, 32), (618, 618))
+    # torchvision's ResNet-50 (stride on the 3x3 convolutions), summed by hand in
+    # tests/test_entry_points.py: 427; the module itself, traced where the call needs it
+    resnet = build(tv.models.resnet50)
+    assert rfa.receptive_field(rfa.from_torch(resnet, 224, output="layer4")).size == (427, 427)
+    assert rfa.receptive_field(resnet, 224).is_global  # with its head
 
 
 # --------------------------------------------------------------------------- timm

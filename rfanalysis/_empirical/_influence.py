@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import _memory
 from .._engine import _resolve_unit
+from .._ops.base import fmt_shape
 from .._plan import Plan, declared_in_channels, normalise_input_shape, plan
 from . import _numpy
 from ._net import (
@@ -382,7 +383,7 @@ def _spec_influence(
     need = draw_bytes(model, n_trials, args.weights, given is not None)
     if args.backend == "numpy":
         need += _numpy.memory_bytes(model, n_trials, args.dtype.itemsize)
-    shape_text = "x".join(map(str, p.input_shape))
+    shape_text = fmt_shape(p.input_shape)
     _memory.check(need, f"influence of {p.network.display_name} for input {shape_text}")
     x, params = draw(model, n_trials, args.weights, rng, given)
     if args.backend == "torch":
