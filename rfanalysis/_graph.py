@@ -204,7 +204,8 @@ class Parallel(Block):
         return f"{self.merge.op_name}(" + "|".join(sequence_spec(b) for b in self.branches) + ")"
 
     def _repr_args(self) -> list[str]:
-        return [repr(list(b)) for b in self.branches] + [f"merge={self.merge.op_name!r}"]
+        merge = repr(self.merge) if self.merge._repr_args() else repr(self.merge.op_name)
+        return [repr(list(b)) for b in self.branches] + [f"merge={merge}"]
 
     def file_fields(self) -> dict[str, Any]:
         return {"branches": self.branches, "merge": self.merge.op_name, "name": self.name}

@@ -86,7 +86,7 @@ def to_dict(net: Network) -> dict[str, Any]:
         out["name"] = net.name
     if net.ndim is not None and net.ndim != _graph_ndim(net.nodes):
         out["ndim"] = net.ndim  # fixed by the network, not by per-axis layer values
-    if net.is_tree:
+    if net._tree is not None:  # built from blocks: written as blocks
         out["layers"] = [_layer_dict(layer) for layer in net.layers]
         return out
     ids = _node_ids(net.nodes)

@@ -53,6 +53,8 @@ def test_reprs_are_short_and_readable():
         rfa.Dense(10, in_channels=3, bias=False, name="head"),
         rfa.Residual([rfa.Conv(3, padding=1)], shortcut=[rfa.Conv(1)], name="block"),
         rfa.Concat([rfa.Conv(1)], [], name="cat"),
+        rfa.Parallel([], [rfa.GlobalPool(), rfa.Conv(1)], merge=rfa.Mul(gates=(1,)), name="se"),
+        rfa.Parallel([rfa.Conv(3, padding=1)], [], merge="add"),
     ],
 )
 def test_repr_evaluates_back_to_an_equal_layer(layer):
