@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from fractions import Fraction
 from typing import Any
 
+from ._engine import _context as resolve_context
 from ._ops.base import GLOBAL, IDENTITY_FIELD, Field, fmt_shape
 from ._ops.windows import phased
 from ._plan import Plan, Step, plan
@@ -435,10 +436,11 @@ def _row_input(p: Plan, identity: Fields) -> GeometryRow:
 
 
 def receptive_field(
-    net: Any, input_shape: Any = None, *, context: str = "global"
+    net: Any, input_shape: Any = None, *, context: str | None = None
 ) -> ReceptiveField:
     """Receptive field of the last layer's units: ``.size``, ``.stride``, ``.padding`` (per-axis
-    tuples) and ``.start``; ``context="local"`` drops the routes that only modulate.
+    tuples) and ``.start``; ``context="local"`` drops the routes that only modulate (None: the
+    network's own context, "global" unless it was made with another).
 
     >>> receptive_field("conv3p1*10").size
     (21, 21)
@@ -446,8 +448,7 @@ def receptive_field(
     ...     context="local").size
     (('global', 'global'), (5, 5))
     """
-    if context not in ("global", "local"):
-        raise ValueError(f"`context` must be 'global' or 'local', got {context!r}")
+    context = resolve_context(context, plan(net, input_shape))
     g = geometry(net, input_shape)
     return g.receptive_field if context == "global" else g.local_receptive_field
 

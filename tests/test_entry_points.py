@@ -150,3 +150,12 @@ def test_a_spec_keeps_its_number_of_axes(text):
     assert net.ndim == 3 and rfa.parse(net.spec()).ndim == 3
     shape = (6,) * (net.ndim or 2)
     np.testing.assert_array_equal(rfa.coverage(net.spec(), shape), rfa.coverage(net, shape))
+
+
+def test_receptive_field_follows_the_networks_own_context():
+    net = rfa.parse("conv3p1*2,mul(id|gap)").with_context("local")
+    assert rfa.receptive_field(net).size == (5, 5)
+    assert rfa.receptive_field(net, context="global").size == ("global", "global")
+    assert rfa.receptive_field("conv3p1*2,mul(id|gap)").size == ("global", "global")
+    with pytest.raises(ValueError, match=r"`context` must be 'global' or 'local', got 'loc'"):
+        rfa.receptive_field(net, context="loc")

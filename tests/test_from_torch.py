@@ -290,8 +290,9 @@ def test_unknown_function_error_and_override_checked_against_autograd():
     model = nn.Sequential(nn.Conv2d(1, 4, 3), Spectrum())
     with pytest.raises(
         ValueError,
-        match=r"no mapping for torch._C._fft.fft_fft2 at node 'fft_fft2' inside module '1' "
-        r"\(Spectrum\); map the module with overrides=\{Spectrum: \.\.\.\} or the operation",
+        match=r"no mapping for torch.fft.fft2 at node 'fft_fft2' inside module '1' "
+        r"\(Spectrum\); map the module with overrides=\{Spectrum: \.\.\.\} or the operation "
+        r"with overrides=\{torch.fft.fft2: \.\.\.\} .*, or pass unknown='identity'$",
     ):
         rfa.from_torch(model, (16, 16))
     # an override that says the transform keeps positions is checked against the module: every
@@ -301,13 +302,21 @@ def test_unknown_function_error_and_override_checked_against_autograd():
         ValueError,
         match=r"misses 247 input pixel\(s\).*they part at node 'fft_fft2'",
     ):
-        rfa.from_torch(model, (16, 16), overrides={torch._C._fft.fft_fft2: None})
+        rfa.from_torch(model, (16, 16), overrides={torch.fft.fft2: None})
     assert (
-        rfa.from_torch(
-            model, (16, 16), overrides={torch._C._fft.fft_fft2: None}, verify=False
-        ).spec()
+        rfa.from_torch(model, (16, 16), overrides={torch.fft.fft2: None}, verify=False).spec()
         == "conv3"
     )
+
+    # a transform that changes the layout cannot stand in as the identity: no such advice
+    class Half(nn.Module):
+        def forward(self, x):
+            return torch.fft.rfft2(x).abs()
+
+    with pytest.raises(ValueError) as info:
+        rfa.from_torch(nn.Sequential(nn.Conv2d(1, 4, 3), Half()), (16, 16), unknown="identity")
+    assert "no mapping for torch.fft.rfft2" in str(info.value)
+    assert "unknown='identity'" not in str(info.value)
     # what it does: every unit reads every unit, as a layer norm over space
     spread = rfa.from_torch(model, (16, 16), overrides={Spectrum: rfa.SpatialNorm("layer")})
     assert spread.spec() == "conv3,layernorm"

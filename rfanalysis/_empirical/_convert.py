@@ -510,7 +510,8 @@ class Rules:
         self.F = torch.nn.functional
         self.overrides = overrides
         self.unknown = unknown
-        self.describe = describe  # (fx node, module or None, owner) -> one-line message
+        # (fx node, module or None, owner, whether the identity would fit) -> one-line message
+        self.describe = describe
         self.prefix = prefix  # of node names, inside a module recorded on its own
         self.owner = owner  # that module: (path, type)
         nn = torch.nn
@@ -545,12 +546,20 @@ class Rules:
             return self.function_rule(run, n, out, label)
         except Unmapped:
             pass
-        if self.unknown == "identity":
-            value = self.first_value(run, n)
-            if _is_tensor(self.torch, out) and _broadcasts(value.units.shape, out.shape):
-                return Value(value.node, value.units.expand(out.shape), value.gate)
+        try:
+            value: Value | None = self.first_value(run, n)
+        except Unmapped:
+            value = None
+        keeps = (
+            value is not None
+            and _is_tensor(self.torch, out)
+            and _broadcasts(value.units.shape, out.shape)
+        )
+        if self.unknown == "identity" and keeps:
+            assert value is not None
+            return Value(value.node, value.units.expand(out.shape), value.gate)
         del conv
-        raise ValueError(self.describe(n, module, self.owner))
+        raise ValueError(self.describe(n, module, self.owner, keeps))
 
     def label(self, n: Any) -> str:
         return self.prefix + (n.target if n.op == "call_module" else n.name)

@@ -12,6 +12,7 @@ output) where autograd reaches units that no route does.
 from __future__ import annotations
 
 import weakref
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -233,8 +234,7 @@ def _convert(torch, module, x, eager, shape, cin, mapping, unknown, output, name
 
     def attempt(program: _Program) -> tuple:
         graph = Graph(input_grid=shape, input_channels=cin)
-        rules = Rules(torch, mapping, unknown,
-                      lambda n, m, owner: _unmapped(program, n, m, owner))  # fmt: skip
+        rules = Rules(torch, mapping, unknown, partial(_unmapped, program))
         conv = Converter(torch, rules, graph, name)
         run = run_graph(torch, program.root, conv, [start], [x], program.graph)
         return program, graph, conv, run
@@ -551,9 +551,30 @@ def _describe(gm: Any, node: Any) -> str:
             return str(node.target)
     if node.op == "call_method":
         return f"Tensor.{node.target}"
-    target = node.target
+    return public_name(node.target)
+
+
+#: where torch's functions are documented, searched for the public name of a C function
+_PUBLIC = ("torch", "torch.nn.functional", "torch.fft", "torch.linalg", "torch.special")
+
+
+def public_name(target: Any) -> str:
+    """``torch.fft.rfft2`` rather than ``torch._C._fft.fft_rfft2``: the name users write."""
+    import importlib
+
     module = getattr(target, "__module__", None) or ""
-    return f"{module}.{getattr(target, '__name__', target)}".lstrip(".")
+    name = getattr(target, "__name__", str(target))
+    if module.startswith("torch._C") or (module == "" and callable(target)):
+        for where in _PUBLIC:
+            try:
+                namespace = importlib.import_module(where)
+            except ImportError:  # pragma: no cover - every torch has these
+                continue
+            for attr in (name, name.removeprefix("fft_"), name.removeprefix("linalg_"),
+                         name.removeprefix("special_")):  # fmt: skip
+                if getattr(namespace, attr, None) is target:
+                    return f"{where}.{attr}"
+    return f"{module}.{name}".lstrip(".")
 
 
 def _inside(node: Any) -> str:
@@ -561,16 +582,18 @@ def _inside(node: Any) -> str:
     return "" if owner is None else f" inside module {owner[0]!r}"
 
 
-def _unmapped(gm: Any, node: Any, module: Any, owner: Any = None) -> str:
+def _unmapped(gm: Any, node: Any, module: Any, owner: Any = None, keeps: bool = True) -> str:
     """The one-line error for an operation without a mapping (``owner``: the module it ran
-    in, for an operation recorded inside a module traced on its own)."""
+    in, for an operation recorded inside a module traced on its own; ``keeps``: its output
+    has its input's layout, so ``unknown='identity'`` could stand in for it)."""
+    identity = ", or pass unknown='identity'" if keeps else ""
     if module is not None:
         kind = type(module).__name__
         return (
             f"from_torch: no mapping for module {node.target!r} ({kind}); map it with "
             f"overrides={{{kind}: lambda m: rfa.Conv(...)}} or "
             f"overrides={{{node.target!r}: ...}} (None for a layer that keeps every "
-            "position in place), or pass unknown='identity'"
+            f"position in place){identity}"
         )
     what = _describe(gm, node)
     key = repr(node.target) if node.op == "call_method" else what
@@ -585,7 +608,7 @@ def _unmapped(gm: Any, node: Any, module: Any, owner: Any = None) -> str:
         )
     return (
         f"from_torch: no mapping for {what} at node {node.name!r}{where}; {how} "
-        "(a layer, a list of layers, or None for identity), or pass unknown='identity'"
+        f"(a layer, a list of layers, or None for identity){identity}"
     )
 
 
