@@ -422,3 +422,55 @@ def test_a_stream_on_cuda_accumulates_there_and_matches_the_cpu():
     on_gpu, count = rfa.influence(model.cuda(), (7, 7), inputs=loader, return_count=True)
     assert count == 20 and model.a.weight.device.type == "cuda"
     np.testing.assert_allclose(on_gpu, cpu, rtol=1e-12)
+
+
+def _ones(model):
+    for p in model.parameters():
+        nn.init.ones_(p)
+    return model.double()
+
+
+def test_module_output_by_submodule_name_is_that_maps_gradient():
+    # single channel, all weights 1: the gradient of a unit of an inner map is its route count
+    model = _ones(
+        nn.Sequential(
+            nn.Conv2d(1, 1, 3, padding=1, bias=False),
+            nn.Sequential(nn.Conv2d(1, 1, 3, stride=2, bias=False), nn.ReLU()),
+            nn.Conv2d(1, 1, 5, bias=False),
+        )
+    )
+    x = torch.rand(1, 1, 17, 17, dtype=torch.float64) + 0.5  # ReLU passes: positive maps
+    got = rfa.influence(model, (17, 17), output="1", inputs=x[0], unit=(2, 5))
+    np.testing.assert_array_equal(got, rfa.routes("conv3p1,conv3s2", (17, 17), unit=(2, 5)))
+    np.testing.assert_array_equal(
+        got, rfa.routes(rfa.from_torch(model, 17, output="1"), 17, unit=(2, 5))
+    )
+    # ... and the same through autograd of the truncated model by hand
+    trunk = nn.Sequential(*list(model)[:2])
+    xr = x.clone().requires_grad_(True)
+    trunk(xr)[0, 0, 2, 5].backward()
+    np.testing.assert_array_equal(got, xr.grad[0, 0].abs().numpy())
+
+
+def test_module_output_by_dict_key_and_bad_names():
+    class Heads(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Conv2d(1, 1, 3, bias=False)
+            self.aux = nn.Conv2d(1, 1, 5, bias=False)
+
+        def forward(self, x):
+            y = self.body(x)
+            return {"out": y, "aux": self.aux(y)}
+
+    model = _ones(Heads())
+    got = rfa.influence(model, (12, 12), output="aux", unit="all")
+    np.testing.assert_array_equal(got, rfa.coverage("conv3,conv5", (12, 12)))
+    with pytest.raises(ValueError, match=r"`output` 'head' is neither a submodule of Heads nor "
+                       r"a key of the dict it returns \(its keys: 'out', 'aux'\)"):  # fmt: skip
+        rfa.influence(model, (12, 12), output="head")
+    with pytest.raises(TypeError, match=r"Heads returned dict; influence needs one tensor: name "
+                       r"it with `output`"):  # fmt: skip
+        rfa.influence(model, (12, 12))
+    with pytest.raises(TypeError, match=r"`output` selects a map inside a torch module"):
+        rfa.influence("conv3", (12, 12), output="x")

@@ -228,6 +228,7 @@ def influence(
     device: Any = None,
     progress: bool | None = None,
     return_count: bool = False,
+    output: str | None = None,
 ) -> Any:
     """Empirical influence map: mean over trials of ``|d y_unit / d x|`` of a real network.
 
@@ -291,6 +292,10 @@ def influence(
     return_count : bool
         Also return the number of inputs (trials) the map averages, e.g. the images a
         DataLoader yielded.
+    output : str, optional
+        Torch modules: the map whose unit is differentiated, instead of the module's output:
+        a submodule's qualified name (``"layer4"``; the forward pass stops there), or the key
+        of a dict the module returns (``"out"``), as in :func:`rfanalysis.from_torch`.
 
     Returns
     -------
@@ -353,8 +358,13 @@ def influence(
     )  # fmt: skip
     if not isinstance(return_count, bool):
         raise TypeError(f"`return_count` must be True or False, got {return_count!r}")
+    if output is not None and not args.module:
+        raise TypeError(
+            "`output` selects a map inside a torch module; a spec network's output is its "
+            "last layer (cut the spec instead)"
+        )
     if args.module:
-        result, count, zero = _module_influence(net, input_shape, args, inputs, rng, device)
+        result, count, zero = _module_influence(net, input_shape, args, inputs, rng, device, output)
         _warn_if_cut_short(result, zero, type(net).__name__, args.unit)
     else:  # its weights are drawn: a zero map is a unit without routes (see routes())
         if is_stream(inputs):
@@ -405,7 +415,13 @@ def _spec_influence(
 
 
 def _module_influence(
-    module: Any, input_shape: Any, args: _Args, inputs: Any, rng: Any, device: Any
+    module: Any,
+    input_shape: Any,
+    args: _Args,
+    inputs: Any,
+    rng: Any,
+    device: Any,
+    output: str | None = None,
 ) -> tuple[np.ndarray, int, list[str]]:
     """The map of a torch module, the number of inputs, and its all-zero weight tensors."""
     from . import _torch
@@ -430,7 +446,7 @@ def _module_influence(
 
     total, used, count = _torch.module_gradients(
         module, batches, n_batches, full, seed_for, args.reduction, args.dtype, device,
-        args.progress,
+        args.progress, output,
     )  # fmt: skip
     result = _finish(total, count, used, f"influence of {name}")
     return result, count, _torch.zero_weights(module)

@@ -215,6 +215,58 @@ def _batch_tensor(
     return x
 
 
+class _Reached(Exception):
+    """Raised by a forward hook to stop a model once the selected output exists."""
+
+
+def selected_output(torch: Any, module: Any, output: str | None) -> Callable[[Any], Any]:
+    """``x -> the map to differentiate``: the module's output, the output of its submodule
+    ``output`` (the forward stops there), or the entry ``output`` of the dict it returns."""
+    if output is None:
+        return module
+    if not isinstance(output, str):
+        raise TypeError(f"`output` must be a submodule name or a dict key, got {output!r}")
+    try:
+        sub = module.get_submodule(output) if output else None
+    except AttributeError:
+        sub = None
+    if sub is None:
+
+        def by_key(x: Any) -> Any:
+            y = module(x)
+            if isinstance(y, dict) and output in y:
+                return y[output]
+            keys = f" (its keys: {', '.join(map(repr, y))})" if isinstance(y, dict) else ""
+            raise ValueError(
+                f"`output` {output!r} is neither a submodule of {type(module).__name__} nor a "
+                f"key of the dict it returns{keys}"
+            )
+
+        return by_key
+
+    def by_module(x: Any) -> Any:
+        seen: list[Any] = []
+
+        def hook(_module: Any, _args: Any, out: Any) -> None:
+            seen.append(out[0] if isinstance(out, (tuple, list)) else out)
+            raise _Reached
+
+        handle = sub.register_forward_hook(hook)
+        try:
+            module(x)
+        except _Reached:
+            pass
+        finally:
+            handle.remove()
+        if not seen:
+            raise ValueError(
+                f"`output` {output!r}: {type(module).__name__} never ran that submodule"
+            )
+        return seen[0]
+
+    return by_module
+
+
 def module_gradients(
     module: Any,
     batches: Iterable[Any],
@@ -225,6 +277,7 @@ def module_gradients(
     dtype: np.dtype | None,
     device: Any,
     progress: bool | None,
+    output: str | None = None,
 ) -> tuple[np.ndarray, str, int]:
     """Sum over the inputs of ``reduction`` of ``d <seed, module(x)> / d x``, the dtype used
     and the number of inputs.
@@ -236,6 +289,7 @@ def module_gradients(
     parameters, under ``enable_grad``; its mode and ``requires_grad`` flags are restored
     afterwards. ``seed_for(out_shape)`` gives the ``(1, 1, *out_shape)`` output weighting,
     where ``out_shape`` is the output's spatial shape, or ``(features,)`` for a 2-D output.
+    ``output`` selects an inner map (:func:`selected_output`).
     """
     torch = require_torch("influence of a torch module")
     own_dtype, own_device = module_dtype_device(module)
@@ -248,6 +302,9 @@ def module_gradients(
             f"move the model first (model.to({str(dev)!r})) or leave `device` unset"
         )
     reduce = _on_device_reduction(reduction)
+    run = selected_output(torch, module, output)
+    if output is not None:
+        name = f"{name}'s {output!r}"
     total_dtype = torch.float32 if dev.type == "mps" else torch.float64  # MPS has no float64
     total = torch.zeros(shape[1:], dtype=total_dtype, device=dev)
     count = 0
@@ -262,11 +319,11 @@ def module_gradients(
                 xt = _batch_tensor(torch, item, index, shape, tdtype, dev).requires_grad_(True)
                 if xt.shape[0] == 0:
                     continue
-                y = module(xt)
+                y = run(xt)
                 if not isinstance(y, torch.Tensor):
                     raise TypeError(
-                        f"{name} returned {type(y).__name__}; influence needs a module that "
-                        "returns one tensor (wrap it to select the output)"
+                        f"{name} returned {type(y).__name__}; influence needs one tensor: "
+                        "name it with `output` (a submodule, or the key of a returned dict)"
                     )
                 if y.ndim < 2 or y.shape[0] != xt.shape[0]:
                     raise ValueError(
