@@ -75,6 +75,8 @@ __all__ = [
 
 #: colour of pixels with no route (masked in every count map)
 ZERO_COLOR = "#c8c8c8"
+#: colour of values below a shared scale (an empirical map's tail under the analytic minimum)
+UNDER_COLOR = "#e7298a"
 
 #: largest map (units per layer) that :func:`plot_route_diagram` draws
 MAX_DIAGRAM_UNITS = 64
@@ -1285,15 +1287,29 @@ def comparison_figure(
     if limits is not None:
         limits = (limits[0], max(limits[1], float(e.max())))
     norm = scale.norm(limits)
+    # the shared scale starts at the analytic map's smallest share: empirical shares below it
+    # are drawn in a colour of their own, and the colour bar's arrow says so
+    # (not those equal to it but for the rounding of the two maps' totals)
+    below = limits is not None and bool(((e > 0) & (e < limits[0] * (1 - 1e-9))).any())
+    if below and limits is not None:
+        e = np.where((e > 0) & (e >= limits[0] * (1 - 1e-9)), np.maximum(e, limits[0]), e)
+    shown = cmap
+    if below:
+        shown = plt.get_cmap(cmap) if not isinstance(cmap, colors.Colormap) else cmap
+        shown = shown.with_extremes(under=UNDER_COLOR)
     images = [
         plot_coverage(
-            m, ax=ax, log=log, colorbar=False, norm=norm, cmap=cmap, xlabel=None, ylabel=None
+            m, ax=ax, log=log, colorbar=False, norm=norm, cmap=shown, xlabel=None, ylabel=None
         )
         for m, ax in zip((a, e), axes)
     ]
     zero = bool((a == 0).any() or (e == 0).any())
     add_colorbar(
-        images[0], ax=list(axes[:2]), label="share of total", zero_label="zero" if zero else None
+        images[0],
+        ax=list(axes[:2]),
+        label="share of total" + (" (arrow: below the scale)" if below else ""),
+        zero_label="zero" if zero else None,
+        extend="min" if below else "neither",
     )
     if panel == "difference":
         reach = float(np.abs(third).max()) or 1.0

@@ -368,6 +368,32 @@ def test_comparison_figure_normalises_and_shares_the_scale():
         plt.close(fig)
 
 
+def test_comparison_figure_marks_empirical_shares_below_the_scale():
+    # analytic shares 1/16 .. 4/16; the empirical corner holds 1e-6 of its total, far below
+    analytic = np.outer([1.0, 2, 1], [1.0, 2, 1])
+    empirical = analytic.copy()
+    empirical[0, 0] = 16e-6
+    fig, axes = plotting.comparison_figure(analytic, empirical)
+    try:
+        e_img = axes[1].images[0]
+        assert e_img.norm.vmin == pytest.approx(1 / 16)
+        under = colors.to_rgba(plotting.UNDER_COLOR)
+        assert e_img.cmap.get_under() == pytest.approx(under)
+        rgba = e_img.to_rgba(e_img.get_array())
+        assert rgba[0, 0] == pytest.approx(under)  # the corner, in the colour of its own
+        assert rgba[0, 1] != pytest.approx(under)
+        labels = [c.get_ylabel() for c in fig.axes if c not in axes]
+        assert "share of total (arrow: below the scale)" in labels
+    finally:
+        plt.close(fig)
+    # no empirical share below the scale: no arrow, no colour of its own
+    fig, axes = plotting.comparison_figure(analytic, np.ones((3, 3)))
+    try:
+        assert "below" not in "".join(c.get_ylabel() for c in fig.axes)
+    finally:
+        plt.close(fig)
+
+
 def test_comparison_figure_ratio_panel():
     analytic = np.array([[0.0, 1.0], [1.0, 2.0]])  # total 4
     empirical = np.array([[1.0, 1.0], [1.0, 1.0]])  # total 4
