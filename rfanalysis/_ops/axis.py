@@ -273,12 +273,15 @@ def _phases(g, axis, mode, n_res, plan: Boxes, out=None):
         out = np.empty(shape, dtype=dtype)
     low = plan.low
     n_p = low + n_g + plan.high
-    pshape = list(g.shape)
-    pshape[axis] = n_p
-    padded = np.empty(pshape, dtype=dtype)
-    _take(padded, axis, low, low + n_g)[...] = g
-    _take(padded, axis, 0, low)[...] = zero
-    _take(padded, axis, low + n_g, n_p)[...] = zero
+    if low or plan.high:
+        pshape = list(g.shape)
+        pshape[axis] = n_p
+        padded = np.empty(pshape, dtype=dtype)
+        _take(padded, axis, low, low + n_g)[...] = g
+        _take(padded, axis, 0, low)[...] = zero
+        _take(padded, axis, low + n_g, n_p)[...] = zero
+    else:  # every tap reads inside the map (a block inside a larger result)
+        padded = g
     add = np.logaddexp if mode == "log" else np.add
     boxes = {1: padded}  # width -> sums of that many consecutive units (length n_p - w + 1)
 

@@ -105,7 +105,7 @@ def _separable_back(ops: tuple[AxisOp, ...], g: Counts, alg: Algebra) -> Counts:
 
 #: units of a block of rows that :func:`_blocked_back` computes at a time (its temporaries
 #: stay in the cache and below numpy's threshold for huge pages)
-_BLOCK = 1 << 18
+_BLOCK = 1 << 17
 
 
 def _blocked_back(ops: tuple[AxisOp, ...], g: np.ndarray, alg: Algebra, size: int) -> np.ndarray:
