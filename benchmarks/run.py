@@ -44,6 +44,7 @@ RESNET50 = "resnet50"
 #: a float32 gradient counts as right within this relative difference (float32 rounds each
 #: sum to about 6e-8; a few hundred sums deep that stays far below this)
 FLOAT32_TOLERANCE = 1e-4
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass
@@ -195,7 +196,19 @@ def chain_section(quick: bool) -> Section:
             dtypes = []
             for dtype, itemsize in (("float32", 4), ("float64", 8)):
                 need = torch_activation_bytes(shape, depth, itemsize)
-                if need > 0.5 * available_bytes():
+                largest = float(ours.max())
+                if dtype == "float32" and largest > FLOAT32_MAX and n >= 1024:
+                    # a minute of autograd to show an overflow that the counts already show
+                    sec.rows.append(
+                        Row(
+                            case,
+                            f"torch autograd {dtype}",
+                            None,
+                            note=f"skipped: counts reach {largest:.2g}, past float32's range "
+                            "(3.4e38)",
+                        )
+                    )
+                elif need > 0.5 * available_bytes():
                     sec.rows.append(
                         Row(
                             case,
