@@ -1614,12 +1614,13 @@ def run_graph(
 
     With ``shapes_only`` the input is a meta tensor (a shape without values): every operation
     on tensors computed from it runs on meta tensors (parameters and constants taken to the
-    meta device for the call; a layer that keeps shapes, such as an activation or an eval-mode
-    batch norm, not run at all), so the model's arithmetic costs nothing, while constants
-    (masks, index buffers) are computed for real. The conversion reads units, shapes and constants,
-    never the values computed from the input, except where an operation reads a tensor
-    computed from the input that is no map (a comparison, an index, a detached copy) or runs
-    a module's own Python on values: there :class:`NeedsValues` is raised.
+    meta device for the call; a layer that keeps shapes, such as an activation or an
+    eval-mode batch norm, not run at all), so the model's arithmetic costs nothing, while
+    constants (masks, index buffers) are computed for real. The conversion reads units,
+    shapes and constants, never the values computed from the input, except where an
+    operation reads a tensor computed from the input that is no map (a comparison, an index,
+    a detached copy) or runs a module's own Python on values: there :class:`NeedsValues` is
+    raised.
     """
     fx = torch.fx
     meta = torch.device("meta")
