@@ -278,3 +278,23 @@ def test_large_maps_a_block_at_a_time_equal_autograd():
     shape = (700, 530)  # 371,000 units: computed in blocks of rows
     np.testing.assert_array_equal(rfa.coverage(spec, shape), torch_grad(spec, shape))
     np.testing.assert_array_equal(rfa.routes(spec, shape), torch_grad(spec, shape, "center"))
+
+
+def test_counting_leaves_no_reference_cycles(monkeypatch):
+    # arrays held in a cycle live until the garbage collector runs: memory a large map
+    # would need twice over
+    import gc
+
+    from rfanalysis._ops import windows
+
+    monkeypatch.setattr(windows, "_BLOCK", 64)  # blocks of rows, box sums in each
+    net = rfa.parse("conv7s2p3,maxpool3s2p1,res(conv3p1)")
+    rfa.coverage(net, (40, 36))  # plans and operators are cached on the first call
+    gc.collect()
+    gc.disable()
+    try:
+        rfa.coverage(net, (40, 36))
+        rfa.routes(net, (40, 36), log=True)
+        assert gc.collect() == 0
+    finally:
+        gc.enable()

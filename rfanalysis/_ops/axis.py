@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -286,11 +287,7 @@ def _phases(g, axis, mode, n_res, plan: Boxes, out=None):
     boxes = {1: padded}  # width -> sums of that many consecutive units (length n_p - w + 1)
 
     def box(w: int) -> np.ndarray:
-        if w not in boxes:
-            a, b = _halves(w)
-            n = n_p - w + 1
-            boxes[w] = add(_take(box(a), axis, 0, n), _take(box(b), axis, a, a + n))
-        return boxes[w]
+        return _box(boxes, w, axis, add)
 
     pre = (slice(None),) * axis
     for r, (length, first, width, found) in enumerate(plan.residues):
@@ -309,6 +306,20 @@ def _phases(g, axis, mode, n_res, plan: Boxes, out=None):
             add(_take(box(a), axis, start, start + length),
                 _take(box(b), axis, start + a, start + a + length), out=view)  # fmt: skip
     return out
+
+
+def _box(boxes: dict[int, np.ndarray], w: int, axis: int, add: Any) -> np.ndarray:
+    """Sums of ``w`` consecutive units along ``axis`` of ``boxes[1]``, from (and kept in)
+    ``boxes``. A module function: a closure calling itself would hold its arrays in a
+    reference cycle until the garbage collector runs."""
+    if w not in boxes:
+        a, b = _halves(w)
+        n = boxes[1].shape[axis] - w + 1
+        boxes[w] = add(
+            _take(_box(boxes, a, axis, add), axis, 0, n),
+            _take(_box(boxes, b, axis, add), axis, a, a + n),
+        )
+    return boxes[w]
 
 
 def _take(a: np.ndarray, axis: int, lo: int, hi: int) -> np.ndarray:
