@@ -201,7 +201,9 @@ def _finish(values: np.ndarray, mode: Mode, what: str) -> np.ndarray:
         if np.isnan(values).any() or np.isposinf(values).any():  # pragma: no cover - defensive
             raise FloatingPointError(f"{what}: log counts became NaN; please report this")
         return values / _LN10
-    if not np.isfinite(values).all():
+    # counts are sums of non-negative numbers: an overflow is an inf (or a NaN where an inf
+    # met a zero) and the largest value shows it
+    if values.size and not np.max(values) < np.inf:
         raise CountOverflowError(
             f"{what}: route counts exceed the float64 range (about 1.8e308); "
             "use log=True for log10 counts or exact=True for Python integers"

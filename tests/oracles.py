@@ -8,9 +8,10 @@ unit with Python integers, walking the graph's nodes (``net.expand(ndim).nodes``
 They share no code with the engine beyond reading the layer objects' fields and the node list.
 ``enumerate_paths`` lists routes one at a time, to check that counter on tiny graphs.
 
-``torch_net`` builds the single-channel, bias-free, float64 graph with all weights 1 (pools as
-window sums; concat and product replaced by the sum of their operands) whose input gradients
-are route counts.
+``torch_net`` builds the single-channel, bias-free graph with all weights 1 (pools as window
+sums; concat and product replaced by the sum of their operands; every "reads" of DESIGN section
+9 a sum over the units read: global pools and norms over space sum the whole map, attention
+sums its window, a traced relation sums its sets) whose input gradients are route counts.
 """
 
 from __future__ import annotations
@@ -283,16 +284,31 @@ def enumerate_paths_1d(net, n, unit):
 
 
 # --------------------------------------------------------------------------- torch oracle
-def torch_net(net, in_shape, extra=None):
-    """A callable ``x -> y`` in torch (float64, one channel, ones weights) for ``net``'s graph.
+def torch_net(net, in_shape, extra=None, dtype="float64"):
+    """A callable ``x -> y`` in torch (one channel, ones weights, ``dtype``) for ``net``'s
+    graph.
 
     Every node applies its layer to the values of its inputs. Channels collapse, so a concat
     is the sum of its operands; a sum is a sum; a product is replaced by the sum of its
-    operands (its routes are one term per factor), broadcast as torch broadcasts. ``extra``
-    maps a layer class the oracle does not know to a function ``(layer, x) -> y``.
+    operands (its routes are one term per factor), broadcast as torch broadcasts. Operations
+    that read sets of units sum them: a global pool and a norm over space the whole map, an
+    adaptive pool its windows (torch's), attention the window of each token (torchvision's
+    shifted windows and their mask), a traced relation (``from_torch``) its sets. ``extra``
+    maps a layer class the oracle does not know to a function ``(layer, x) -> y``. Index
+    arrays are made on the first call and kept.
     """
     import torch
     import torch.nn.functional as F
+
+    from rfanalysis._ops.reads import Reads
+
+    tdtype = getattr(torch, dtype)
+    made: dict = {}  # per node: index tensors and matrices, made on the first call
+
+    def once(key, make):
+        if key not in made:
+            made[key] = make()
+        return made[key]
 
     nodes = as_graph(net, len(in_shape))
     nd = len(in_shape)
@@ -313,7 +329,7 @@ def torch_net(net, in_shape, extra=None):
 
     def run(x):
         values = [x]
-        for node in nodes[1:]:
+        for index, node in enumerate(nodes[1:], start=1):
             operands = [values[j] for j in node.inputs]
             if isinstance(node.layer, MERGES):
                 # concatenated channels feed the next ones-weight layer summed; a product's
@@ -323,22 +339,61 @@ def torch_net(net, in_shape, extra=None):
                     y = y + other
             elif extra and type(node.layer) in extra:
                 y = extra[type(node.layer)](node.layer, *operands)
+            elif isinstance(node.layer, Reads):
+                y = reads(index, node.layer, operands)
             else:
-                y = apply(node.layer, *operands)
+                y = apply(index, node.layer, *operands)
             values.append(y)
         return values[-1]
 
-    def apply(layer, x):
+    def reads(index, layer, xs):
+        """Every output unit sums the input units of its set, over every operand."""
+        total = None
+        for k, (rel, x) in enumerate(zip(layer.relations, xs)):
+            if rel is None:
+                continue
+            owner, members, pick, ok = once(
+                (index, k),
+                lambda rel=rel: (
+                    torch.as_tensor(np.repeat(np.arange(len(rel.ptr) - 1), np.diff(rel.ptr))),
+                    torch.as_tensor(rel.members),
+                    torch.as_tensor(np.maximum(rel.set_of, 0)),
+                    torch.as_tensor(rel.set_of >= 0).to(tdtype),
+                ),
+            )
+            sums = torch.zeros(len(rel.ptr) - 1, dtype=x.dtype)
+            part = sums.index_add(0, owner, x.reshape(-1)[members])[pick] * ok
+            total = part if total is None else total + part
+        return total.reshape(1, 1, *layer.out_shape)
+
+    def apply(index, layer, x):
         shape = tuple(x.shape[2:])
+        spatial = tuple(range(2, x.ndim))
         if isinstance(layer, rfa.Dense):
-            w = torch.ones(layer.out_features, x[0].numel(), dtype=torch.float64)
+            w = torch.ones(layer.out_features, x[0].numel(), dtype=tdtype)
             return (w @ x.reshape(-1)).reshape(1, 1, -1)
+        if isinstance(layer, rfa.GlobalPool):  # one unit reads every position
+            return x.sum(dim=spatial, keepdim=True)
+        if isinstance(layer, rfa.SpatialNorm):  # every unit reads every position
+            return x.sum(dim=spatial, keepdim=True).expand(x.shape)
+        if isinstance(layer, rfa.AdaptivePool):
+            mats = once(index, lambda: adaptive_matrices(shape, layer.output_size))
+            for axis, m in enumerate(mats):  # windows along each axis in turn
+                x = torch.movedim(torch.movedim(x, 2 + axis, -1) @ m.T, -1, 2 + axis)
+            return x
+        if isinstance(layer, rfa.Attention):
+            labels, groups = once(
+                index, lambda: window_groups(shape, layer.window_size, layer.shift_size)
+            )
+            flat = x.reshape(-1)
+            sums = torch.zeros(groups, dtype=x.dtype).index_add(0, labels, flat)
+            return sums[labels].reshape(x.shape)
         if isinstance(layer, rfa.Upsample):
             return F.interpolate(
                 x, scale_factor=tuple(float(f) for f in layer.scale_factor), mode="nearest"
             )
         if isinstance(layer, rfa.ConvTranspose):
-            w = torch.ones((1, 1, *layer.kernel_size), dtype=torch.float64)
+            w = torch.ones((1, 1, *layer.kernel_size), dtype=tdtype)
             assert all(b == a for b, a in layer.padding), "torch crops symmetrically"
             return tconv(
                 x,
@@ -349,7 +404,7 @@ def torch_net(net, in_shape, extra=None):
                 dilation=layer.dilation,
             )
         pads = [_pads(layer, a, shape[a]) for a in range(nd)]
-        w = torch.ones((1, 1, *layer.kernel_size), dtype=torch.float64)
+        w = torch.ones((1, 1, *layer.kernel_size), dtype=tdtype)
         if isinstance(layer, rfa.Pool) and layer.ceil_mode:
             # window sums with torch's own ceil_mode rule (avg pool with divisor 1)
             assert all(d == 1 for d in layer.dilation) and all(b == a for b, a in pads)
@@ -364,7 +419,58 @@ def torch_net(net, in_shape, extra=None):
         mode = getattr(layer, "padding_mode", "zeros")
         return conv(pad(x, pads, mode), w, stride=layer.stride, dilation=layer.dilation)
 
+    def adaptive_matrices(shape, sizes):
+        """Per axis, the 0/1 matrix of torch's adaptive windows: output ``i`` of ``m`` reads
+        inputs ``floor(i n / m)`` to ``ceil((i + 1) n / m) - 1``."""
+        mats = []
+        for n, m in zip(shape, sizes):
+            a = torch.zeros((m, n), dtype=tdtype)
+            for i in range(m):
+                a[i, (i * n) // m : -((-(i + 1) * n) // m)] = 1
+            mats.append(a)
+        return mats
+
+    def window_groups(shape, window, shift):
+        labels, groups = attention_groups(shape, window, shift)
+        return torch.as_tensor(labels.ravel()), groups
+
     return run
+
+
+def attention_groups(shape, window, shift):
+    """Which tokens of a ``shape`` grid attend each other, as torchvision's
+    ``shifted_window_attention`` computes it: labels (one per token; equal labels attend) and
+    their number. The grid is padded at the end to whole windows, an axis whose window covers
+    it is not shifted, the padded grid is rolled by ``-shift`` and cut into windows; with a
+    shift, tokens attend only within one region of the mask that torchvision builds from the
+    slices ``(0, -w)``, ``(-w, -s)``, ``(-s, None)`` of each axis (later slices overwrite).
+    ``window`` None: one group (global attention)."""
+    if window is None:
+        return np.zeros(shape, dtype=np.int64), 1
+    window, shift = tuple(window), list(shift)
+    padded = tuple(-(-n // w) * w for n, w in zip(shape, window))
+    for a, (w, p) in enumerate(zip(window, padded)):
+        if w >= p:
+            shift[a] = 0
+    mask = np.zeros(padded, dtype=np.int64)
+    if sum(shift) > 0:
+        slices = [((0, -w), (-w, -s), (-s, None)) for w, s in zip(window, shift)]
+        for count, combo in enumerate(itertools.product(*slices)):
+            mask[tuple(slice(lo, hi) for lo, hi in combo)] = count
+    # label on the rolled, padded grid: the window, then the mask region inside it
+    index = np.indices(padded)
+    label = np.zeros(padded, dtype=np.int64)
+    for a, w in enumerate(window):
+        label = label * (padded[a] // w) + index[a] // w
+    label = label * 9 ** len(shape) + mask
+    # token at position p sits at (p - shift) mod padded on the rolled grid
+    where = tuple(
+        ((np.arange(n) - s) % p).reshape([-1 if b == a else 1 for b in range(len(shape))])
+        for a, (n, s, p) in enumerate(zip(shape, shift, padded))
+    )
+    labels = label[where]
+    uniq, inverse = np.unique(labels, return_inverse=True)
+    return inverse.reshape(shape), len(uniq)
 
 
 def torch_grad(net, in_shape, unit=None, extra=None):

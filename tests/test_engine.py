@@ -212,3 +212,89 @@ def test_memory_guard_ignores_small_jobs_on_a_busy_machine(monkeypatch):
     # ... but refuses a large one
     with pytest.raises(ValueError, match=r"would need about .* but only 1.0 KB is available"):
         rfa.coverage("conv3p1", (4096, 4096))
+
+
+# --------------------------------------------------------------------------- fast paths
+# the transpose of a window as box sums per residue of its stride, the identity of a 1x1
+# layer, a large map computed a block of rows at a time, and constant (global) terms added
+# as numbers: each against the brute-force enumerator, in every number system
+FAST_PATHS = [
+    "conv7s2p3",  # boxes of widths 3 and 4 sharing pair sums
+    "conv5p2",  # one residue, a box of 5 (4 + 1)
+    "conv7p3:reflect",  # boxes, then the taps the padding mode redirects
+    "conv5p4d2:circular",  # dilation: offsets that are no box
+    "conv6s3p2",
+    "conv9s4p4:replicate",
+    "conv5s2p4d2",
+    "maxpool3s2p1",
+    "tconv4s2p1",  # the transpose of a transposed convolution gathers: no boxes
+    "conv1,conv1s2,conv7p3*2",  # identities, then boxes of boxes
+]
+
+
+@pytest.mark.parametrize("spec", FAST_PATHS)
+@pytest.mark.parametrize("block", [None, 5])
+@pytest.mark.parametrize("dense", [False, True])
+def test_fast_paths_equal_brute_force(spec, block, dense, monkeypatch):
+    from rfanalysis._ops import windows
+
+    from .oracles import brute_coverage, brute_routes
+
+    if block is not None:  # blocks of one or two rows
+        monkeypatch.setattr(windows, "_BLOCK", block)
+    if dense:  # a residual after the layer: the counts reach it as a map, not as vectors
+        spec += ",res(conv3p1)"
+    shape = (23, 17)
+    coverage = brute_coverage(spec, shape)
+    routes = brute_routes(spec, shape, "center")
+    assert rfa.coverage(spec, shape, exact=True).tolist() == coverage.tolist()
+    assert rfa.routes(spec, shape, exact=True).tolist() == routes.tolist()
+    np.testing.assert_array_equal(rfa.coverage(spec, shape), coverage.astype(float))
+    with np.errstate(divide="ignore"):
+        expected = np.log10(routes.astype(float))
+    np.testing.assert_allclose(rfa.routes(spec, shape, log=True), expected, rtol=1e-13)
+
+
+def test_constant_terms_add_as_numbers():
+    # y = x * gap(x): every unit reads its pixel and, through the gate, every pixel (DESIGN
+    # section 9); the gate's term is constant over the map
+    x = rfa.Input()
+    net = rfa.Network(rfa.Mul()(rfa.Conv(3, padding=1)(x), rfa.GlobalPool()(x)))
+    # 3x3 coverage of conv3p1 (per axis 2 3 2 on 3 pixels) plus 9 gated units per pixel
+    expected = np.outer([2, 3, 2], [2, 3, 2]) + 9
+    np.testing.assert_array_equal(rfa.coverage(net, (3, 3)), expected)
+    assert rfa.coverage(net, (3, 3), exact=True).tolist() == expected.tolist()
+    np.testing.assert_allclose(rfa.coverage(net, (3, 3), log=True), np.log10(expected))
+    # gates alone: a constant map
+    gate = rfa.Network(rfa.Mul()(rfa.GlobalPool()(x), rfa.GlobalPool()(x)))
+    np.testing.assert_array_equal(rfa.coverage(gate, (2, 3)), np.full((2, 3), 2))
+
+
+@pytest.mark.torch
+def test_large_maps_a_block_at_a_time_equal_autograd():
+    from .oracles import torch_grad
+
+    spec = "conv7s2p3,maxpool3s2p1,conv3p1:reflect,conv5s2p2,tconv4s2p1,conv1"
+    shape = (700, 530)  # 371,000 units: computed in blocks of rows
+    np.testing.assert_array_equal(rfa.coverage(spec, shape), torch_grad(spec, shape))
+    np.testing.assert_array_equal(rfa.routes(spec, shape), torch_grad(spec, shape, "center"))
+
+
+def test_counting_leaves_no_reference_cycles(monkeypatch):
+    # arrays held in a cycle live until the garbage collector runs: memory a large map
+    # would need twice over
+    import gc
+
+    from rfanalysis._ops import windows
+
+    monkeypatch.setattr(windows, "_BLOCK", 64)  # blocks of rows, box sums in each
+    net = rfa.parse("conv7s2p3,maxpool3s2p1,res(conv3p1)")
+    rfa.coverage(net, (40, 36))  # plans and operators are cached on the first call
+    gc.collect()
+    gc.disable()
+    try:
+        rfa.coverage(net, (40, 36))
+        rfa.routes(net, (40, 36), log=True)
+        assert gc.collect() == 0
+    finally:
+        gc.enable()

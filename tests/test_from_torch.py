@@ -282,6 +282,100 @@ def test_an_untraceable_submodule_is_recorded_as_it_runs():
     assert rfa.from_torch(model, 8, unknown="identity").spec() == "conv3p1,groupnorm2"
 
 
+# --------------------------------------------------------------------------- the shape run
+def _traced(model, shape, shapes):
+    """What from_torch converts, on shapes (meta tensors) or running the model on values."""
+    from rfanalysis._empirical import _fx
+
+    cin = _fx.module_in_channels(model)
+    return _fx._traced(torch, model, shape, cin, None, "global", {}, "error", "m", shapes)
+
+
+def _small_torchvision(name, **kwargs):
+    tv = import_torchvision()
+    torch.manual_seed(0)
+    return tv.models.get_model(name, **kwargs).eval()
+
+
+@pytest.mark.parametrize(
+    ("make", "shape"),
+    [
+        (Net, (64, 64)),
+        (lambda: OnesNet(1), (48,)),
+        (lambda: _small_torchvision("mobilenet_v3_small"), (64, 64)),  # SE gates, hardswish
+        (lambda: _small_torchvision("convnext_tiny"), (64, 64)),  # channels-last layer norms
+        (lambda: _small_torchvision("swin_t"), (64, 64)),  # shifted windows, patch merging
+        (lambda: _small_torchvision("vit_b_16", image_size=32), (32, 32)),  # tokens
+    ],
+)
+def test_the_shape_run_converts_as_the_run_on_values(make, shape):
+    model = make()
+    on_shapes, on_values = _traced(model, shape, True), _traced(model, shape, False)
+    assert on_shapes.on_shapes and not on_values.on_shapes
+    assert on_shapes.net.nodes == on_values.net.nodes
+
+
+def test_without_verification_the_model_does_no_arithmetic():
+    model = Net()
+    seen = []
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            m.register_forward_hook(lambda m, args, out: seen.append(args[0].device.type))
+    rfa.from_torch(model, 64, verify=False)
+    assert seen and set(seen) == {"meta"}
+    seen.clear()
+    rfa.from_torch(model, 96)  # verification: one pass on values, against autograd
+    assert "cpu" in seen
+
+
+class _SortedColumns(nn.Module):
+    """Gathers columns in an order its input decides (argsort): what the conversion reads
+    depends on values computed from the input. The order, a constant, takes the map's shape
+    from it (``expand_as``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 3, padding=1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        order = y.sum(dim=(1, 2), keepdim=True).argsort(dim=3).expand_as(y)
+        return torch.gather(y, 3, order)
+
+
+def test_values_computed_from_the_input_send_the_conversion_to_the_run_on_values():
+    model = _SortedColumns()
+    found = _traced(model, (6, 8), True)
+    assert not found.on_shapes  # meta indices would gather arbitrary columns
+    assert found.net.nodes == _traced(model, (6, 8), False).net.nodes
+    # the columns are permuted: the coverage totals those of the convolution alone, per axis
+    # 2 + 3 * 4 + 2 = 16 over 6 rows and 2 + 3 * 6 + 2 = 22 over 8 columns
+    assert rfa.coverage(found.net, (6, 8)).sum() == 16 * 22
+
+
+class _FxOnly(nn.Module):
+    """Computes another output when torch.fx traces it than when it runs."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 3, padding=1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        if torch.fx._symbolic_trace.is_fx_tracing():
+            return torch.roll(y, 1, dims=3)
+        return y
+
+
+def test_a_trace_that_computes_another_output_is_replaced_by_the_recording():
+    model = _FxOnly()
+    # verification runs the trace and the module on one input: they differ, so the module is
+    # converted as it runs (the convolution alone)
+    assert rfa.from_torch(model, 8).spec() == "conv3p1"
+    # without verification nothing runs on values: the trace is what is converted
+    assert rfa.from_torch(model, 8, verify=False).spec() != "conv3p1"
+
+
 def test_unknown_function_error_and_override_checked_against_autograd():
     class Spectrum(nn.Module):
         def forward(self, x):

@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 import rfanalysis as rfa
 
 from .oracles import (
+    attention_groups,
     brute_coverage,
     brute_output_shape,
     brute_routes,
@@ -89,6 +90,39 @@ def test_torch_oracle_by_hand():
     x = rfa.Input()
     net = rfa.Network(rfa.Mul()(x, rfa.Pool((1, 3), kind="avg")(x), rfa.Pool((2, 1))(x)))
     np.testing.assert_array_equal(torch_grad(net, (2, 3), (0, 1)), [[1, 3, 1], [0, 1, 0]])
+
+
+def test_shifted_window_groups_by_hand():
+    # 4 tokens per axis, windows of 2 shifted by 1: torchvision rolls the grid by -1, so
+    # token p sits at q = (p - 1) mod 4; windows q // 2 = {0, 1} and {2, 3}; its mask cuts
+    # the second window into q = 2 and q = 3 (slices (-2, -1) and (-1, None)). Per axis the
+    # groups are tokens {1, 2}, {3} and {0}; in 2-D their products.
+    labels, groups = attention_groups((4, 4), (2, 2), (1, 1))
+    assert groups == 9
+    axis = {0: "a", 1: "b", 2: "b", 3: "c"}
+    pairs = {(axis[i], axis[j]) for i in range(4) for j in range(4)}
+    for p in pairs:
+        members = {labels[i, j] for i in range(4) for j in range(4) if (axis[i], axis[j]) == p}
+        assert len(members) == 1
+    # without a shift: four 2 x 2 windows; a window wider than the grid: no shift, one group
+    assert attention_groups((4, 4), (2, 2), (0, 0))[1] == 4
+    assert attention_groups((3, 3), (7, 7), (3, 3))[1] == 1
+
+
+@pytest.mark.torch
+def test_torch_oracle_reads_by_hand():
+    # a token attends its shifted window: unit (1, 1) reads tokens {1, 2} x {1, 2}
+    expected = np.zeros((4, 4))
+    expected[1:3, 1:3] = 1
+    attention = [rfa.Attention(window_size=2, shift_size=1)]
+    np.testing.assert_array_equal(torch_grad(attention, (4, 4), (1, 1)), expected)
+    # a global pool and a norm over space: every position once per unit that reads it
+    np.testing.assert_array_equal(torch_grad([rfa.GlobalPool()], (2, 3), (0, 0)), np.ones((2, 3)))
+    np.testing.assert_array_equal(
+        torch_grad([rfa.SpatialNorm("layer")], (2, 3)), np.full((2, 3), 6)
+    )
+    # adaptive pooling of 5 to 2: windows [0, 3) and [2, 5) overlap at 2
+    np.testing.assert_array_equal(torch_grad([rfa.AdaptivePool(2)], (5,)), [1, 1, 2, 1, 1])
 
 
 def test_same_operand_twice_counts_twice():

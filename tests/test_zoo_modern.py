@@ -308,6 +308,24 @@ def test_routes_and_coverage_are_torchvisions(name, context, torchvision_model):
 
 @pytest.mark.torch
 @pytest.mark.parametrize("name", NAMES)
+def test_counts_are_autograd_of_the_ones_weight_graph(name):
+    # DESIGN section 9: gates as sums, global pools and norms over space as sums over the
+    # map, attention as sums over each token's (shifted) window; 96 = 4 * 24 leaves Swin's
+    # last stage windows wider than its map
+    from .oracles import torch_grad
+
+    for net in (rfa.zoo.get(name), rfa.zoo.get(name, trunk=True)):
+        shape = (96, 96)
+        coverage = rfa.coverage(net, shape)
+        assert coverage.max() > 2**53  # the oracle's float64 rounds: compare to rounding
+        np.testing.assert_allclose(torch_grad(net, shape), coverage, rtol=1e-13, atol=0)
+        np.testing.assert_allclose(
+            torch_grad(net, shape, "center"), rfa.routes(net, shape), rtol=1e-13, atol=0
+        )
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("name", NAMES)
 def test_weighted_layers_are_torchvisions_one_for_one(name, torchvision_model):
     # every Conv2d and Linear module of torchvision's model is one weighted layer of the
     # entry, named by its module path (a Conv2dNormActivation's convolution, its child 0, by

@@ -62,6 +62,11 @@ class Unmapped(ValueError):
     """No rule for an operation (the caller turns it into the one-line error)."""
 
 
+class NeedsValues(Exception):
+    """The shape run (meta tensors) reached an operation whose conversion reads the values of
+    tensors computed from the input; the model is then converted running for real."""
+
+
 class ConversionError(Exception):
     """A user-facing error raised while the interpreter runs (fx decorates exceptions that
     pass through it; ``text`` keeps the one line)."""
@@ -82,7 +87,9 @@ class Value:
     neg: Any = None  # bool tensor: elements pushed to -inf by an additive constant mask
 
     def np(self) -> np.ndarray:
-        return self.units.detach().cpu().numpy().astype(np.int64)
+        """The units as int64 (read-only: a broadcast of the distinct values)."""
+        return expand_np(compact(self.units).detach().cpu().numpy().astype(np.int64),
+                         tuple(self.units.shape))  # fmt: skip
 
 
 @dataclass
@@ -133,16 +140,63 @@ def canonical_units(torch: Any, shape: tuple[int, ...], axes: tuple[int, ...]) -
 
 
 def as_units(torch: Any, arr: np.ndarray) -> Any:
-    """A units array as the float64 tensor layout operations run on."""
-    return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float64))
+    """A units array as the float64 tensor layout operations run on (broadcast where ``arr``
+    is)."""
+    small = compact(arr)
+    units = torch.from_numpy(np.ascontiguousarray(small, dtype=np.float64))
+    return units.expand(arr.shape) if small.shape != arr.shape else units
+
+
+# Units are mostly broadcast: a map's units repeat along its channel axes. These helpers
+# keep them so (a view with stride 0) and compute on the distinct values only; results are
+# those of the full arrays.
+def compact(x: Any) -> Any:
+    """``x`` (a numpy array or torch tensor) with every axis it is broadcast along (stride 0)
+    cut to length 1: broadcasting the result gives ``x`` back."""
+    strides = x.strides if isinstance(x, np.ndarray) else x.stride()
+    if all(st or n <= 1 for st, n in zip(strides, x.shape)):
+        return x
+    return x[tuple(slice(0, 1) if st == 0 else slice(None) for st in strides)]
+
+
+def expand_np(arr: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    return arr if arr.shape == shape else np.broadcast_to(arr, shape)
+
+
+def shifted_units(torch: Any, units: Any, by: float) -> Any:
+    """``units + by``, broadcast where ``units`` is."""
+    small = compact(units)
+    out = small + by
+    return out.expand(units.shape) if small.shape != units.shape else out
+
+
+def is_canonical(torch: Any, units: Any, axes: tuple[int, ...]) -> bool:
+    """Whether ``units`` equal :func:`canonical_units` of their shape along ``axes``."""
+    small = compact(units)
+    shape = tuple(units.shape)
+    if any(small.shape[a] != 1 for a in range(len(shape)) if a not in axes):
+        want = canonical_units(torch, shape, axes)
+        return bool(torch.equal(units, want.to(units.dtype)))
+    if any(small.shape[a] != shape[a] for a in axes):
+        return False  # one value along an axis of the grid with several units
+    want = canonical_units(torch, tuple(small.shape), axes)
+    return bool(torch.equal(small, want.to(units.dtype)))
+
+
+def at(arr: np.ndarray, flat_index: np.ndarray) -> np.ndarray:
+    """``arr.ravel()[flat_index]`` without copying a broadcast ``arr``."""
+    if arr.ndim == 0:
+        return arr.reshape(1)[flat_index]
+    return arr[np.unravel_index(flat_index, arr.shape)]
 
 
 def varying_axes(arrays: list[np.ndarray]) -> tuple[int, ...]:
     """Axes along which any of the arrays (one shape) changes."""
     ndim = arrays[0].ndim
+    small = [compact(arr) for arr in arrays]
     out = []
     for a in range(ndim):
-        for arr in arrays:
+        for arr in small:
             if arr.shape[a] > 1 and (arr != np.take(arr, [0], axis=a)).any():
                 out.append(a)
                 break
@@ -166,17 +220,44 @@ def _dedupe_sets(rows: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
     return ids, sets
 
 
+def row_sets(rows: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The set of units of every row of ``rows`` (2-D; -1: none), as
+    ``_dedupe_sets([np.unique(r[r >= 0]) for r in rows])`` gives them: identical sets share
+    one id, numbered in order of first appearance; empty sets have id -1."""
+    ids = np.full(rows.shape[0], -1, dtype=np.int64)
+    if rows.size == 0:
+        return ids, []
+    s = np.sort(rows, axis=1)
+    keep = s >= 0
+    keep[:, 1:] &= s[:, 1:] != s[:, :-1]
+    sizes = keep.sum(axis=1)
+    full = np.flatnonzero(sizes)
+    if full.size == 0:
+        return ids, []
+    # each set written as its sorted units, then a filler: equal sets give equal rows
+    filler = np.iinfo(np.int64).max
+    canon = np.sort(np.where(keep[full], s[full], filler), axis=1)[:, : int(sizes.max())]
+    uniq, first, inverse = np.unique(canon, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    ids[full] = rank[inverse.ravel()]
+    counts = (uniq != filler).sum(axis=1)
+    return ids, [uniq[k, : counts[k]].astype(np.int64) for k in order]
+
+
 def fiber_sets(units: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, list[np.ndarray]]:
     """Sets of units read along ``axes`` (a reduction's fibres): set ids of shape
     ``units.shape`` with ``axes`` removed, and the sets (sorted unique units, no -1)."""
     keep = [a for a in range(units.ndim) if a not in axes]
-    moved = np.transpose(units, keep + list(axes))
-    lead = moved.shape[: len(keep)]
-    rows = moved.reshape(math.prod(lead) if lead else 1, -1)
+    lead = tuple(units.shape[a] for a in keep)
+    small = compact(units)  # repeats change neither the sets nor the order of the rows
+    moved = np.transpose(small, keep + list(axes))
+    small_lead = moved.shape[: len(keep)]
+    rows = moved.reshape(math.prod(small_lead) if small_lead else 1, -1)
     uniq, inverse = np.unique(rows, axis=0, return_inverse=True)
-    per_row = [np.unique(r[r >= 0]) for r in uniq]
-    ids, sets = _dedupe_sets(per_row)
-    return ids[inverse.ravel()].reshape(lead), sets
+    ids, sets = row_sets(uniq)
+    return expand_np(ids[inverse.ravel()].reshape(small_lead), lead), sets
 
 
 @dataclass
@@ -193,11 +274,12 @@ class Read:
     def as_sets(self) -> tuple[np.ndarray, list[np.ndarray]]:
         if self.sets is not None:
             return self.ids, self.sets
-        uniq, inverse = np.unique(self.ids, return_inverse=True)
-        inverse = inverse.reshape(self.ids.shape)
+        small = compact(self.ids)
+        uniq, inverse = np.unique(small, return_inverse=True)
+        inverse = inverse.reshape(small.shape)
         sets = [np.asarray([u]) for u in uniq if u >= 0]
         offset = 1 if uniq.size and uniq[0] < 0 else 0
-        return np.where(self.ids >= 0, inverse - offset, -1), sets
+        return expand_np(np.where(small >= 0, inverse - offset, -1), self.ids.shape), sets
 
     def covers(self, n_units: int) -> bool:
         """Whether some element reads every unit of the operand's node."""
@@ -226,7 +308,7 @@ def relation_for(read: Read, unit_index: np.ndarray, n_out: int, n_in: int) -> R
     """The relation of one operand, given each output unit's position (an element index into
     ``read.ids``' flat array)."""
     ids, sets = read.as_sets()
-    flat = ids.ravel()[unit_index]
+    flat = at(ids, unit_index)
     used = np.unique(flat[flat >= 0])
     remap = np.full(len(sets) + 1, -1, dtype=np.int64)
     remap[used] = np.arange(used.size)
@@ -263,8 +345,7 @@ class Converter:
         node = value.node
         channels = _channels(shape, axes)
         if self.grid(node) == grid:
-            want = canonical_units(torch, shape, axes)
-            if bool(torch.equal(value.units, want.to(value.units.dtype))):
+            if is_canonical(torch, value.units, axes):
                 if self.graph.channels_of(node) == channels:
                     return node
                 # the same units with other channels (a chunk or split of the channels)
@@ -273,12 +354,13 @@ class Converter:
                 layer = Reads((grid,), grid, (rel,), (rel,), "channels", out_channels=channels,
                               name=label)  # fmt: skip
                 return self.graph.add(layer, (node,), label, channels)
-        units = value.np()
         # every position of the new grid reads the units of its channels
         other = tuple(a for a in range(len(shape)) if a not in axes)
-        moved = np.transpose(units, other + tuple(axes)).reshape(-1, math.prod(grid))
-        rows = [np.unique(col[col >= 0]) for col in moved.T]
-        set_ids, sets = _dedupe_sets(rows)
+        small = compact(value.np())  # repeated channels read the same units
+        small = np.broadcast_to(small, [shape[a] if a in axes else n
+                                        for a, n in enumerate(small.shape)])  # fmt: skip
+        moved = np.transpose(small, tuple(axes) + other).reshape(math.prod(grid), -1)
+        set_ids, sets = row_sets(moved)
         rel = Relation.from_sets(math.prod(self.grid(node)), set_ids, sets)
         layer = Reads((self.grid(node),), grid, (rel,), (rel,), "gather", out_channels=channels,
                       name=label)  # fmt: skip
@@ -294,9 +376,11 @@ class Converter:
         result's units are the last layer's grid."""
         if axes is None:
             axes = tuple(range(2, value.units.ndim))
-        present = np.unique(value.np())
-        present = present[present >= 0]
-        if present.size == 1 and math.prod(self.grid(value.node)) == 1:
+        present = np.zeros(0, dtype=np.int64)
+        if math.prod(self.grid(value.node)) == 1:
+            present = np.unique(compact(value.np()))
+            present = present[present >= 0]
+        if present.size == 1:
             # every element is one unit (a pooled gate's channels laid out as positions, as
             # ECA's 1-D convolution over channels does): whatever the layer mixes, its
             # output is that unit
@@ -348,9 +432,10 @@ class Converter:
         grid = tuple(shape[a] for a in axes) or (1,)
         n_out = math.prod(grid)
         # one element per output unit: index 0 along the other axes
-        pick = np.zeros(shape, dtype=bool)
-        pick[tuple(slice(None) if a in axes else slice(0, 1) for a in range(len(shape)))] = True
-        unit_index = np.flatnonzero(pick.ravel())
+        unit_index = np.zeros(1, dtype=np.int64)
+        for a, n in enumerate(shape):  # row-major flat index, axis by axis
+            step = np.arange(n) if a in axes else np.zeros(1, dtype=np.int64)
+            unit_index = (unit_index[:, None] * n + step[None, :]).ravel()
         structured = self._structured_merge(reads, axes, grid, merge, unit_index, label)
         if structured is not None:
             layer, inputs = structured
@@ -395,7 +480,7 @@ class Converter:
             if own != _channels(tuple(r.ids.shape), axes) and not (merge == "mul" and own == 1):
                 return None
             node_grid = self.grid(r.value.node)
-            picked = r.ids.ravel()[unit_index]
+            picked = at(r.ids, unit_index)
             if node_grid == grid and np.array_equal(picked, np.arange(picked.size)):
                 if r.local is None:
                     gates.append(k)
@@ -569,6 +654,8 @@ class Rules:
         of a torch layer with its own forward): record it as it runs and convert that."""
         torch = self.torch
         args, kwargs = self.real_args(run, n)
+        if run.shapes_only:
+            raise NeedsValues(label)  # recording runs the module's own Python on values
         srcs = list(n.args)
         tracked = {id(a) for a, s in zip(args, srcs) if isinstance(run.vals.get(s), Value)}
         if not tracked or (
@@ -921,24 +1008,34 @@ class Rules:
         torch = self.torch
         values = self.values(run, (n.args, n.kwargs))
         shape_only = _name(n.target) in _SHAPE_ONLY
+        first = n.args[0] if n.args else None
         if shape_only:
+            if not isinstance(run.vals.get(first), Value):
+                return None  # a constant given the shape of a map is still a constant
             values = values[:1]
         nodes = {v.node for v in values}
         if len(nodes) > 1:
             raise Unmapped  # elements of different nodes in one layout: a concat handles it
         node = values[0].node
-        first = n.args[0] if n.args else None
 
-        def units(x: Any) -> Any:
+        def units(x: Any, dense: bool = False) -> Any:
             v = run.vals.get(x)
             if isinstance(v, Value) and (not shape_only or x is first):
-                return v.units + 1  # shifted, so that a zero the operation writes (its own
-                # padding, as in torchvision's _patch_merging_pad) is a constant, -1, after
+                # shifted, so that a zero the operation writes (its own padding, as in
+                # torchvision's _patch_merging_pad) is a constant, -1, after
+                shifted = shifted_units(torch, v.units, 1)
+                return shifted.contiguous() if dense else shifted
             return run.env[x]
 
-        args = torch.fx.node.map_arg(n.args, units)
-        kwargs = torch.fx.node.map_arg(n.kwargs, units)
-        moved = _shifted(torch, self.call(n, args, kwargs), -1)
+        def dense(x: Any) -> Any:
+            return units(x, True)
+
+        map_arg = torch.fx.node.map_arg
+        try:  # on the units as they are broadcast, where the operation allows it
+            moved = self.call(n, map_arg(n.args, units), map_arg(n.kwargs, units))
+        except RuntimeError:  # a view of a broadcast tensor: as the model's own layout
+            moved = self.call(n, map_arg(n.args, dense), map_arg(n.kwargs, dense))
+        moved = _shifted(torch, moved, -1)
         neg = None
         if values[0].neg is not None and len(values) == 1:
 
@@ -1091,9 +1188,9 @@ class Rules:
         vals = [run.vals[a] for a in srcs]
         product = name in ("mul", "mul_", "imul", "div", "div_", "truediv", "itruediv")
         reads = []
-        counts = [len(np.unique(v.np())) for v in vals]
+        counts = [len(np.unique(compact(v.np()))) for v in vals]
         for k, v in enumerate(vals):
-            ids = v.units.expand(out.shape).numpy().astype(np.int64)
+            ids = np.broadcast_to(v.np(), tuple(out.shape))
             gate = product and (
                 v.gate or (counts[k] == 1 and max(counts) > 1) or (k > 0 and "div" in name)
             )
@@ -1144,7 +1241,7 @@ class Rules:
         grid = tuple(shape[a] for a in axes)
         if run.conv.grid(value.node) != grid:
             return False
-        return bool(self.torch.equal(value.units, canonical_units(self.torch, shape, axes)))
+        return is_canonical(self.torch, value.units, axes)
 
     def softmax(self, value: Value, out: Any, dim: Any, label: str, run: Any) -> Value:
         dim = int(dim) % value.units.ndim
@@ -1463,7 +1560,7 @@ def _holds_tensor(torch: Any, x: Any) -> bool:
 
 def _shifted(torch: Any, moved: Any, by: int) -> Any:
     if isinstance(moved, torch.Tensor):
-        return moved + by
+        return shifted_units(torch, moved, by)
     if isinstance(moved, (tuple, list)):
         return type(moved)(_shifted(torch, m, by) for m in moved)
     return moved
@@ -1512,12 +1609,52 @@ def _named(layer: Layer, name: str) -> Layer:
 
 # --------------------------------------------------------------------------- interpreter
 def run_graph(
-    torch: Any, gm: Any, conv: Converter, inputs: list[Any], real: list[Any], graph: Any = None
+    torch: Any,
+    gm: Any,
+    conv: Converter,
+    inputs: list[Any],
+    real: list[Any],
+    graph: Any = None,
+    shapes_only: bool = False,
 ) -> Any:
     """Run ``gm`` on ``real`` inputs, converting as it goes; ``inputs`` are the Values of the
     placeholders (None for constants). Returns the interpreter: ``vals`` (the Value of every
-    traced node that depends on the input), ``env`` (every real tensor) and ``result``."""
+    traced node that depends on the input), ``env`` (every real tensor) and ``result``.
+
+    With ``shapes_only`` the input is a meta tensor (a shape without values): every operation
+    on tensors computed from it runs on meta tensors (parameters and constants taken to the
+    meta device for the call; a layer that keeps shapes, such as an activation or an
+    eval-mode batch norm, not run at all), so the model's arithmetic costs nothing, while
+    constants (masks, index buffers) are computed for real. The conversion reads units,
+    shapes and constants, never the values computed from the input, except where an
+    operation reads a tensor computed from the input that is no map (a comparison, an index,
+    a detached copy) or runs a module's own Python on values: there :class:`NeedsValues` is
+    raised.
+    """
     fx = torch.fx
+    meta = torch.device("meta")
+    on_meta: dict[int, Any] = {}  # id(tensor) -> the tensor on the meta device
+    keeps_shape = tuple(
+        getattr(torch.nn, k) for k in (*IDENTITY_MODULES, *GATE_MODULES) if hasattr(torch.nn, k)
+    )
+
+    def has_meta(x: Any) -> bool:
+        if isinstance(x, torch.Tensor):
+            return x.device == meta
+        if isinstance(x, (list, tuple)):
+            return any(has_meta(v) for v in x)
+        if isinstance(x, dict):
+            return any(has_meta(v) for v in x.values())
+        return False
+
+    def to_meta(x: Any) -> Any:
+        if isinstance(x, torch.Tensor):
+            return x if x.device == meta else x.to(meta)
+        if isinstance(x, (list, tuple)) and not isinstance(x, torch.Size):
+            return type(x)(to_meta(v) for v in x)
+        if isinstance(x, dict):
+            return {k: to_meta(v) for k, v in x.items()}
+        return x
 
     class Run(fx.Interpreter):  # type: ignore[misc, name-defined]
         def __init__(self) -> None:
@@ -1526,6 +1663,40 @@ def run_graph(
             self.vals: dict[Any, Any] = {}
             self.placeholders = iter(inputs)
             self.result: Any = None
+            self.shapes_only = shapes_only
+            self.derived: set[Any] = set()  # nodes computed from the input that are no map
+
+        def call_function(self, target: Any, args: Any, kwargs: Any) -> Any:
+            if self.shapes_only and has_meta((args, kwargs)):
+                args, kwargs = to_meta(args), to_meta(kwargs)
+            return super().call_function(target, args, kwargs)
+
+        def call_method(self, target: Any, args: Any, kwargs: Any) -> Any:
+            if self.shapes_only and has_meta((args, kwargs)):
+                args, kwargs = to_meta(args), to_meta(kwargs)
+            return super().call_method(target, args, kwargs)
+
+        def call_module(self, target: Any, args: Any, kwargs: Any) -> Any:
+            if not (self.shapes_only and has_meta((args, kwargs))):
+                return super().call_module(target, args, kwargs)
+            module = self.fetch_attr(target)
+            if type(module) in keeps_shape and len(args) == 1 and not kwargs:
+                return args[0]
+            # the module's parameters and buffers on the meta device for the call
+            swapped = []
+            try:
+                for m in module.modules():
+                    for store in (m._parameters, m._buffers):
+                        for k, t in list(store.items()):
+                            if isinstance(t, torch.Tensor) and t.device != meta:
+                                swapped.append((store, k, t))
+                                if id(t) not in on_meta:
+                                    on_meta[id(t)] = t.detach().to(meta)
+                                store[k] = on_meta[id(t)]
+                return module(*to_meta(args), **to_meta(kwargs))
+            finally:
+                for store, k, t in swapped:
+                    store[k] = t
 
         def run_node(self, n: Any) -> Any:
             out = super().run_node(n)
@@ -1538,6 +1709,9 @@ def run_graph(
             elif n.op == "get_attr":
                 pass
             elif any(a in self.vals for a in n.all_input_nodes):
+                if self.derived and any(a in self.derived for a in n.all_input_nodes):
+                    # its rule would read values computed from the input: run for real
+                    raise NeedsValues(n.name)
                 got = self.getitem(n, out)
                 if got is _NONE:
                     try:
@@ -1546,6 +1720,8 @@ def run_graph(
                         raise ConversionError(" ".join(str(exc).split())) from None
                 if got is not None:
                     self.vals[n] = got
+            if self.shapes_only and n not in self.vals and has_meta(out):
+                self.derived.add(n)
             return out
 
         def getitem(self, n: Any, out: Any) -> Any:

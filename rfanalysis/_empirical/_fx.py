@@ -1,17 +1,22 @@
 """``from_torch``: trace a torch model into a network graph, checked against the model.
 
 The model is traced with ``torch.fx`` (a submodule that fx cannot trace, for example one
-with data-dependent control flow, is retried as a leaf) and run once on a random input while
-:mod:`._convert` turns every operation into nodes. Then, unless ``verify=False``, the graph
-is checked against the module itself: the support of one output unit's autograd gradient,
-with the module's own weights and a random input, must lie inside the support of its
-routes. Where it does not, the error names the first traced tensor (walking back from the
-output) where autograd reaches units that no route does.
+with data-dependent control flow, is retried as a leaf) and run once while :mod:`._convert`
+turns every operation into nodes. That run is on shapes (meta tensors: no arithmetic, so a
+large model converts in a fraction of a second); where the conversion needs values computed
+from the input, or fx cannot trace the model, the model runs on a random input instead (and
+a model fx cannot trace is recorded as it runs). Then, unless ``verify=False``, the graph is
+checked against the module itself: the trace must compute the module's own output on a
+random input, and the support of one output unit's autograd gradient, with the module's own
+weights, must lie inside the support of its routes. Where it does not, the error names the
+first traced tensor (walking back from the output) where autograd reaches units that no
+route does.
 """
 
 from __future__ import annotations
 
 import weakref
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -78,8 +83,10 @@ def from_torch(
         The context the returned network's routes, coverage and geometry use by default
         (each call may still choose).
     verify : bool
-        Check the graph against the module's own autograd gradient (one forward and one
-        backward pass of the model in float64) and raise where they part.
+        Check the graph against the module itself (one forward pass of the module and one
+        forward and backward pass of its trace, in the module's dtype) and raise where they
+        part. Without it the model does no arithmetic (its trace runs on shapes) and its
+        trace is taken to compute what the module does.
     in_channels : int, optional
         Input channels; default: those of the model's first convolution, else 1.
     overrides : dict, optional
@@ -158,24 +165,45 @@ def from_torch(
 
 def _from_torch(torch, module, shape, cin, output, context, verify, mapping, unknown) -> Network:
     name = type(module).__name__
+    found = _traced(torch, module, shape, cin, output, context, mapping, unknown, name, True)
+    if verify and not _verify(torch, module, found, shape, cin, name):
+        # the fx trace, converted on shapes, computes another output than the module: convert
+        # on values, which records the module as it runs instead
+        found = _traced(torch, module, shape, cin, output, context, mapping, unknown, name, False)
+        _verify(torch, module, found, shape, cin, name)
+    return found.net
+
+
+@dataclass
+class _Found:
+    """A converted model: the program run, its interpreter (units and real tensors of every
+    node), the network and what :func:`_verify` needs to check it."""
+
+    program: Any
+    run: Any
+    on_shapes: bool  # converted by the shape run (meta tensors)
+    net: Network
+    keep: list[int]  # the graph's node behind each node of the network
+    value: Value  # the analysed output
+    fx_node: Any
+    axes: tuple[int, ...]
+
+
+def _traced(torch, module, shape, cin, output, context, mapping, unknown, name, shapes) -> _Found:
+    """Convert the model, on shapes first (``shapes``: meta tensors, where the conversion
+    needs no values computed from the input), else running it on a random input."""
     state = ModuleState(module)  # eval mode before tracing: fx records the eval branches
     try:
         dtype, device = module_dtype_device(module)
-        x = _random_input(torch, (1, cin, *shape), dtype, device)
-        try:
-            with torch.no_grad():
-                eager = module(x)
-        except Exception as exc:  # the model's own error on this input
-            raise ValueError(
-                f"from_torch: running {name} on an input of shape {(1, cin, *shape)} failed "
-                f"({type(exc).__name__}: {_first_line(exc)}); check `input_shape` and "
-                "`in_channels`"
-            ) from None
-        gm, graph, conv, run = _convert(torch, module, x, eager, shape, cin, mapping, unknown,
-                                        output, name)  # fmt: skip
+        converted = _convert_on_shapes(torch, module, shape, cin, dtype, mapping, unknown,
+                                       name) if shapes else None  # fmt: skip
+        if converted is None:
+            converted = _convert_on_values(torch, module, shape, cin, dtype, device, mapping,
+                                           unknown, output, name)  # fmt: skip
+        program, graph, conv, run = converted
     finally:
         state.restore()
-    value, real, fx_node = _selected_output(torch, gm, run, output, name)
+    value, real, fx_node = _selected_output(torch, program, run, output, name)
     out_node, axes = _output_node(torch, conv, value, real, name)
     nodes, keep = _pruned(graph.nodes, out_node)
     if len(nodes) < 2:
@@ -196,9 +224,7 @@ def _from_torch(torch, module, shape, cin, output, context, verify, mapping, unk
             f"from_torch: the traced network gives output {got} but {name} gives {grid} for "
             f"input {shape}; please report this"
         )
-    if verify:
-        _verify(torch, module, gm, run, net, keep, shape, cin, value, fx_node, axes, name)
-    return net
+    return _Found(program, run, run.shapes_only, net, keep, value, fx_node, axes)
 
 
 def _declared_channels(module: Any) -> int | None:
@@ -227,17 +253,48 @@ class _Program:
         return self.root.get_submodule(target)
 
 
-def _convert(torch, module, x, eager, shape, cin, mapping, unknown, output, name):
-    """Convert the model: through ``torch.fx`` where it traces and reproduces the model's own
-    output, else by recording it as it runs (control flow on concrete values)."""
+def _attempt(torch, program, x, shape, cin, mapping, unknown, name, shapes_only=False):
+    """Run ``program`` on ``x``, converting it."""
     start = Value(0, canonical_units(torch, (1, cin, *shape), tuple(range(2, 2 + len(shape)))))
+    graph = Graph(input_grid=shape, input_channels=cin)
+    rules = Rules(torch, mapping, unknown, partial(_unmapped, program))
+    conv = Converter(torch, rules, graph, name)
+    run = run_graph(torch, program.root, conv, [start], [x], program.graph, shapes_only)
+    return program, graph, conv, run
+
+
+def _convert_on_shapes(torch, module, shape, cin, dtype, mapping, unknown, name):
+    """The fx trace converted on a meta input (see :func:`run_graph`): the model's arithmetic
+    costs nothing. None where that cannot be done (no fx trace, a conversion that needs
+    values computed from the input); any error is left to the conversion on values, which
+    reports it. That the trace computes the model's own output is checked with the values,
+    by :func:`_verify`."""
+    x = torch.empty((1, cin, *shape), dtype=dtype, device=torch.device("meta"))
+    try:
+        gm = _trace(torch, module, mapping, name)
+        return _attempt(torch, _Program(gm, gm.graph, True), x, shape, cin, mapping, unknown,
+                        name, True)  # fmt: skip
+    except Exception:  # whatever the shape run cannot do, the run on values does
+        return None
+
+
+def _convert_on_values(torch, module, shape, cin, dtype, device, mapping, unknown, output, name):
+    """Run the model on a random input and convert it: through ``torch.fx`` where it traces
+    and reproduces the model's own output, else by recording it as it runs (control flow on
+    concrete values)."""
+    x = _random_input(torch, (1, cin, *shape), dtype, device)
+    try:
+        with torch.no_grad():
+            eager = module(x)
+    except Exception as exc:  # the model's own error on this input
+        raise ValueError(
+            f"from_torch: running {name} on an input of shape {(1, cin, *shape)} failed "
+            f"({type(exc).__name__}: {_first_line(exc)}); check `input_shape` and "
+            "`in_channels`"
+        ) from None
 
     def attempt(program: _Program) -> tuple:
-        graph = Graph(input_grid=shape, input_channels=cin)
-        rules = Rules(torch, mapping, unknown, partial(_unmapped, program))
-        conv = Converter(torch, rules, graph, name)
-        run = run_graph(torch, program.root, conv, [start], [x], program.graph)
-        return program, graph, conv, run
+        return _attempt(torch, program, x, shape, cin, mapping, unknown, name)
 
     try:
         gm = _trace(torch, module, mapping, name)
@@ -413,27 +470,33 @@ def _pruned(nodes: list[Node], out: int) -> tuple[list[Node], list[int]]:
 
 
 # --------------------------------------------------------------------------- verification
-def _verify(torch, module, gm, run, net, keep, shape, cin, value, fx_out, axes, name) -> None:
-    """Autograd's support of the centre output unit inside the routes' support."""
+def _verify(torch, module, found: _Found, shape, cin, name) -> bool:
+    """Autograd's support of the centre output unit inside the routes' support (raise where
+    it is not). For a conversion on shapes, first that the fx trace computes the module's
+    own output on the random input: False where it does not."""
     from .. import _engine
     from .._ops.counts import Algebra, Sep
     from .._plan import plan
 
+    gm, run, keep, net = found.program, found.run, found.keep, found.net
     p = plan(net, shape)
     out_shape = p.output_shape
     assert out_shape is not None
     unit = tuple((m - 1) // 2 for m in out_shape)
+    grads = _autograd(torch, gm, module, shape, cin, found.fx_node, found.axes, unit, run,
+                      check_output=found.on_shapes)  # fmt: skip
+    if grads is None:
+        return False
     alg = Algebra("log")  # only the support matters, and counts can pass float64's range
     start = Sep(alg.unit, tuple(alg.one_hot(m, u) for m, u in zip(out_shape, unit)))
     kept: dict[int, Any] = {}
     counts = alg.materialise(_engine.backward(p, start, alg, keep=kept))
-    grads = _autograd(torch, gm, module, shape, cin, fx_out, value, axes, unit, run)
     g0 = grads.get("input")
     if g0 is None:
         raise ValueError(f"from_torch: the output of {name} does not depend on its input")
     missing = _outside(np.abs(g0).sum(axis=(0, 1)), counts)
     if not missing:
-        return
+        return True
     position = {old: new for new, old in enumerate(keep)}
     culprit = None
     for n in reversed(list(gm.graph.nodes)):  # from the output back: the first that parts
@@ -476,9 +539,10 @@ def _unit_support(units: np.ndarray, grad: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(flat[ok], weights=g[ok], minlength=n)
 
 
-def _autograd(torch, gm, module, shape, cin, fx_out, value, axes, unit, run):
+def _autograd(torch, gm, module, shape, cin, fx_out, axes, unit, run, check_output=False):
     """Gradients of the output unit, in the module's own dtype, with respect to the input and
-    every traced tensor that depends on it."""
+    every traced tensor that depends on it. With ``check_output``, None where the program's
+    output is not the module's own (compared on the same input, before the backward pass)."""
     fx = torch.fx
     dtype, device = module_dtype_device(module)
     x = _random_input(torch, (1, cin, *shape), dtype, device).requires_grad_(True)
@@ -497,7 +561,12 @@ def _autograd(torch, gm, module, shape, cin, fx_out, value, axes, unit, run):
     try:
         with torch.inference_mode(False), torch.enable_grad():
             interp = Record(gm.root, garbage_collect_values=False, graph=gm.graph)
-            interp.run(x)
+            result = interp.run(x)
+            if check_output:
+                with torch.no_grad():
+                    eager = module(x.detach())
+                if not _same(torch, result, eager):
+                    return None
             y = keep[fx_out.name]
             # the output grid's unit: a position along ``axes`` (every channel)
             index: list[Any] = [slice(None)] * y.ndim

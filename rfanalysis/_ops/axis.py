@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -72,45 +73,257 @@ class AxisOp:
         _, i, _ = self.edges()
         return int(np.bincount(i, minlength=self.n_in).max()) if i.size else 0
 
+    @cached_property
+    def is_identity(self) -> bool:
+        """Every unit connects to the unit of its own index and nothing else (a 1x1
+        convolution along this axis): applying it changes nothing."""
+        whole = (0, self.n_in, 1)
+        return (
+            self.n_in == self.n_out
+            and not self.extra_in.size
+            and len(self.segments) == 1
+            and self.segments[0][1].indices(self.n_in) == whole
+            and self.segments[0][2].indices(self.n_out) == whole
+        )
+
     # -- application ---------------------------------------------------------------------
-    def transpose_apply(self, g: np.ndarray, axis: int, mode: Mode = "float") -> np.ndarray:
-        """``A.T @ g`` along ``axis``: routes per output unit -> routes per input unit."""
-        return _apply(g, axis, mode, self.n_in, self.segments, self.extra_out, self.extra_in)
+    def transpose_apply(
+        self, g: np.ndarray, axis: int, mode: Mode = "float", out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """``A.T @ g`` along ``axis``: routes per output unit -> routes per input unit,
+        written into ``out`` where given. The identity returns ``g`` itself (counts are never
+        changed in place)."""
+        if self.is_identity:
+            if out is None:
+                return g
+            out[...] = g
+            return out
+        boxes = self._boxes
+        if boxes is None:
+            return _apply(g, axis, mode, self.n_in, self.segments, self.extra_out,
+                          self.extra_in, out=out)  # fmt: skip
+        out = _phases(g, axis, mode, self.n_in, boxes, out)
+        if self.extra_in.size:
+            _extras(g, axis, mode, out, self.extra_out, self.extra_in)
+        return out
+
+    @cached_property
+    def _boxes(self) -> Boxes | None:
+        """How :func:`_phases` computes the transpose, where it applies."""
+        pairs = [(so, si) for _, si, so in self.segments]
+        step = _common_step(pairs)
+        if not step or len(pairs) <= step or (step == 1 and len(pairs) < 5):
+            return None
+        return _box_plan(self.n_out, self.n_in, pairs, step)
 
     def reach(self, r: np.ndarray, axis: int) -> np.ndarray:
         """``A @ r > 0`` along ``axis`` for a boolean map ``r``: the output units that read a
         True input unit."""
+        if self.is_identity:
+            return r
         out = _apply(
             r.astype(np.float64), axis, "float", self.n_out, self.segments, self.extra_in,
             self.extra_out, forward=True,
         )  # fmt: skip
         return out > 0
 
+    def rows(self, a: int, b: int) -> tuple[int, int, AxisOp]:
+        """The operator for input units ``a`` to ``b - 1`` alone (what ``transpose_apply``
+        gives there): ``(c, d, op)`` with ``op`` reading output units ``c`` to ``d - 1``."""
+        return _rows(self, a, b)
 
-def _apply(g, axis, mode, n_res, segments, extra_src, extra_dst, forward=False):
+
+@lru_cache(maxsize=4096)
+def _rows(op: AxisOp, a: int, b: int) -> tuple[int, int, AxisOp]:
+    kept = []
+    for tap, si, so in op.segments:
+        i0, i1, istep = si.indices(op.n_in)
+        o0, _, ostep = so.indices(op.n_out)
+        first = max(0, -(-(a - i0) // istep))  # first element with input index >= a
+        last = min(len(range(i0, i1, istep)), -(-(b - i0) // istep))  # past the last < b
+        if first < last:
+            kept.append((tap, i0 + first * istep, istep, last - first, o0 + first * ostep, ostep))
+    extra = (op.extra_in >= a) & (op.extra_in < b)
+    reads = [o + np.arange(k) * st for *_, k, o, st in kept] + [op.extra_out[extra]]
+    everything = np.concatenate(reads) if reads else np.zeros(0, dtype=np.intp)
+    if everything.size == 0:
+        return 0, 0, _make(b - a, 0, op.taps, [], [])
+    c, d = int(everything.min()), int(everything.max()) + 1
+    segments = [(t, _run(i - a, k, ist), _run(o - c, k, ost)) for t, i, ist, k, o, ost in kept]
+    extras = []
+    if extra.any():
+        extras.append((op.extra_tap[extra], op.extra_in[extra] - a, op.extra_out[extra] - c))
+    return c, d, _make(b - a, d - c, op.taps, segments, extras)
+
+
+def _run(start: int, count: int, step: int) -> slice:
+    """The slice of ``count`` indices from ``start`` by ``step``."""
+    return slice(start, start + (count - 1) * step + 1, step)
+
+
+def _apply(g, axis, mode, n_res, segments, extra_src, extra_dst, forward=False, out=None):
     shape = list(g.shape)
     shape[axis] = n_res
-    if mode == "log":
-        out = np.full(shape, -np.inf)
-    elif mode == "exact":
-        out = np.zeros(shape, dtype=object)
-    else:
-        out = np.zeros(shape, dtype=np.result_type(g.dtype, np.float64))
     pre = (slice(None),) * axis
+    if out is None:
+        out = _empty(shape, mode, g.dtype)
+    else:
+        out[...] = _zero(mode)
     for _, si, so in segments:
         src, dst = (si, so) if forward else (so, si)
-        d = (*pre, dst)
-        if mode == "log":
-            out[d] = np.logaddexp(out[d], g[(*pre, src)])
-        else:
-            out[d] += g[(*pre, src)]
+        _accumulate(out, (*pre, dst), g[(*pre, src)], mode)
     if extra_src.size:
-        values = np.take(g, extra_src, axis=axis)
-        if mode == "log":
-            np.logaddexp.at(out, (*pre, extra_dst), values)
-        else:
-            np.add.at(out, (*pre, extra_dst), values)
+        _extras(g, axis, mode, out, extra_src, extra_dst)
     return out
+
+
+def _extras(g, axis, mode, out, extra_src, extra_dst):
+    """The connections a padding mode redirects: ``out[extra_dst] += g[extra_src]``."""
+    pre = (slice(None),) * axis
+    values = np.take(g, extra_src, axis=axis)
+    if mode == "log":
+        np.logaddexp.at(out, (*pre, extra_dst), values)
+    else:
+        np.add.at(out, (*pre, extra_dst), values)
+
+
+def _zero(mode: Mode) -> float:
+    return -np.inf if mode == "log" else 0
+
+
+def _empty(shape, mode, dtype):
+    """Zero counts: -inf in log mode, Python ints 0 when exact."""
+    if mode == "log":
+        return np.full(shape, -np.inf)
+    if mode == "exact":
+        return np.zeros(shape, dtype=object)
+    return np.zeros(shape, dtype=np.result_type(dtype, np.float64))
+
+
+def _accumulate(out, index, values, mode):
+    """``out[index] += values`` in the number system of ``mode``."""
+    if mode == "log":
+        out[index] = np.logaddexp(out[index], values)
+    else:
+        out[index] += values
+
+
+def _common_step(pairs) -> int:
+    """The step of every destination slice when they all share one and every source slice is
+    contiguous (the transpose of a window: each tap reads a run of the map and adds it to
+    every ``step``-th unit), else 0."""
+    if any((src.step or 1) != 1 for src, _ in pairs):
+        return 0
+    steps = {dst.step or 1 for _, dst in pairs}
+    return steps.pop() if len(steps) == 1 else 0
+
+
+@dataclass(frozen=True)
+class Boxes:
+    """How :func:`_phases` computes a window's transpose: the stride; for each residue of
+    the result's index modulo the stride, its number of units, the first offset of the taps
+    landing on it, their number where the offsets are consecutive (else 0) and the offsets;
+    and the zeros to pad the map with before and after."""
+
+    step: int
+    residues: tuple[tuple[int, int, int, tuple[int, ...]], ...]
+    low: int
+    high: int
+
+
+def _box_plan(n_g: int, n_res: int, pairs, step: int) -> Boxes:
+    offsets: dict[int, list[int]] = {}
+    for src, dst in pairs:
+        start = dst.start or 0
+        offsets.setdefault(start % step, []).append((src.start or 0) - start // step)
+    residues = []
+    low = high = 0
+    for r in range(min(step, n_res)):
+        length = len(range(r, n_res, step))
+        found = tuple(sorted(offsets.get(r, [])))
+        if found:
+            low = max(low, -found[0])
+            high = max(high, found[-1] + length - n_g)
+        box = found == tuple(range(found[0], found[0] + len(found))) if found else False
+        residues.append((length, found[0] if found else 0, len(found) if box else 0, found))
+    return Boxes(step, tuple(residues), low, high)
+
+
+def _halves(w: int) -> tuple[int, int]:
+    """Widths whose boxes make a box of width ``w`` (powers of two first, so that boxes of
+    neighbouring widths share them)."""
+    a = 1 << (w.bit_length() - 1)
+    return (a // 2, a // 2) if a == w else (a, w - a)
+
+
+def _phases(g, axis, mode, n_res, plan: Boxes, out=None):
+    """The transpose of a window with contiguous taps (a stride-``s`` convolution or pool),
+    residue by residue of the result's index modulo ``s``: unit ``q * s + r`` sums the map
+    at ``q + c`` over the offsets ``c`` of the taps landing on residue ``r``, which are
+    consecutive (a box). The map is padded with zeros, so that a tap clipped at a border
+    reads zeros; box sums of the widths needed are built by doubling (widths 3 and 4 share
+    the sums of pairs), and the last addition of each residue writes into the result: a
+    7-tap, stride-2 transpose costs three additions at the map's resolution instead of seven
+    read-modify-writes of the result. The sums are those of the taps, in another order."""
+    n_g = g.shape[axis]
+    zero = _zero(mode)
+    dtype = object if mode == "exact" else np.float64
+    if out is None:
+        shape = list(g.shape)
+        shape[axis] = n_res
+        out = np.empty(shape, dtype=dtype)
+    low = plan.low
+    n_p = low + n_g + plan.high
+    if low or plan.high:
+        pshape = list(g.shape)
+        pshape[axis] = n_p
+        padded = np.empty(pshape, dtype=dtype)
+        _take(padded, axis, low, low + n_g)[...] = g
+        _take(padded, axis, 0, low)[...] = zero
+        _take(padded, axis, low + n_g, n_p)[...] = zero
+    else:  # every tap reads inside the map (a block inside a larger result)
+        padded = g
+    add = np.logaddexp if mode == "log" else np.add
+    boxes = {1: padded}  # width -> sums of that many consecutive units (length n_p - w + 1)
+
+    def box(w: int) -> np.ndarray:
+        return _box(boxes, w, axis, add)
+
+    pre = (slice(None),) * axis
+    for r, (length, first, width, found) in enumerate(plan.residues):
+        view = out[(*pre, slice(r, None, plan.step))]
+        start = low + first
+        if not found:
+            view[...] = zero
+        elif width == 0:  # not a box: tap by tap
+            view[...] = _take(padded, axis, start, start + length)
+            for c in found[1:]:
+                add(view, _take(padded, axis, low + c, low + c + length), out=view)
+        elif width == 1:
+            view[...] = _take(padded, axis, start, start + length)
+        else:
+            a, b = _halves(width)
+            add(_take(box(a), axis, start, start + length),
+                _take(box(b), axis, start + a, start + a + length), out=view)  # fmt: skip
+    return out
+
+
+def _box(boxes: dict[int, np.ndarray], w: int, axis: int, add: Any) -> np.ndarray:
+    """Sums of ``w`` consecutive units along ``axis`` of ``boxes[1]``, from (and kept in)
+    ``boxes``. A module function: a closure calling itself would hold its arrays in a
+    reference cycle until the garbage collector runs."""
+    if w not in boxes:
+        a, b = _halves(w)
+        n = boxes[1].shape[axis] - w + 1
+        boxes[w] = add(
+            _take(_box(boxes, a, axis, add), axis, 0, n),
+            _take(_box(boxes, b, axis, add), axis, a, a + n),
+        )
+    return boxes[w]
+
+
+def _take(a: np.ndarray, axis: int, lo: int, hi: int) -> np.ndarray:
+    return a[(slice(None),) * axis + (slice(lo, hi),)]
 
 
 _EMPTY = np.zeros(0, dtype=np.intp)

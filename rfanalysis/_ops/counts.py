@@ -127,14 +127,39 @@ class Algebra:
         """The sum of maps of one shape (a single map is returned as it is)."""
         if len(parts) == 1:
             return parts[0]
-        arrays = [self.materialise(p) for p in parts]
-        out = arrays[0].copy()
-        for a in arrays[1:]:
-            if self.mode == "log":
-                np.logaddexp(out, a, out=out)
-            else:
-                out += a
+        add = np.logaddexp if self.mode == "log" else np.add
+        # a constant map (a global term: a gate's or a norm's routes, read by every unit)
+        # adds as a number, without being written out
+        values = [self._constant(p) for p in parts]
+        constants = [c for c in values if c is not None]
+        arrays = [self.materialise(p) for p, c in zip(parts, values) if c is None]
+        c = reduce(self.plus, constants) if constants else None
+        if not arrays:
+            return Sep(c, tuple(self.ones(n) for n in parts[0].shape))
+        if len(arrays) == 1:  # beside constants
+            return add(arrays[0], c)  # type: ignore[arg-type]
+        out = add(arrays[0], arrays[1])
+        for a in arrays[2:]:
+            add(out, a, out=out)
+        if c is not None:
+            add(out, c, out=out)
         return out
+
+    def plus(self, a: Any, b: Any) -> Any:
+        """The sum of two counts (numbers)."""
+        return float(np.logaddexp(a, b)) if self.mode == "log" else a + b
+
+    def _constant(self, g: Counts) -> Any:
+        """The value of a map whose every unit has the same count (a separable one whose
+        vectors are constant), else None."""
+        if not isinstance(g, Sep):
+            return None
+        value = g.scale
+        for v in g.vecs:
+            if v.size == 0 or v.min() != v.max():
+                return None
+            value = self.mul(value, v[0])
+        return value
 
     def full(self, shape: tuple[int, ...], value: Any) -> Sep:
         """``value`` at every unit of ``shape``, separable."""

@@ -94,9 +94,36 @@ def _separable_back(ops: tuple[AxisOp, ...], g: Counts, alg: Algebra) -> Counts:
                 done[key] = op.transpose_apply(v, 0, alg.mode)
             vecs.append(done[key])
         return Sep(g.scale, tuple(vecs))
-    for axis, op in enumerate(ops):
-        g = op.transpose_apply(g, axis, alg.mode)
+    size = math.prod(op.n_in for op in ops)
+    if len(ops) > 1 and size > _BLOCK and not ops[0].is_identity:
+        return _blocked_back(ops, g, alg, size)
+    # the last axis first: where the map grows (the transpose of a strided window), the
+    # strided writes along the innermost axis then fill the smaller intermediate map
+    for axis in reversed(range(len(ops))):
+        g = ops[axis].transpose_apply(g, axis, alg.mode)
     return g
+
+
+#: units of a block of rows that :func:`_blocked_back` computes at a time (its temporaries
+#: stay in the cache and below numpy's threshold for huge pages)
+_BLOCK = 1 << 17
+
+
+def _blocked_back(ops: tuple[AxisOp, ...], g: np.ndarray, alg: Algebra, size: int) -> np.ndarray:
+    """``A.T @ g`` for a large result, a block of rows (units along axis 0) at a time: each
+    block reads the rows of ``g`` that reach it, is transformed along the other axes, then
+    along axis 0 into the result. One large array is written; the work per unit is the same."""
+    first = ops[0]
+    rows = max(1, _BLOCK * first.n_in // size)
+    out = np.empty(tuple(op.n_in for op in ops), dtype=object if alg.mode == "exact" else float)
+    for a in range(0, first.n_in, rows):
+        b = min(first.n_in, a + rows)
+        c, d, sub = first.rows(a, b)
+        h = g[c:d]
+        for axis in reversed(range(1, len(ops))):
+            h = ops[axis].transpose_apply(h, axis, alg.mode)
+        sub.transpose_apply(h, 0, alg.mode, out=out[a:b])
+    return out
 
 
 class Separable(Layer):
