@@ -183,7 +183,7 @@ def test_module_errors():
         def forward(self, x):
             return x, x
 
-    with pytest.raises(TypeError, match=r"Pair returned tuple; influence needs a module"):
+    with pytest.raises(TypeError, match=r"Pair returned tuple; influence needs one tensor"):
         rfa.influence(Pair(), 8)
 
 
