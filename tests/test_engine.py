@@ -229,6 +229,10 @@ FAST_PATHS = [
     "maxpool3s2p1",
     "tconv4s2p1",  # the transpose of a transposed convolution gathers: no boxes
     "conv1,conv1s2,conv7p3*2",  # identities, then boxes of boxes
+    "conv4s4",  # a patch embedding: each unit repeated, the units past the last patch zero
+    "conv1,avgpool2s2,conv3s3",  # repeats in sequence (2 and 3 units per axis)
+    "maxpool2c,maxpool3s3c",  # ceil mode: the last window is cut short
+    "conv2s2p1",  # as wide as the stride but padded: boxes, not repeats
 ]
 
 

@@ -112,9 +112,19 @@ class AxisOp:
         """How :func:`_phases` computes the transpose, where it applies."""
         pairs = [(so, si) for _, si, so in self.segments]
         step = _common_step(pairs)
-        if not step or len(pairs) <= step or (step == 1 and len(pairs) < 5):
+        if not step:
             return None
-        return _box_plan(self.n_out, self.n_in, pairs, step)
+        boxes = _box_plan(self.n_out, self.n_in, pairs, step)
+        if boxes.repeats and step > 1:
+            return boxes
+        if len(pairs) <= step or (step == 1 and len(pairs) < 5):
+            return None  # a few slice additions are as fast
+        return boxes
+
+    @cached_property
+    def repeats(self) -> bool:
+        """The transpose repeats each unit (a window as wide as its stride)."""
+        return self._boxes is not None and self._boxes.repeats
 
     def reach(self, r: np.ndarray, axis: int) -> np.ndarray:
         """``A @ r > 0`` along ``axis`` for a boolean map ``r``: the output units that read a
@@ -230,6 +240,16 @@ class Boxes:
     low: int
     high: int
 
+    @property
+    def repeats(self) -> bool:
+        """Every result unit ``q * step + r`` takes map unit ``q`` alone (the transpose of a
+        window as wide as its stride, e.g. a patch embedding): the map repeated."""
+        return (
+            self.low == 0
+            and len(self.residues) == self.step
+            and all(found == (0,) for *_, found in self.residues)
+        )
+
 
 def _box_plan(n_g: int, n_res: int, pairs, step: int) -> Boxes:
     offsets: dict[int, list[int]] = {}
@@ -268,6 +288,8 @@ def _phases(g, axis, mode, n_res, plan: Boxes, out=None):
     n_g = g.shape[axis]
     zero = _zero(mode)
     dtype = object if mode == "exact" else np.float64
+    if plan.repeats and n_g * plan.step <= n_res:  # (a ceil-mode window may be cut short)
+        return _repeat(g, axis, n_res, plan.step, zero, dtype, out)
     if out is None:
         shape = list(g.shape)
         shape[axis] = n_res
@@ -305,6 +327,33 @@ def _phases(g, axis, mode, n_res, plan: Boxes, out=None):
             a, b = _halves(width)
             add(_take(box(a), axis, start, start + length),
                 _take(box(b), axis, start + a, start + a + length), out=view)  # fmt: skip
+    return out
+
+
+def _repeat(g, axis, n_res, step, zero, dtype, out=None):
+    """Each unit of ``g`` repeated ``step`` times along ``axis``, zeros past them up to
+    ``n_res`` units (into ``out`` where given): one copy of the result. Along the last axis
+    ``np.repeat`` writes it; along an outer axis each run of rows is one broadcast copy."""
+    n = g.shape[axis] * step
+    if out is None:
+        if axis == g.ndim - 1 and n == n_res:
+            return np.repeat(g, step, axis=axis).astype(dtype, copy=False)
+        shape = list(g.shape)
+        shape[axis] = n_res
+        out = np.empty(shape, dtype=dtype)
+    head = _take(out, axis, 0, n)
+    if axis == g.ndim - 1:
+        head[...] = np.repeat(g, step, axis=axis)
+    else:
+        st = head.strides
+        runs = np.lib.stride_tricks.as_strided(
+            head,
+            shape=(*g.shape[:axis], g.shape[axis], step, *g.shape[axis + 1 :]),
+            strides=(*st[:axis], st[axis] * step, st[axis], *st[axis + 1 :]),
+            writeable=True,
+        )  # a view of ``head`` in which unit q * step + j is runs[q, j]
+        runs[...] = np.expand_dims(g, axis + 1)
+    _take(out, axis, n, n_res)[...] = zero
     return out
 
 

@@ -95,7 +95,8 @@ def _separable_back(ops: tuple[AxisOp, ...], g: Counts, alg: Algebra) -> Counts:
             vecs.append(done[key])
         return Sep(g.scale, tuple(vecs))
     size = math.prod(op.n_in for op in ops)
-    if len(ops) > 1 and size > _BLOCK and not ops[0].is_identity:
+    # (a repeat is one copy per axis: blocks would only add calls)
+    if len(ops) > 1 and size > _BLOCK and not ops[0].is_identity and not ops[0].repeats:
         return _blocked_back(ops, g, alg, size)
     # the last axis first: where the map grows (the transpose of a strided window), the
     # strided writes along the innermost axis then fill the smaller intermediate map
