@@ -306,7 +306,9 @@ def _layer_words(layer: Any) -> str:
     defaults = {"stride": 1, "padding": (0, 0), "dilation": 1}
     for field, default in defaults.items():
         value = getattr(layer, field, None)
-        if value is not None and any(v != default for v in value):
+        if isinstance(value, str):  # padding "same", "valid" or "full"
+            words.append(f"{field} {value}")
+        elif value is not None and any(v != default for v in value):
             words.append(f"{field} {_axes_words(value, compress=True)}")
     return ", ".join(words)
 
@@ -324,12 +326,12 @@ def _understood(net: rfa.Network, ndim: int) -> list[str]:
             words[-1][1] += 1
         else:
             words.append([text, 1])
-        padding, kernel = getattr(layer, "padding", None), getattr(layer, "kernel_size", None)
-        if padding is None or kernel is None or isinstance(layer, rfa.ConvTranspose):
+        padding = getattr(layer, "padding", None)
+        spans = getattr(layer, "effective_kernel_size", None)
+        # padding by name ("same", "full", ...) never reaches past the window
+        if isinstance(padding, str) or spans is None or isinstance(layer, rfa.ConvTranspose):
             continue
-        dilation = getattr(layer, "dilation", (1,) * ndim)
-        for axis, ((before, after), k, d) in enumerate(zip(padding, kernel, dilation)):
-            span = d * (k - 1) + 1
+        for axis, ((before, after), span) in enumerate(zip(padding, spans)):
             if max(before, after) >= span:
                 notes.append(
                     f"note: layer {i} ({layer.label}) pads {max(before, after)} on axis {axis} "

@@ -70,6 +70,23 @@ def test_the_summary_says_how_the_spec_was_read():
     )
 
 
+@pytest.mark.parametrize(
+    ("padding", "words"),
+    # "valid" and "full" are numbers once parsed (0, and k - 1 = 2); "same" depends on the size
+    [("same", ", padding same"), ("valid", ""), ("full", ", padding 2")],
+)
+def test_padding_by_name_is_read(padding, words):
+    result = run("routes", f"conv3s2p{padding}*2,conv5p2x6", "--input", "32")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[1] == f"read as: conv 3x3, stride 2{words} (x2); conv 5x5, padding 2x6"
+    # padding by name never reaches past its window; padding 6 past a 5-wide window does
+    assert [x for x in lines if x.startswith("note")] == [
+        "note: layer 3 (conv5p2x6) pads 6 on axis 1 where its window spans 5: units there "
+        "read only padding"
+    ]
+
+
 def test_named_networks_are_not_spelled_out():
     out = run("coverage", "lenet", "--input", "28").output
     assert "read as" not in out
