@@ -196,6 +196,27 @@ dpi_option = click.option(
 )
 
 
+def _random_run(fn: Callable[..., Any], *args: Any, activation: str, seed: int, **kw: Any) -> Any:
+    """``fn`` (influence or shift_invariance) of the random networks the options of
+    :func:`random_network_options` describe; overflow advice in the CLI's words."""
+    try:
+        return fn(*args, activation=None if activation == "none" else activation, rng=seed, **kw)
+    except FloatingPointError as exc:
+        what = str(exc).split("; use ")[0]
+        raise UserError(f"{what}; use fewer --channels or --weights normal") from None
+
+
+def _figure_or_json(command: str, output: Path | None) -> str | None:
+    """Where ``-o`` of compare or shift writes: "json", "image" or None; .npy and .csv
+    (maps) are refused."""
+    if output is None:
+        return None
+    suffix = output.suffix.lower()
+    if suffix in (".npy", ".csv"):
+        raise ValueError(f"{command} writes a figure (.png .svg .pdf) or its numbers (.json)")
+    return "json" if suffix == ".json" else "image"
+
+
 def random_network_options(trials: int) -> Callable[[Any], Any]:
     """--weights, --activation, --channels, --trials, --seed and --backend: the random
     networks that compare and shift measure, declared once (``trials``: its default)."""
@@ -820,21 +841,15 @@ def compare(
     (He-normal weights, 16 channels, 32 trials), set against the exact route counts.
     """
     with _user_errors():
-        if output is not None and output.suffix.lower() in (".npy", ".csv"):
-            raise ValueError("compare writes a figure (.png .svg .pdf) or metrics (.json)")
+        kind = _figure_or_json("compare", output)
         net = network_for(spec, input_shape)
         analytic = (
             rfa.coverage(net, input_shape) if unit == "all" else rfa.routes(net, input_shape, unit)
         )
-        try:
-            empirical = rfa.influence(
-                net, input_shape, unit, weights=weights,
-                activation=None if activation == "none" else activation, channels=channels,
-                trials=trials, rng=seed, backend=backend,
-            )  # fmt: skip
-        except FloatingPointError as exc:  # the advice in the CLI's words
-            what = str(exc).split("; use ")[0]
-            raise UserError(f"{what}; use fewer --channels or --weights normal") from None
+        empirical = _random_run(
+            rfa.influence, net, input_shape, unit, weights=weights, activation=activation,
+            channels=channels, trials=trials, seed=seed, backend=backend,
+        )  # fmt: skip
         result = rfa.compare(analytic, empirical)
         settings = {
             "network": net.display_name,
@@ -847,12 +862,12 @@ def compare(
             "seed": seed,
             "backend": backend,
         }
-        if output is not None and output.suffix.lower() == ".json":
+        if kind == "json":
             text = json.dumps({**settings, "metrics": result.to_dict()}, indent=2) + "\n"
             write_atomic(output, text.encode())
             click.echo(f"wrote {output}", err=True)
             return
-        if output is not None:
+        if kind == "image":
             figsize = (10.0, 3.8) if analytic.ndim != 1 else (6.0, 5.0)
             size = fmt_shape(analytic.shape)
             assert result.sqrt_routes is not None
@@ -964,20 +979,19 @@ def shift(
     and their shifts (1: unchanged, 0: as different as an unrelated input).
     """
     with _user_errors():
-        if output is not None and output.suffix.lower() in (".npy", ".csv"):
-            raise ValueError("shift writes a figure (.png .svg .pdf) or the similarities (.json)")
+        kind = _figure_or_json("shift", output)
         net = network_for(spec, input_shape)
-        result = rfa.shift_invariance(
-            net, input_shape, shifts, axis=axis, mode=mode, weights=weights,
-            activation=None if activation == "none" else activation, channels=channels,
-            trials=trials, rng=seed, backend=backend,
+        result = _random_run(
+            rfa.shift_invariance, net, input_shape, shifts, axis=axis, mode=mode,
+            weights=weights, activation=activation, channels=channels, trials=trials,
+            seed=seed, backend=backend,
         )  # fmt: skip
         text = json.dumps(result.to_dict(), indent=2) + "\n"
-        if output is not None and output.suffix.lower() == ".json":
+        if kind == "json":
             write_atomic(output, text.encode())
             click.echo(f"wrote {output}", err=True)
             return
-        if output is not None:
+        if kind == "image":
             _write_image(output, _draw_shift(result), dpi, (6.0, 3.8))
             click.echo(f"wrote {output}", err=True)
         click.echo(text if fmt == "json" else str(result), nl=fmt != "json")

@@ -280,7 +280,10 @@ def test_compare_prints_metrics_and_writes_figure_and_json(run, tmp_path):
             ["compare", "conv3", "--input", "8", "--weights", "zeros"],
             "Invalid value for '--weights'",
         ),
-        (["compare", "conv3", "--input", "8", "-o", "OUT.npy"], "compare writes a figure"),
+        (
+            ["compare", "conv3", "--input", "8", "-o", "OUT.npy"],
+            "compare writes a figure (.png .svg .pdf) or its numbers (.json)",
+        ),
         (["compare", "conv9", "--input", "4"], "layer 1 (conv9): output size 0"),
         (
             ["compare", "conv3p1*150", "--input", "9", "--weights", "ones", "--trials", "1"],
@@ -316,7 +319,7 @@ def test_shift_prints_a_table_and_writes_json_and_figure(run, tmp_path):
     ("args", "message"),
     [
         (["--trials", "1"], "`trials` must be >= 2, got 1"),
-        (["-o", "OUT.csv"], "shift writes a figure (.png .svg .pdf) or the similarities"),
+        (["-o", "OUT.csv"], "shift writes a figure (.png .svg .pdf) or its numbers (.json)"),
         (["--shifts", "1.5"], "Invalid value for '--shifts': expected the largest shift"),
         (["--shifts", "-3"], "`shifts` as one number is the largest shift"),
         (["--axis", "2"], "`axis` must lie in [-2, 2) for a 2-D input, got 2"),
@@ -328,6 +331,20 @@ def test_shift_bad_input(tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
     base = ["shift", "conv3,maxpool2", "--input", "8"]
     assert_one_line_error(CliRunner().invoke(main, base + args), message, tmp_path)
+
+
+def test_shift_overflow_is_one_line(tmp_path, monkeypatch):
+    # 3 x 3 x 64 = 576 per ones-weight layer: past float64's range by layer 112
+    monkeypatch.chdir(tmp_path)
+    args = ["shift", "conv3p1:circular*160", "--input", "8", "--weights", "ones"]
+    args += ["--activation", "none", "--channels", "64", "--trials", "2", "--shifts", "1"]
+    result = CliRunner().invoke(main, [*args, "-o", "OUT.json"])
+    assert_one_line_error(
+        result,
+        "shift_invariance: the outputs overflowed (or became NaN); use fewer --channels or "
+        "--weights normal",
+        tmp_path,
+    )
 
 
 def test_compare_says_which_law_fits(run, tmp_path, drawn):
