@@ -626,8 +626,10 @@ def blind_spots(net: Any, input_shape: Any, *, max_distance: int | None = None) 
             continue
         candidate = tuple(values)
         if len(shape) > 1 and _has_block(p):
-            period = _period(p.network)
-            small = tuple(_reduce(c, period) for c in candidate)
+            # each axis reduced by its own period (strides may differ between axes)
+            small = tuple(
+                _reduce(c, _period(axis_network(p.network, a))) for a, c in enumerate(candidate)
+            )
             missed = int(np.count_nonzero(_coverage(p.network, small)[0]))
             if missed:
                 many = f"{missed} zero-coverage pixel{'s' if missed > 1 else ''}"

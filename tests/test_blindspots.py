@@ -514,3 +514,21 @@ def test_size_search_far_above_the_borders_matches_brute_force():
             assert _clean_by_brute_force(spec, c) == _clean_by_brute_force(spec, c + jump), spec
         checked += 1
     assert checked >= 15
+
+
+def test_combined_clean_sizes_use_each_axis_period():
+    # strides 2x2 = 4 down the rows, 3x3 = 9 across the columns; a residual block makes the
+    # combined size worth checking. 79x72 leaves every pixel covered (brute force below), so
+    # the report must offer it rather than call it a gap between branches
+    from .oracles import brute_coverage
+
+    net = rfa.Network(
+        [rfa.Conv((3, 3), stride=(2, 3)), rfa.Residual([rfa.Conv(3, padding=1)]),
+         rfa.Conv((3, 3), stride=(2, 3))]
+    )  # fmt: skip
+    report = rfa.blind_spots(net, (80, 73))
+    assert report.nearest_below == (79, 72)
+    assert not (brute_coverage(net, (79, 72)) == 0).any()
+    assert (brute_coverage(net, (80, 73)) == 0).any()
+    assert report.nearest_above is not None
+    assert not (brute_coverage(net, report.nearest_above) == 0).any()
