@@ -452,14 +452,28 @@ def test_a_clean_size_is_called_clean_not_given_neighbours():
 
 
 def _clean_by_brute_force(net, n):
-    """A size is clean when every pixel has a route and no layer pads unevenly in a way
-    another size avoids: the full coverage map, computed at ``n`` itself."""
+    """A size is clean when every pixel has a route and no strided window pads unevenly, from
+    the brute-force enumerator alone: the random networks below pad alike at both ends, so a
+    layer is uneven at a size exactly when its last window reaches a different amount of
+    padding past the end than its first reads before the start."""
+    from .oracles import _pads, as_graph, brute_coverage, graph_edges
+
     try:
-        cov = rfa.coverage(net, (n,), exact=True)
+        graph = graph_edges(net, (n,))
     except ValueError:  # too small for the network
         return False
-    uneven = rfa.blind_spots(net, (n,), max_distance=1).uneven
-    return min(cov) > 0 and not any(u.size_dependent for u in uneven)
+    if any(shape[0] < 1 for _, shape, _ in graph):
+        return False
+    for node, (inputs, (m,), _) in zip(as_graph(net, 1)[1:], graph[1:]):
+        layer = node.layer
+        if not hasattr(layer, "kernel_size") or layer.stride[0] == 1:
+            continue
+        (n_in,) = graph[inputs[0]][1]
+        k, s, d = layer.kernel_size[0], layer.stride[0], layer.dilation[0]
+        before, _ = _pads(layer, 0, n_in)
+        if (m - 1) * s + d * (k - 1) + 1 - before - n_in != before:
+            return False
+    return min(brute_coverage(net, (n,))) > 0
 
 
 def _random_window_network(rng):
