@@ -293,7 +293,10 @@ def torch_net(net, in_shape, extra=None, dtype="float64"):
     operands (its routes are one term per factor), broadcast as torch broadcasts. Operations
     that read sets of units sum them: a global pool and a norm over space the whole map, an
     adaptive pool its windows (torch's), attention the window of each token (torchvision's
-    shifted windows and their mask), a traced relation (``from_torch``) its sets. ``extra``
+    shifted windows and their mask), a traced relation (``from_torch``) its sets. Those
+    sets are the relation's own, replayed: that lets the benchmarks time autograd of a whole
+    traced model, but checks nothing about the relation (the module's own autograd does, in
+    from_torch's verification and the real-model suite), so no test relies on it. ``extra``
     maps a layer class the oracle does not know to a function ``(layer, x) -> y``. Index
     arrays are made on the first call and kept.
     """
