@@ -4,8 +4,6 @@ a compact spec, a zoo name (with or without ``:trunk``), a spec file (str or Pat
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -122,8 +120,8 @@ def test_torch_module_without_a_size_asks_for_one():
 
 def test_path_objects_load(tmp_path):
     rfa.save("conv3,conv3", tmp_path / "a.json")
-    assert isinstance(tmp_path / "a.json", Path)
-    assert rfa.receptive_field(tmp_path / "a.json").size == (5, 5)
+    assert rfa.load(tmp_path / "a.json") == rfa.parse("conv3,conv3")
+    assert rfa.receptive_field(tmp_path / "a.json").size == (5, 5)  # 3 + 2
 
 
 def test_a_fixed_number_of_axes_survives_files_and_is_enforced(tmp_path):
