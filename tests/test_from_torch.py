@@ -555,3 +555,34 @@ def test_bad_arguments():
         rfa.from_torch(nn.Conv2d(1, 1, 3), 8, in_channels=2)
     with pytest.raises(ValueError, match=r"Identity has no layer that changes routes"):
         rfa.from_torch(nn.Identity(), 8)
+
+
+class _SliceThenMix(nn.Module):
+    """A channels-last product over the channels of a slice of rows: rows 3-5 of the map."""
+
+    def __init__(self, how):
+        super().__init__()
+        self.how = how
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x):
+        y = self.conv(x).permute(0, 2, 3, 1)[:, 3:6]
+        if self.how == "linear":
+            y = self.lin(y)
+        elif self.how == "matmul":
+            y = y @ self.lin.weight.T
+        else:
+            y = torch.einsum("bhwc,dc->bhwd", y, self.lin.weight)
+        return y.permute(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize("how", ["linear", "matmul", "einsum"])
+def test_a_product_over_the_channels_of_a_slice_keeps_its_rows(how):
+    # output row 1 is input row 4: the 3x3 window of the convolution around (4, 4)
+    model = _SliceThenMix(how)
+    expected = np.zeros((9, 9))
+    expected[3:6, 3:6] = 1
+    for verify in (False, True):
+        net = rfa.from_torch(model, (9, 9), verify=verify)
+        np.testing.assert_array_equal(rfa.routes(net, (9, 9), unit=(1, 4)), expected)

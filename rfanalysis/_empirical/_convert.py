@@ -260,6 +260,15 @@ def fiber_sets(units: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, li
     return expand_np(ids[inverse.ravel()].reshape(small_lead), lead), sets
 
 
+def set_units(ids: np.ndarray, sets: list[np.ndarray] | None) -> np.ndarray:
+    """Where every set holds one unit: the unit each set id names (-1 stays -1). Set ids
+    number the distinct sets, not units (``sets`` None: the ids are units already)."""
+    if sets is None:
+        return ids
+    units = np.array([s[0] for s in sets] or [-1], dtype=np.int64)
+    return np.where(ids >= 0, units[np.maximum(ids, 0)], -1)
+
+
 @dataclass
 class Read:
     """What every element of an output reads of one operand: set ids (an array of the
@@ -1318,7 +1327,7 @@ class Rules:
         ids, sets = fiber_sets(units, (last,))
         ids = np.broadcast_to(np.expand_dims(ids, last), tuple(out.shape))
         if all(len(s) == 1 for s in sets):  # over channels: the identity of space
-            return Value(value.node, as_units(torch, ids))
+            return Value(value.node, as_units(torch, set_units(ids, sets)))
         read = Read(value, ids, sets)
         n_units = math.prod(run.conv.grid(value.node))
         read.local = None if read.covers(n_units) and n_units > 1 else "same"
@@ -1360,7 +1369,7 @@ class Rules:
             reads.append(read)
         if len(reads) == 1 and all(len(s) == 1 for s in reads[0].sets or []):
             r = reads[0]
-            return Value(r.value.node, as_units(self.torch, r.ids))
+            return Value(r.value.node, as_units(self.torch, set_units(r.ids, r.sets)))
         return run.conv.relate(reads, out, "matrix product", label)
 
     def einsum(self, run, n, out, args, label) -> Value:
@@ -1392,9 +1401,9 @@ class Rules:
             n_units = math.prod(run.conv.grid(v.node))
             read.local = None if read.covers(n_units) and n_units > 1 else "same"
             reads.append(read)
-        if len(reads) == 1 and all(len(x) == 1 for x in reads[0].sets or []):
+        if len(reads) == 1 and all(len(s) == 1 for s in reads[0].sets or []):
             r = reads[0]
-            return Value(r.value.node, as_units(self.torch, r.ids))
+            return Value(r.value.node, as_units(self.torch, set_units(r.ids, r.sets)))
         return run.conv.relate(reads, out, "einsum", label)
 
     def glu(self, run, value, out, args, kwargs, label) -> Value:
