@@ -206,11 +206,11 @@ def _random_run(fn: Callable[..., Any], *args: Any, activation: str, seed: int, 
         raise UserError(f"{what}; use fewer --channels or --weights normal") from None
 
 
-def _figure_or_json(command: str, output: Path | None) -> str | None:
-    """Where ``-o`` of compare or shift writes: "json", "image" or None; .npy and .csv
+def _figure_or_json(command: str, output: Path | None) -> str:
+    """What ``-o`` of compare or shift writes: "json", "image" or "" (no file); .npy and .csv
     (maps) are refused."""
     if output is None:
-        return None
+        return ""
     suffix = output.suffix.lower()
     if suffix in (".npy", ".csv"):
         raise ValueError(f"{command} writes a figure (.png .svg .pdf) or its numbers (.json)")
@@ -350,7 +350,7 @@ def _understood(net: rfa.Network, ndim: int) -> list[str]:
         padding = getattr(layer, "padding", None)
         spans = getattr(layer, "effective_kernel_size", None)
         # padding by name ("same", "full", ...) never reaches past the window
-        if isinstance(padding, str) or spans is None or isinstance(layer, rfa.ConvTranspose):
+        if not isinstance(padding, tuple) or spans is None or isinstance(layer, rfa.ConvTranspose):
             continue
         for axis, ((before, after), span) in enumerate(zip(padding, spans)):
             if max(before, after) >= span:
@@ -862,12 +862,12 @@ def compare(
             "seed": seed,
             "backend": backend,
         }
-        if kind == "json":
+        if output is not None and kind == "json":
             text = json.dumps({**settings, "metrics": result.to_dict()}, indent=2) + "\n"
             write_atomic(output, text.encode())
             click.echo(f"wrote {output}", err=True)
             return
-        if kind == "image":
+        if output is not None and kind == "image":
             figsize = (10.0, 3.8) if analytic.ndim != 1 else (6.0, 5.0)
             size = fmt_shape(analytic.shape)
             assert result.sqrt_routes is not None
@@ -987,11 +987,11 @@ def shift(
             seed=seed, backend=backend,
         )  # fmt: skip
         text = json.dumps(result.to_dict(), indent=2) + "\n"
-        if kind == "json":
+        if output is not None and kind == "json":
             write_atomic(output, text.encode())
             click.echo(f"wrote {output}", err=True)
             return
-        if kind == "image":
+        if output is not None and kind == "image":
             _write_image(output, _draw_shift(result), dpi, (6.0, 3.8))
             click.echo(f"wrote {output}", err=True)
         click.echo(text if fmt == "json" else str(result), nl=fmt != "json")
