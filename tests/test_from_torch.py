@@ -586,3 +586,24 @@ def test_a_product_over_the_channels_of_a_slice_keeps_its_rows(how):
     for verify in (False, True):
         net = rfa.from_torch(model, (9, 9), verify=verify)
         np.testing.assert_array_equal(rfa.routes(net, (9, 9), unit=(1, 4)), expected)
+
+
+class _CastLike(nn.Module):
+    """A 3x3 branch cast to the dtype of a 5x5 branch: the cast reads no values of it."""
+
+    def __init__(self, how):
+        super().__init__()
+        self.how = how
+        self.small, self.large = nn.Conv2d(1, 1, 3, padding=1), nn.Conv2d(1, 1, 5, padding=2)
+
+    def forward(self, x):
+        y = self.large(x)
+        return self.small(x).type_as(y) if self.how == "type_as" else self.small(x).to(y)
+
+
+@pytest.mark.parametrize("how", ["type_as", "to"])
+def test_a_cast_to_another_maps_dtype_adds_none_of_its_routes(how):
+    expected = np.zeros((9, 9))
+    expected[3:6, 3:6] = 1  # the 3x3 window around the centre, not the 5x5 one
+    net = rfa.from_torch(_CastLike(how), (9, 9))
+    np.testing.assert_array_equal(rfa.routes(net, (9, 9)), expected)

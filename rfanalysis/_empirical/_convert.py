@@ -541,7 +541,7 @@ POINTWISE = (
 ).split()
 GATES = ("sigmoid", "sigmoid_", "hardsigmoid")
 #: methods whose second tensor is only a shape (or dtype) to follow
-_SHAPE_ONLY = ("expand_as", "view_as", "reshape_as", "type_as")
+_SHAPE_ONLY = ("expand_as", "view_as", "reshape_as")
 #: functions and methods that only move elements (applied to the units)
 LAYOUT = (
     "view reshape flatten unflatten permute transpose t movedim moveaxis swapaxes "
@@ -938,6 +938,10 @@ class Rules:
             return self.norm_over(run, value, out, (int(dim) % value.units.ndim,), label)
         if name in LAYOUT or name in LAYOUT_FUNCTIONS or name in ("getitem", "__get__"):
             return self.layout(run, n, out)
+        if name in ("type_as", "to") and len(values) > 1:
+            # x.type_as(y), x.to(y): y gives a dtype and a device, no routes
+            first = run.vals.get(n.args[0])
+            return first if isinstance(first, Value) else None
         if name in POINTWISE or name in GATES or name in ("maximum", "minimum", "fmax", "fmin"):
             if len(values) > 1:
                 return self.elementwise(run, n, values, out, name, label)
