@@ -165,3 +165,12 @@ def test_transposed_convolutions_say_their_rows_summarise_phases():
         assert (support[0], support[-1]) == (lo, hi)
     assert rfa.receptive_field(net).center(16)[0] == 31
     assert rfa.geometry("conv3p1,tconv3p1").rows[2].note == ""  # stride 1: one phase
+
+
+def test_windowed_attention_has_its_window_field_without_an_input_size():
+    # a 3x3 convolution, then windows of 4 tokens: 3 + (4 - 1) = 6 pixels, at any size that
+    # the windows split (and with no size at all)
+    net = [rfa.Conv(3), rfa.Attention(window_size=4)]
+    assert rfa.geometry(net).rows[-1].rf_size == (6, 6)
+    assert rfa.geometry(net, (64, 64)).rows[-1].rf_size == (6, 6)
+    assert rfa.receptive_field(net).size == (6, 6)

@@ -142,19 +142,22 @@ class Attention(Layer):
 
     def field(self, step: Any, inputs: tuple[tuple[Any, ...], ...]) -> tuple[tuple[Any, ...], str]:
         window = self.window_size
-        if window is None or step.data is None or not step.data[2]:
+        if window is None or not self._windowed(step):
             return tuple(GLOBAL for _ in inputs[0]), ""
         out: list[Any] = []
         for a, f in enumerate(inputs[0]):
-            n = step.in_shape[a]
-            if not isinstance(f, Field) or window[a] >= n:
+            n = None if step.in_shape is None else step.in_shape[a]
+            if not isinstance(f, Field) or (n is not None and window[a] >= n):
                 out.append(GLOBAL if isinstance(f, Field) else f)
                 continue
             out.append(Field(f.rf + (window[a] - 1) * f.jump, f.jump, None))
         return tuple(out), "windows: size is the widest; fields depend on the window position"
 
     def _windowed(self, step: Any) -> bool:
-        return step.data is not None and bool(step.data[2])
+        """Whether windows split the map (without a size: whether there are windows)."""
+        if step.data is None:
+            return self.window_size is not None
+        return bool(step.data[2])
 
     def local_routes_back(self, step: Any, g: Counts, alg: Algebra) -> tuple[Counts]:
         return self.routes_back(step, g, alg) if self._windowed(step) else (g,)
