@@ -164,7 +164,7 @@ def smallest_input(network: Network, shape: Shape, limit: int = 1 << 30) -> Shap
     for axis, n in enumerate(shape):
         try:
             net1 = axis_network(expanded, axis)
-        except (TypeError, ValueError):  # an operation not separable by axis
+        except (TypeError, ValueError, NotImplementedError):  # not separable by axis
             return None
         if fits(net1, n):
             out.append(n)

@@ -632,3 +632,16 @@ def test_wrong_in_channels_is_one_line_and_prints_nothing(capfd):
     assert message.endswith("check `input_shape` and `in_channels`")
     out, err = capfd.readouterr()
     assert out == "" and err == ""
+
+
+def test_too_small_before_a_global_operation_or_an_interpolation():
+    # attention does not act axis by axis: the size search stops, the error stays a ValueError
+    with pytest.raises(ValueError, match=r"layer 1 \(conv7\): output size 0 for input 3"):
+        rfa.routes([rfa.Conv(7), rfa.Attention()], (3, 3))
+    # 3x3 convolution then x0.1: floor(0.1 (n - 2)) >= 1 from n = 12
+    net = [rfa.Conv(3), rfa.Interpolate(scale_factor=0.1)]
+    with pytest.raises(ValueError, match=r"; the smallest input that works is 12x12$"):
+        rfa.routes(net, (5, 5))
+    assert rfa.output_shape(net, (12, 12)) == (1, 1)
+    with pytest.raises(ValueError, match="output size 0 for input 9"):
+        rfa.output_shape(net, (11, 11))

@@ -23,7 +23,17 @@ from typing import Any
 import numpy as np
 
 from .axis import AxisOp, weighted_op
-from .base import Field, Layer, OpError, Shape, fmt_axes, ints, positive_number, repr_axes
+from .base import (
+    Field,
+    Layer,
+    OpError,
+    Shape,
+    TooSmall,
+    fmt_axes,
+    ints,
+    positive_number,
+    repr_axes,
+)
 from .windows import Separable, Window
 
 MODES = ("nearest", "nearest-exact", "linear", "cubic", "area")
@@ -191,7 +201,7 @@ class Interpolate(Separable):
         out = []
         for n, m, _ in self._axes(shape):
             if m <= 0:
-                raise OpError(f"output size {m} for input {n}")
+                raise TooSmall(f"output size {m} for input {n}")
             out.append(m)
         return tuple(out), Window(self, shape, tuple(out), pads)
 
