@@ -645,3 +645,14 @@ def test_too_small_before_a_global_operation_or_an_interpolation():
     assert rfa.output_shape(net, (12, 12)) == (1, 1)
     with pytest.raises(ValueError, match="output size 0 for input 9"):
         rfa.output_shape(net, (11, 11))
+
+
+@pytest.mark.parametrize("context", ["global", "local"])
+def test_gates_naming_missing_operands_are_refused_in_every_context(context):
+    x = rfa.Input()
+    net = rfa.Network(rfa.Mul(gates=(5,))(rfa.Conv(3, padding=1)(x), rfa.GlobalPool()(x)))
+    message = r"layer 3 \(mul\): `gates` \[5\] name operands it does not have \(2\)"
+    with pytest.raises(ValueError, match=message):
+        rfa.routes(net, (8, 8), context=context)
+    with pytest.raises(ValueError, match=message):
+        rfa.geometry(net)

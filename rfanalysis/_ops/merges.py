@@ -222,13 +222,16 @@ class Mul(Merge):
     def _repr_args(self) -> list[str]:
         return [] if self.gates is None else [f"gates={self.gates!r}"]
 
+    def resolve(self, in_shapes: tuple[Shape | None, ...]) -> tuple[Shape | None, None]:
+        bad = [g for g in self.gates or () if g >= len(in_shapes)]
+        if bad:
+            raise OpError(f"`gates` {bad} name operands it does not have ({len(in_shapes)})")
+        return super().resolve(in_shapes)
+
     def gate_inputs(self, step: Any) -> set[int]:
         """Positions of the operands that only modulate (none if none carries the map)."""
         n = len(step.inputs)
         if self.gates is not None:
-            bad = [g for g in self.gates if g >= n]
-            if bad:
-                raise ValueError(f"{step.where}: `gates` {bad} name operands it does not have")
             gates = set(self.gates)
         else:
             full = step.out_shape
