@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from . import _memory
+from ._graph import check_context
 from ._ops.base import fmt_shape
 from ._ops.counts import Algebra, Counts, Mode, Sep
 from ._plan import Plan, plan
@@ -25,11 +26,6 @@ _LN10 = math.log(10.0)
 
 class CountOverflowError(OverflowError, ValueError):
     """Route counts exceed the float64 range; use ``log=True`` or ``exact=True``."""
-
-
-#: what a route may be (DESIGN section 9): every dependence ("global", the support of
-#: autograd's gradient), or only the routes that carry the map ("local")
-CONTEXTS = ("global", "local")
 
 
 # --------------------------------------------------------------------------- propagation
@@ -213,19 +209,15 @@ def _finish(values: np.ndarray, mode: Mode, what: str) -> np.ndarray:
 
 def _context(context: Any, p: Plan) -> str:
     """The context asked for, or the network's own (None)."""
-    if context is None:
-        return p.network.context
-    if context not in CONTEXTS:
-        raise ValueError(f"`context` must be 'global' or 'local', got {context!r}")
-    return str(context)
+    return p.network.context if context is None else check_context(context)
 
 
 def _run(
     net: Any, input_shape: Any, start, exact: bool, log: bool, what: str, context: Any
 ) -> np.ndarray:
     mode = _mode(exact, log)
-    if context is not None and context not in CONTEXTS:
-        raise ValueError(f"`context` must be 'global' or 'local', got {context!r}")
+    if context is not None:
+        check_context(context)  # before planning: a bad argument, not a bad network
     if input_shape is None:
         raise ValueError("`input_shape` is required")
     p = plan(net, input_shape)

@@ -429,6 +429,18 @@ def check_nodes(nodes: Sequence[Node]) -> tuple[Node, ...]:
     return nodes
 
 
+#: what a route may be (DESIGN section 9): every dependence ("global", the support of
+#: autograd's gradient), or only the routes that carry the map ("local")
+CONTEXTS = ("global", "local")
+
+
+def check_context(context: Any) -> str:
+    """``context`` if it is one of :data:`CONTEXTS`, else ValueError."""
+    if context not in CONTEXTS:
+        raise ValueError(f"`context` must be 'global' or 'local', got {context!r}")
+    return str(context)
+
+
 # --------------------------------------------------------------------------- network
 class Network:
     """A network: a graph of operations on one input map.
@@ -506,8 +518,7 @@ class Network:
     def with_context(self, context: str) -> Network:
         """This network with ``context`` ("global" or "local") as the context its routes,
         coverage and geometry use by default."""
-        if context not in ("global", "local"):
-            raise ValueError(f"`context` must be 'global' or 'local', got {context!r}")
+        check_context(context)
         net = Network.__new__(Network)
         net._init(self.nodes, self._tree, self.name, context, self.ndim)
         return net
@@ -672,16 +683,17 @@ def _graph_ndim(nodes: tuple[Node, ...]) -> int | None:
     return ndim
 
 
-_KERNEL = re.compile(r"(?<![a-z])(conv|lc|maxpool|avgpool|lppool|tconv)(\d+)(?![\dx])")
-
-
 def _keep_axes(text: str, ndim: int | None) -> str:
     """A spec whose layers are fixed to ``ndim`` axes but all give one value for every axis
     (``conv3x3x3`` would read back as ``conv3``, which is analysed in 2-D by default) keeps
     its axes by writing its first kernel per axis; 2-D, the default, needs no mark."""
     if ndim is None or ndim < 3 or re.search(r"\dx\d", text):
         return text
-    return _KERNEL.sub(lambda m: m[1] + "x".join([m[2]] * ndim), text, count=1)
+    from ._parse import _KINDS  # (the parser builds graphs: imported when used)
+
+    windows = "|".join(k for k in _KINDS if k not in ("up", "fc"))  # kinds with a kernel
+    kernel = re.compile(rf"(?<![a-z])({windows})(\d+)(?![\dx])")
+    return kernel.sub(lambda m: m[1] + "x".join([m[2]] * ndim), text, count=1)
 
 
 # --------------------------------------------------------------------------- decomposition

@@ -141,7 +141,9 @@ def test_a_fixed_number_of_axes_survives_files_and_is_enforced(tmp_path):
         rfa.load(tmp_path / "bad.json")
 
 
-@pytest.mark.parametrize("text", ["conv3x3x3", "conv3x3x3s2p1,maxpool2", "up2x2x2,conv3"])
+@pytest.mark.parametrize(
+    "text", ["conv3x3x3", "conv3x3x3s2p1,maxpool2", "up2x2x2,conv3", "blurpool3x3x3"]
+)
 def test_a_spec_keeps_its_number_of_axes(text):
     # conv3x3x3 is 3-D; written back as "conv3" it would be analysed as a 2-D network
     net = rfa.parse(text)

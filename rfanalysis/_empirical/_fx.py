@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .._graph import Network, Node
+from .._graph import Network, Node, check_context
 from .._ops import Layer
 from .._plan import DEFAULT_NDIM, normalise_input_shape
 from ._convert import (
@@ -44,7 +44,6 @@ from ._torch import (
 )
 
 UNKNOWN = ("error", "identity")
-CONTEXTS = ("global", "local")
 #: gradients below this fraction of the largest are treated as zero: float32 rounding (an
 #: interpolation weight that exact arithmetic makes zero) and masked attention (exp(-100))
 RELATIVE_ZERO = 1e-5
@@ -140,8 +139,7 @@ def from_torch(
         raise TypeError(f"`module` must be a torch.nn.Module, got {type(module).__name__}")
     if unknown not in UNKNOWN:
         raise ValueError(f"`unknown` must be 'error' or 'identity', got {unknown!r}")
-    if context not in CONTEXTS:
-        raise ValueError(f"`context` must be 'global' or 'local', got {context!r}")
+    check_context(context)
     if not isinstance(verify, bool):
         raise TypeError(f"`verify` must be a bool, got {verify!r}")
     if output is not None and not isinstance(output, str):
