@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -805,11 +806,10 @@ def _from_text(text: str) -> Network:
 
 
 def is_torch_module(obj: Any) -> bool:
-    """Whether ``obj`` is a ``torch.nn.Module``, without importing torch."""
-    return any(
-        c.__name__ == "Module" and c.__module__ == "torch.nn.modules.module"
-        for c in type(obj).__mro__
-    )
+    """Whether ``obj`` is a ``torch.nn.Module``, without importing torch (a module exists
+    only once torch is loaded)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(obj, torch.nn.Module)
 
 
 def _from_module(module: Any, what: str, input_shape: Any) -> Network:

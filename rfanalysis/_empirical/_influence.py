@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import _memory
 from .._engine import _resolve_unit
+from .._graph import is_torch_module
 from .._ops.base import fmt_shape
 from .._plan import Plan, declared_in_channels, normalise_input_shape, plan
 from . import _numpy
@@ -47,12 +48,6 @@ def is_stream(inputs: Any) -> bool:
     if torch is not None and torch.is_tensor(inputs):
         return False
     return hasattr(inputs, "__iter__")
-
-
-def is_torch_module(obj: Any) -> bool:
-    """True for a ``torch.nn.Module`` (without importing torch when it is not loaded)."""
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(obj, torch.nn.Module)
 
 
 # --------------------------------------------------------------------------- validation

@@ -35,10 +35,11 @@ import numpy as np
 
 from .. import _memory
 from .._geometry import fields
+from .._graph import is_torch_module
 from .._ops.base import GLOBAL, fmt_shape
 from .._plan import normalise_input_shape, plan
 from . import _numpy
-from ._influence import BACKENDS, _count, _model, is_torch_module
+from ._influence import BACKENDS, _count, _model
 from ._net import WEIGHT_NAMES, Model, check_seed, draw, generators
 from ._progress import Progress
 
