@@ -43,6 +43,8 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Any, ClassVar
 
+import numpy as np
+
 PADDING_MODES = ("zeros", "reflect", "symmetric", "replicate", "circular")
 POOL_KINDS = ("max", "avg", "lp")
 PADDING_WORDS = ("same", "valid", "full")
@@ -384,6 +386,18 @@ class Layer:
     def uneven(self, step: Any) -> list[Any]:
         """Axes whose windows use the padding unevenly (windowed operations)."""
         return []
+
+
+class ReadsWholeMap(Layer):
+    """An operation every output unit of which reads every input unit (a dense layer, a
+    global pool, a norm's statistics): its routes are rank one, the total of the output's
+    counts at every input unit, and its field is global (the default)."""
+
+    def routes_back(self, step: Any, g: Any, alg: Any) -> tuple[Any, ...]:
+        return (alg.full(step.in_shape, alg.total(g)),)
+
+    def reach(self, step: Any, inputs: tuple[Any, ...]) -> Any:
+        return np.full(step.out_shape, bool(inputs[0].any()))
 
 
 @lru_cache(maxsize=4096)

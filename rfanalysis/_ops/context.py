@@ -19,7 +19,7 @@ import numpy as np
 
 from . import kernels
 from .axis import AxisOp, adaptive_op
-from .base import GLOBAL, Field, Layer, OpError, Shape, fmt_axes, ints, repr_axes
+from .base import GLOBAL, Field, Layer, OpError, ReadsWholeMap, Shape, fmt_axes, ints, repr_axes
 from .counts import Algebra, Counts
 from .windows import Separable, Window
 
@@ -32,7 +32,7 @@ def _spatial(x: Any) -> tuple[int, ...]:
 
 # --------------------------------------------------------------------------- global pooling
 @dataclass(frozen=True, repr=False)
-class GlobalPool(Layer):
+class GlobalPool(ReadsWholeMap):
     """Global pooling: every spatial axis reduced to one unit (kept, of size 1), which reads
     every position. ``kind`` is ``"avg"`` (the squeeze of squeeze-and-excitation, a
     classifier's pool) or ``"max"``.
@@ -67,15 +67,6 @@ class GlobalPool(Layer):
     def resolve(self, in_shapes: tuple[Shape | None, ...]) -> tuple[Shape | None, None]:
         (shape,) = in_shapes
         return (None if shape is None else (1,) * len(shape)), None
-
-    def routes_back(self, step: Any, g: Counts, alg: Algebra) -> tuple[Counts]:
-        return (alg.full(step.in_shape, alg.total(g)),)
-
-    def reach(self, step: Any, inputs: tuple[np.ndarray, ...]) -> np.ndarray:
-        return np.full(step.out_shape, bool(inputs[0].any()))
-
-    def field(self, step: Any, inputs: tuple[tuple[Any, ...], ...]) -> tuple[tuple[Any, ...], str]:
-        return tuple(GLOBAL for _ in inputs[0]), ""
 
     def np_forward(self, node: Any, xs: list[np.ndarray], w: Any) -> tuple[np.ndarray, Any]:
         (x,) = xs
@@ -225,7 +216,7 @@ NORM_KINDS = ("instance", "group", "layer")
 
 
 @dataclass(frozen=True, repr=False)
-class SpatialNorm(Layer):
+class SpatialNorm(ReadsWholeMap):
     """A normalisation whose statistics span space: instance norm (per channel), group norm
     (``groups`` channel groups) or layer norm over channels and space. Every unit reads
     itself and every position; in context ``"local"`` it is the identity (the statistics
@@ -271,15 +262,6 @@ class SpatialNorm(Layer):
     # -- rules ----------------------------------------------------------------------------
     def resolve(self, in_shapes: tuple[Shape | None, ...]) -> tuple[Shape | None, None]:
         return in_shapes[0], None
-
-    def routes_back(self, step: Any, g: Counts, alg: Algebra) -> tuple[Counts]:
-        return (alg.full(step.in_shape, alg.total(g)),)
-
-    def reach(self, step: Any, inputs: tuple[np.ndarray, ...]) -> np.ndarray:
-        return np.full(step.out_shape, bool(inputs[0].any()))
-
-    def field(self, step: Any, inputs: tuple[tuple[Any, ...], ...]) -> tuple[tuple[Any, ...], str]:
-        return tuple(GLOBAL for _ in inputs[0]), ""
 
     def local_routes_back(self, step: Any, g: Counts, alg: Algebra) -> tuple[Counts]:
         return (g,)

@@ -8,12 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from .base import GLOBAL, Layer, Shape, check_channels, ints, weights_repr
-from .counts import Algebra, Counts
+from .base import Layer, ReadsWholeMap, Shape, check_channels, ints, weights_repr
 
 
 @dataclass(frozen=True, repr=False)
-class Dense(Layer):
+class Dense(ReadsWholeMap):
     """Fully connected layer: every input unit (all positions, all channels) reaches every
     output unit. Its output is a 1-D map of ``out_features`` units. ``in_channels`` (channels
     of the input map) is only needed for parameter counts when the layer comes first.
@@ -55,15 +54,6 @@ class Dense(Layer):
     def resolve(self, in_shapes: tuple[Shape | None, ...]) -> tuple[Shape | None, None]:
         (shape,) = in_shapes
         return (None if shape is None else (self.out_features,)), None
-
-    def routes_back(self, step: Any, g: Counts, alg: Algebra) -> tuple[Counts]:
-        return (alg.full(step.in_shape, alg.total(g)),)
-
-    def reach(self, step: Any, inputs: tuple[np.ndarray, ...]) -> np.ndarray:
-        return np.full(step.out_shape, bool(inputs[0].any()))
-
-    def field(self, step: Any, inputs: tuple[tuple[Any, ...], ...]) -> tuple[tuple[Any, ...], str]:
-        return tuple(GLOBAL for _ in inputs[0]), ""
 
     def params(self, step: Any) -> tuple[int | None, int | None, int | None, int | None]:
         cin = step.in_channels
