@@ -203,14 +203,7 @@ class Algebra:
         values = self.materialise(g).ravel()
         flat = labels.ravel()
         keep = flat >= 0
-        out = self.zeros(n)
-        if self.mode == "float":
-            return np.bincount(flat[keep], weights=values[keep], minlength=n).astype(np.float64)
-        if self.mode == "log":
-            np.logaddexp.at(out, flat[keep], values[keep])
-        else:
-            np.add.at(out, flat[keep], values[keep])
-        return out
+        return self.scatter(n, flat[keep], values[keep])
 
     def scatter(self, n: int, index: np.ndarray, values: np.ndarray) -> np.ndarray:
         """``out[index[k]] += values[k]`` over a flat map of ``n`` units (repeats add)."""
