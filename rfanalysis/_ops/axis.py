@@ -541,14 +541,18 @@ def upsample_op(n: int, scale: int | float) -> AxisOp:
     return _make(n, m, 1, [], [(np.zeros(m, dtype=np.intp), src, j)])
 
 
+def adaptive_bounds(n: int, m: int) -> tuple[list[int], list[int]]:
+    """Torch's adaptive windows from ``n`` to ``m`` units: output ``i`` reads inputs
+    ``floor(i n / m)`` to ``ceil((i + 1) n / m) - 1`` (starts, and ends past the last)."""
+    return [i * n // m for i in range(m)], [-(-(i + 1) * n // m) for i in range(m)]
+
+
 @lru_cache(maxsize=4096)
 def adaptive_op(n: int, m: int) -> AxisOp:
-    """Operator of adaptive pooling from ``n`` to ``m`` units (torch's windows): output ``i``
-    reads inputs ``floor(i n / m)`` to ``ceil((i + 1) n / m) - 1``."""
+    """Operator of adaptive pooling from ``n`` to ``m`` units (:func:`adaptive_bounds`)."""
     if m <= 0:
         raise AxisError(f"adaptive pooling to {m} units")
-    starts = [i * n // m for i in range(m)]
-    ends = [-(-(i + 1) * n // m) for i in range(m)]
+    starts, ends = adaptive_bounds(n, m)
     taps = max(e - s for s, e in zip(starts, ends))
     t: list[int] = []
     i: list[int] = []

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from . import kernels
-from .axis import AxisOp, adaptive_op
+from .axis import AxisOp, adaptive_bounds, adaptive_op
 from .base import GLOBAL, Field, Layer, OpError, ReadsWholeMap, Shape, fmt_axes, ints, repr_axes
 from .counts import Algebra, Counts
 from .windows import Separable, Window
@@ -159,8 +159,9 @@ class AdaptivePool(Separable):
                 out.append(Field(f.rf, f.jump, None))
                 note = "window sizes depend on the input size"
                 continue
-            widest = max(-(-(i + 1) * n // m) - i * n // m for i in range(m))
-            first = -(-n // m)
+            starts, ends = adaptive_bounds(n, m)
+            widest = max(e - s for s, e in zip(starts, ends))
+            first = ends[0]
             start = None if f.start is None else f.start + Fraction(first - 1, 2) * f.jump
             out.append(Field(f.rf + (widest - 1) * f.jump, f.jump * Fraction(n, m), start))
             if n % m:
@@ -170,7 +171,8 @@ class AdaptivePool(Separable):
     def _divisor(self, node: Any) -> np.ndarray:
         sizes = []
         for n, m in zip(node.in_shape, self.output_size):
-            sizes.append(np.asarray([-(-(i + 1) * n // m) - i * n // m for i in range(m)]))
+            starts, ends = adaptive_bounds(n, m)
+            sizes.append(np.subtract(ends, starts))
         out = sizes[0].astype(np.float64)
         for s in sizes[1:]:
             out = np.multiply.outer(out, s)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .axis import AxisOp, weighted_op
+from .axis import AxisOp, adaptive_bounds, weighted_op
 from .base import (
     Field,
     Layer,
@@ -50,8 +50,7 @@ def interpolation_weights(
     (float64)."""
     w = np.zeros((m, n))
     if mode == "area":  # adaptive average pooling
-        for i in range(m):
-            s, e = i * n // m, -(-(i + 1) * n // m)
+        for i, (s, e) in enumerate(zip(*adaptive_bounds(n, m))):
             w[i, s:e] = 1.0 / (e - s)
         return w
     if align_corners and mode in ("linear", "cubic"):
