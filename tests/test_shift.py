@@ -159,6 +159,19 @@ def test_torch_module_matches_the_same_spec_network():
 
 
 @pytest.mark.torch
+def test_a_module_that_shrinks_without_striding_has_stride_one():
+    # two valid 5x5 convolutions: the map shrinks by 8, it is not strided. Cropped windows
+    # shifted by d give output maps shifted by exactly d: unit by unit the same numbers
+    from torch import nn
+
+    module = nn.Sequential(nn.Conv2d(1, 4, 5), nn.ReLU(), nn.Conv2d(4, 4, 5))
+    r = rfa.shift_invariance(module, (32, 32), mode="crop", trials=3)
+    assert r.stride == 1 and r.shifts == (0, 1, 2)
+    assert r.map_offset == (0, 1, 2)
+    np.testing.assert_allclose(r.map_similarity, 1.0, rtol=1e-12)
+
+
+@pytest.mark.torch
 def test_torch_module_with_a_feature_output_needs_shifts():
     from torch import nn
 

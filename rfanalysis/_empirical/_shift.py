@@ -391,6 +391,22 @@ def _strides(p: Any, ax: int) -> tuple[int, Fraction | None]:
     return max(1, math.ceil(max(jumps))), None if out is GLOBAL else out.jump
 
 
+def _module_strides(
+    module: Any, shape: tuple[int, ...], ax: int, cin: int, n_out: int
+) -> tuple[int, Fraction | None]:
+    """A module's total stride and output jump along ``ax``, from its trace; where the
+    module cannot be traced, from the ratio of the input and output sizes (a map that only
+    shrinks at its borders then reads as strided)."""
+    from ._fx import from_torch
+
+    try:
+        net = from_torch(module, shape, verify=False, in_channels=cin)
+    except (ValueError, TypeError, NotImplementedError):
+        out_jump = Fraction(shape[ax], n_out)
+        return max(1, math.ceil(out_jump)), out_jump
+    return _strides(plan(net, shape), ax)
+
+
 def _flattens(p: Any) -> bool:
     """Whether the output has no spatial layout (a dense layer on the way)."""
     flat = [False] * len(p.steps)
@@ -667,8 +683,7 @@ def _module_shift(
                         f"{name} returned a {probe.ndim - 2}-D map for a {len(shape)}-D input; "
                         "shift_invariance compares maps with the input's axes"
                     )
-                out_jump = Fraction(shape[ax], probe.shape[2 + ax])
-                stride = max(1, math.ceil(out_jump))
+                stride, out_jump = _module_strides(module, shape, ax, cin, probe.shape[2 + ax])
             deltas = args.shifts or tuple(range(2 * (stride or 1) + 1))
             n_trials = _n_trials(args.trials, inputs)
             x = _inputs(inputs, n_trials, (cin, *shape), ax, deltas, args.mode, inputs_seed)
