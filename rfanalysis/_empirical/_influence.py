@@ -21,6 +21,7 @@ from ._net import (
     WEIGHT_NAMES,
     Model,
     build,
+    check_seed,
     draw,
     draw_bytes,
     generators,
@@ -124,14 +125,7 @@ def _validate(
         raise ValueError(f"`activation` must be None or 'relu', got {activation!r}")
     n_channels = _count(channels, "channels")
     n_trials = _count(trials, "trials")
-    if isinstance(rng, bool) or not isinstance(
-        rng, (int, np.integer, np.random.Generator, np.random.SeedSequence)
-    ):
-        raise TypeError(
-            f"`rng` must be an int seed, a numpy Generator or a SeedSequence, got {rng!r}"
-        )
-    if isinstance(rng, (int, np.integer)) and rng < 0:
-        raise ValueError(f"`rng` seed must be >= 0, got {rng}")
+    check_seed(rng)
     if backend not in BACKENDS:
         raise ValueError(f"`backend` must be one of {', '.join(BACKENDS)}; got {backend!r}")
     if reduction not in REDUCTIONS:

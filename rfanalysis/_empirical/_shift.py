@@ -651,16 +651,11 @@ def _module_shift(
         for start in range(0, x.shape[0], 32):
             xt = torch.as_tensor(x[start : start + 32], dtype=dtype, device=device)
             y = module(xt)
-            if not isinstance(y, torch.Tensor):
-                raise TypeError(
-                    f"{name} returned {type(y).__name__}; shift_invariance needs a module that "
-                    "returns one tensor (wrap it to select the output)"
-                )
-            if y.ndim < 2 or y.shape[0] != xt.shape[0]:
-                raise ValueError(
-                    f"{name} returned shape {tuple(y.shape)} for a batch of {xt.shape[0]}; "
-                    "expected (batch, features) or (batch, C, *spatial)"
-                )
+            _torch.check_output(
+                torch, y, xt.shape[0], f"{name} returned",
+                "shift_invariance needs a module that returns one tensor (wrap it to select "
+                "the output)",
+            )  # fmt: skip
             out.append(y.detach().cpu().double().numpy())
         return _finite(np.concatenate(out))
 

@@ -132,6 +132,19 @@ def module_in_channels(module: Any) -> int:
     return 1
 
 
+def check_output(torch: Any, y: Any, batch: int, what: str, remedy: str) -> None:
+    """Raise unless a module's output ``y`` is one tensor of ``batch`` rows with features or
+    channels: ``what`` begins the message (e.g. "ResNet returned"), ``remedy`` follows a
+    non-tensor."""
+    if not isinstance(y, torch.Tensor):
+        raise TypeError(f"{what} {type(y).__name__}; {remedy}")
+    if y.ndim < 2 or y.shape[0] != batch:
+        raise ValueError(
+            f"{what} shape {tuple(y.shape)} for a batch of {batch}; expected (batch, features) "
+            "or (batch, C, *spatial)"
+        )
+
+
 class ModuleState:
     """Put a module in eval mode with frozen parameters; :meth:`restore` undoes it."""
 
@@ -320,16 +333,11 @@ def module_gradients(
                 if xt.shape[0] == 0:
                     continue
                 y = run(xt)
-                if not isinstance(y, torch.Tensor):
-                    raise TypeError(
-                        f"{name} returned {type(y).__name__}; influence needs one tensor: "
-                        "name it with `output` (a submodule, or the key of a returned dict)"
-                    )
-                if y.ndim < 2 or y.shape[0] != xt.shape[0]:
-                    raise ValueError(
-                        f"{name} returned shape {tuple(y.shape)} for a batch of "
-                        f"{xt.shape[0]}; expected (batch, features) or (batch, C, *spatial)"
-                    )
+                check_output(
+                    torch, y, xt.shape[0], f"{name} returned",
+                    "influence needs one tensor: name it with `output` (a submodule, or the "
+                    "key of a returned dict)",
+                )  # fmt: skip
                 out_shape = tuple(y.shape[2:]) if y.ndim > 2 else (y.shape[1],)
                 seed = torch.as_tensor(seed_for(out_shape), dtype=y.dtype, device=y.device)
                 seed = seed[0] if y.ndim == 2 else seed
