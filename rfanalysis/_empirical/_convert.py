@@ -619,7 +619,6 @@ class Rules:
 
     # -- entry ----------------------------------------------------------------------------
     def apply(self, run: Any, n: Any, out: Any) -> Any:
-        conv: Converter = run.conv
         module = run.module.get_submodule(n.target) if n.op == "call_module" else None
         label = self.label(n)
         override = self.override(n, module)
@@ -652,7 +651,6 @@ class Rules:
         if self.unknown == "identity" and keeps:
             assert value is not None
             return Value(value.node, value.units.expand(out.shape), value.gate)
-        del conv
         raise ValueError(self.describe(n, module, self.owner, keeps))
 
     def label(self, n: Any) -> str:
@@ -742,7 +740,7 @@ class Rules:
 
     # -- modules --------------------------------------------------------------------------
     def module_rule(self, run: Any, n: Any, m: Any, out: Any, label: str) -> Any:
-        torch, nn = self.torch, self.torch.nn
+        nn = self.torch.nn
         kind = type(m).__name__
         value = self.first_value(run, n)
         nd = value.units.ndim - 2
@@ -814,7 +812,6 @@ class Rules:
         if kind in LAYOUT_MODULES:
             units = m(value.units)
             return Value(value.node, units)
-        del torch
         raise Unmapped
 
     def tconv(self, m: Any, value: Value, out: Any, label: str) -> Layer:
@@ -911,7 +908,7 @@ class Rules:
         if name in ("softmax", "log_softmax", "softmin", "_softmax"):
             dim = _bind(("input", "dim"), args, kwargs).get("dim", -1)
             return self.softmax(value, out, dim, label, run)
-        if name in ("matmul", "bmm", "mm", "__matmul__", "baddbmm", "addmm"):
+        if name in ("matmul", "bmm", "mm", "baddbmm", "addmm"):
             return self.matmul(run, n, out, label)
         if name == "einsum":
             return self.einsum(run, n, out, args, label)
@@ -1458,7 +1455,6 @@ class Rules:
         return reads
 
     def sdpa(self, run, n, out, args, kwargs, label) -> Value:
-        torch = self.torch
         a = _bind(("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale"),
                   args, kwargs)  # fmt: skip
         srcs = _bind(("query", "key", "value"), tuple(n.args), dict(n.kwargs))
@@ -1474,7 +1470,6 @@ class Rules:
         if a.get("is_causal"):
             allowed = allowed & np.tril(np.ones((L, S), dtype=bool))
         reads = self.attention_reads(run, q, k, v, allowed, tuple(out.shape))
-        del torch
         return run.conv.relate(reads, out, "attention", label)
 
     def multihead(self, run, n, m, out, label) -> Any:

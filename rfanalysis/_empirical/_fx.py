@@ -244,8 +244,8 @@ class _Program:
     """A traced model: the module its nodes refer to and the graph (an fx GraphModule's, or
     one recorded as the model ran)."""
 
-    def __init__(self, root: Any, graph: Any, traced: bool) -> None:
-        self.root, self.graph, self.traced = root, graph, traced
+    def __init__(self, root: Any, graph: Any) -> None:
+        self.root, self.graph = root, graph
 
     def get_submodule(self, target: str) -> Any:
         return self.root.get_submodule(target)
@@ -270,7 +270,7 @@ def _convert_on_shapes(torch, module, shape, cin, dtype, mapping, unknown, name)
     x = torch.empty((1, cin, *shape), dtype=dtype, device=torch.device("meta"))
     try:
         gm = _trace(torch, module, mapping, name)
-        return _attempt(torch, _Program(gm, gm.graph, True), x, shape, cin, mapping, unknown,
+        return _attempt(torch, _Program(gm, gm.graph), x, shape, cin, mapping, unknown,
                         name, True)  # fmt: skip
     except Exception:  # whatever the shape run cannot do, the run on values does
         return None
@@ -296,7 +296,7 @@ def _convert_on_values(torch, module, shape, cin, dtype, device, mapping, unknow
 
     try:
         gm = _trace(torch, module, mapping, name)
-        program, graph, conv, run = attempt(_Program(gm, gm.graph, True))
+        program, graph, conv, run = attempt(_Program(gm, gm.graph))
         (out,) = [n for n in gm.graph.nodes if n.op == "output"]
         if not _same(torch, fx_value(torch, run, out.args[0]), eager):
             raise _TraceFailure(f"from_torch: the fx trace of {name} computes another output")
@@ -311,7 +311,7 @@ def _convert_on_values(torch, module, shape, cin, dtype, device, mapping, unknow
                 f"{_first_line(exc)}); map the failing submodule with overrides="
             ) from None
     (root, recorded), _ = record(torch, module, (x,), {id(x)})
-    return attempt(_Program(root, recorded, False))
+    return attempt(_Program(root, recorded))
 
 
 def fx_value(torch: Any, run: Any, arg: Any) -> Any:
