@@ -76,19 +76,13 @@ def _user_errors() -> Iterator[None]:
 
 
 # --------------------------------------------------------------------------- parameter parsing
-def resolve_spec(text: str) -> rfa.Network:
-    """A spec file path, a zoo name (``NAME:trunk`` without its classifier head), or a
-    compact spec string."""
-    return as_network(text)
-
-
 def network_for(spec: str, input_shape: Any, required: bool = True) -> rfa.Network:
     """The network ``spec`` names, refusing an ``--input`` whose axes cannot be the
     network's: a zoo model's standard number of axes, or an image's channels given as an
     axis (``224,224,3``)."""
     if required and input_shape is None:
         raise click.UsageError("Missing option '--input'.")
-    net = resolve_spec(spec)
+    net = as_network(spec)  # a spec file, a zoo name (NAME:trunk) or a compact spec
     if isinstance(input_shape, tuple):
         _check_axes(spec, net, input_shape)
     return net
@@ -97,7 +91,7 @@ def network_for(spec: str, input_shape: Any, required: bool = True) -> rfa.Netwo
 def _check_axes(spec: str, net: rfa.Network, shape: tuple[int, ...]) -> None:
     given = ",".join(map(str, shape))
     if rfa.zoo.is_name(spec):
-        standard = rfa.zoo.standard_input(spec.partition(":")[0])
+        standard = rfa.zoo.standard_input(spec)
         if len(shape) > len(standard):
             raise ValueError(
                 f"--input {given}: {spec} is a {len(standard)}-D model (standard input "
@@ -992,9 +986,12 @@ def shift(
             click.echo(f"wrote {output}", err=True)
             return
         if output is not None and kind == "image":
-            _write_image(output, _draw_shift(result), dpi, (6.0, 3.8))
+            _write_image(output, _draw_shift(result), dpi, _SHIFT_FIGSIZE)
             click.echo(f"wrote {output}", err=True)
         click.echo(text if fmt == "json" else str(result), nl=fmt != "json")
+
+
+_SHIFT_FIGSIZE = (6.0, 3.8)
 
 
 def _draw_shift(result: Any):
@@ -1007,10 +1004,11 @@ def _draw_shift(result: Any):
             plotting.plot_shift_similarity(result, ax=ax, which="map", label="output map")
         ax.set_ylabel("similarity to the unshifted output")
         ax.legend()
-        name = result.network if len(result.network) <= 48 else result.network[:47] + "…"
         size = fmt_shape(result.input_shape)
         stride = "" if result.stride is None else f", total stride {result.stride}"
-        ax.set_title(f"{name}, input {size}\n{result.mode} shifts{stride}")
+        chars = int(_SHIFT_FIGSIZE[0] * TITLE_CHARS_PER_INCH)
+        name = _wrap(f"{result.network}, input {size}", chars)
+        ax.set_title(f"{name}\n{result.mode} shifts{stride}")
 
     return draw
 
