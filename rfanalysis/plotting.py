@@ -951,11 +951,8 @@ def plot_border_profile(
     >>> left.get_xdata().tolist(), left.get_ydata().tolist()
     ([1, 2], [6.0, 9.0])
     """
-    data = _counts(counts, "counts", (2,), is_log10)
-    exponent = is_log10 and log
-    if is_log10 and not log:
-        data = _from_log10(data, "counts")
-    values = np.where(np.isneginf(data) if exponent else data == 0, np.nan, data)
+    scale = _Scale(_counts(counts, "counts", (2,), is_log10), "counts", log, is_log10)
+    values, exponent = scale.values, scale.exponent
     h, w = values.shape
     row, col = (h - 1) // 2, (w - 1) // 2
     halves = [
