@@ -42,3 +42,19 @@ def _close_figures():
         open_figures = plt.get_fignums()
         plt.close("all")
         assert not open_figures, f"test left {len(open_figures)} figure(s) open"
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the CLI renders, captured on their way to bytes."""
+    from rfanalysis import _style
+
+    figures = []
+    render = _style.figure_bytes
+
+    def capture(fig, fmt, dpi=None):
+        figures.append(fig)
+        return render(fig, fmt, dpi)
+
+    monkeypatch.setattr(_style, "figure_bytes", capture)
+    return figures

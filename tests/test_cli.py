@@ -132,22 +132,6 @@ def test_bad_input_exits_2_with_one_line_and_no_file(tmp_path, monkeypatch, args
     assert_one_line_error(CliRunner().invoke(main, args), message, tmp_path)
 
 
-@pytest.fixture
-def drawn(monkeypatch):
-    """The figures the CLI renders, captured on their way to bytes."""
-    from rfanalysis import _style
-
-    figures = []
-    render = _style.figure_bytes
-
-    def capture(fig, fmt, dpi=None):
-        figures.append(fig)
-        return render(fig, fmt, dpi)
-
-    monkeypatch.setattr(_style, "figure_bytes", capture)
-    return figures
-
-
 def test_heatmap_has_title_colourbar_and_log_scale_by_default(run, tmp_path, drawn):
     from matplotlib import colors
 

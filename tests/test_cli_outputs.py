@@ -73,21 +73,6 @@ def read_back(path: Path) -> tuple[np.ndarray, list]:
     return np.array([[-math.inf if v is None else v for v in row] for row in values]), values
 
 
-@pytest.fixture
-def drawn(monkeypatch):
-    from rfanalysis import _style
-
-    figures = []
-    render = _style.figure_bytes
-
-    def capture(fig, fmt, dpi=None):
-        figures.append(fig)
-        return render(fig, fmt, dpi)
-
-    monkeypatch.setattr(_style, "figure_bytes", capture)
-    return figures
-
-
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("suffix", OUTPUTS, ids=lambda s: s or "summary")
 @pytest.mark.parametrize("command", COMMANDS)

@@ -192,22 +192,6 @@ def test_coverage_figure_labels_both_panels():
     assert profile.get_xlabel() == "distance from the edge (pixels)"
 
 
-@pytest.fixture
-def drawn(monkeypatch):
-    """The figures the CLI renders, captured on their way to bytes."""
-    from rfanalysis import _style
-
-    figures = []
-    render = _style.figure_bytes
-
-    def capture(fig, fmt, dpi=None):
-        figures.append(fig)
-        return render(fig, fmt, dpi)
-
-    monkeypatch.setattr(_style, "figure_bytes", capture)
-    return figures
-
-
 def test_a_1024_conv3p1_20_figure_shows_the_border(tmp_path, drawn):
     out = tmp_path / "c.png"
     result = CliRunner().invoke(main, ["coverage", "conv3p1*20", "--input", "1024", "-o", out])
