@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +17,7 @@ from click.testing import CliRunner
 import rfanalysis as rfa
 from rfanalysis.cli import main
 
-from .cli_checks import assert_one_line_error
-
-ROOT = Path(__file__).resolve().parents[1]
+from .cli_checks import assert_one_line_error, assert_script_refuses, run_script
 
 # conv3p1 on 3x3: every pixel is read by the output units whose 3x3 window holds it;
 # corner 2 x 2 = 4, edge 2 x 3 = 6, centre 3 x 3 = 9
@@ -166,17 +161,9 @@ def test_overflow_advice_names_the_cli_options(tmp_path, monkeypatch, args, mess
 )
 def test_installed_console_script(tmp_path, args, check):
     """The same through the installed `rfanalysis` script, as a user runs it."""
-    script = Path(sys.executable).with_name("rfanalysis")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [str(script), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
-    )
+    done = run_script(*args, cwd=tmp_path)
     if check in ("refused", "overflow"):
-        assert done.returncode == 2 and done.stdout == ""
-        (line,) = done.stderr.strip().splitlines()
-        assert line.startswith("Error: ") and "Traceback" not in done.stderr
-        assert ("--exact" if check == "refused" else "use --log") in line
-        assert list(tmp_path.iterdir()) == []
+        assert_script_refuses(done, "--exact" if check == "refused" else "use --log", tmp_path)
         return
     assert done.returncode == 0, done.stderr
     values, _ = read_back(tmp_path / args[-1])

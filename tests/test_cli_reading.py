@@ -4,19 +4,12 @@ its images have."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 from click.testing import CliRunner
 
 from rfanalysis.cli import main
 
-from .cli_checks import assert_one_line_error
-
-ROOT = Path(__file__).resolve().parents[1]
+from .cli_checks import assert_one_line_error, assert_script_refuses, run_script
 
 
 def run(*args):
@@ -100,22 +93,10 @@ def test_named_networks_are_not_spelled_out():
     ],
 )
 def test_installed_console_script_refuses(tmp_path, args, message):
-    script = Path(sys.executable).with_name("rfanalysis")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [str(script), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 2 and done.stdout == ""
-    (line,) = done.stderr.strip().splitlines()
-    assert line.startswith("Error: ") and message in line
+    assert_script_refuses(run_script(*args, cwd=tmp_path), message, tmp_path)
 
 
 def test_installed_console_script_echoes():
-    script = Path(sys.executable).with_name("rfanalysis")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [str(script), "coverage", "conv3p1x20", "--input", "32"],
-        env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    done = run_script("coverage", "conv3p1x20", "--input", "32")
     assert done.returncode == 0
     assert "read as: conv 3x3, padding 1x20" in done.stdout
