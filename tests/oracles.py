@@ -67,6 +67,26 @@ def _window_out(n, k, s, d, pb, pa, ceil_mode):
     return span // s + 1
 
 
+def upsample_out(layer, in_shape):
+    """Nearest upsampling's output shape: every unit repeated ``scale_factor`` times."""
+    return tuple(n * int(f) for n, f in zip(in_shape, layer.scale_factor))
+
+
+def tconv_out(layer, in_shape):
+    """A transposed convolution's output shape (torch's formula)."""
+    return tuple(
+        (n - 1) * s - pb - pa + d * (k - 1) + op + 1
+        for n, k, s, d, (pb, pa), op in zip(
+            in_shape,
+            layer.kernel_size,
+            layer.stride,
+            layer.dilation,
+            layer.padding,
+            layer.output_padding,
+        )
+    )
+
+
 # --------------------------------------------------------------------------- edges
 def layer_edges(layer, in_shape):
     """``(out_shape, edges)`` with ``edges`` a list of ``(out_unit, in_unit)`` tuples, one per
@@ -76,24 +96,14 @@ def layer_edges(layer, in_shape):
         ins = list(itertools.product(*map(range, in_shape)))
         return (layer.out_features,), [((j,), i) for j in range(layer.out_features) for i in ins]
     if isinstance(layer, rfa.Upsample):
-        out_shape = tuple(n * int(f) for n, f in zip(in_shape, layer.scale_factor))
+        out_shape = upsample_out(layer, in_shape)
         edges = [
             (o, tuple(oa // int(f) for oa, f in zip(o, layer.scale_factor)))
             for o in itertools.product(*map(range, out_shape))
         ]
         return out_shape, edges
     if isinstance(layer, rfa.ConvTranspose):
-        out_shape = tuple(
-            (n - 1) * s - pb - pa + d * (k - 1) + op + 1
-            for n, k, s, d, (pb, pa), op in zip(
-                in_shape,
-                layer.kernel_size,
-                layer.stride,
-                layer.dilation,
-                layer.padding,
-                layer.output_padding,
-            )
-        )
+        out_shape = tconv_out(layer, in_shape)
         edges = []
         for i in itertools.product(*map(range, in_shape)):
             for t in itertools.product(*map(range, layer.kernel_size)):

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 import rfanalysis as rfa
 
-from .oracles import _pads, _window_out
+from .oracles import _pads, _window_out, tconv_out, upsample_out
 
 MODES = ("zeros", "reflect", "symmetric", "replicate", "circular")
 
@@ -146,19 +146,9 @@ def layer_output(layer, shape):
     planner it tests."""
     layer = layer.expand(len(shape))
     if isinstance(layer, rfa.Upsample):
-        return tuple(n * int(f) for n, f in zip(shape, layer.scale_factor))
+        return upsample_out(layer, shape)
     if isinstance(layer, rfa.ConvTranspose):
-        out = tuple(
-            (n - 1) * s - pb - pa + d * (k - 1) + op + 1
-            for n, k, s, d, (pb, pa), op in zip(
-                shape,
-                layer.kernel_size,
-                layer.stride,
-                layer.dilation,
-                layer.padding,
-                layer.output_padding,
-            )
-        )
+        out = tconv_out(layer, shape)
         return out if min(out) >= 1 else None
     mode = getattr(layer, "padding_mode", "zeros")
     out = []
