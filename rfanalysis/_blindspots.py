@@ -485,15 +485,15 @@ def _period(net: Network) -> tuple[int, int] | None:
     windows = (Conv, LocallyConnected, Pool)
     for node in net.nodes[1:]:
         layer = node.layer
-        if isinstance(layer, (Add, Cat)) or (isinstance(layer, Mul) and not layer.gates):
+        if isinstance(layer, (Add, Cat, Mul)):  # (a gate's own branch is checked as it comes)
             continue
         if not isinstance(layer, windows) or getattr(layer, "padding_mode", "zeros") != "zeros":
             return None
     rows = geometry(net).rows
     jumps = [r.jump[0] for r in rows if r.jump[0] is not None]
-    sizes = [r.rf_size[0] for r in rows if isinstance(r.rf_size[0], int)]
-    if not jumps or len(sizes) != len([r for r in rows if r.rf_size[0] is not None]):
-        return None
+    sizes = [r.rf_size[0] for r in rows]
+    if not jumps or not all(isinstance(v, int) for v in sizes):
+        return None  # a global field: no border to leave
     jump = max(jumps)
     if jump != int(jump):  # pragma: no cover - windows have integer strides
         return None

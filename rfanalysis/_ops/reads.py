@@ -119,7 +119,6 @@ class Reads(Layer):
     op_name = "reads"
     arity = (1, None)
     modulates = True
-    savable: ClassVar[bool] = False
 
     in_shapes: tuple[Shape, ...]
     out_shape: Shape
