@@ -148,7 +148,7 @@ def _row(step: Step, fields: Fields, local: Fields, note: str) -> GeometryRow:
         stride = tuple(_num(Fraction(1) / Fraction(f)) for f in layer.scale_factor)
     params, shared, lc, dense = layer.params(step)
     pads = getattr(step.data, "pads", None)
-    rf, rf_local = _axes_of(fields, "rf"), _axes_of(local, "rf")
+    rf, rf_local = _receptive_field(fields), _axes_of(local, "rf")
     return GeometryRow(
         index=step.path,
         layer=layer.label,
@@ -159,16 +159,16 @@ def _row(step: Step, fields: Fields, local: Fields, note: str) -> GeometryRow:
         dilation=tuple(layer.dilation) if windowed else None,
         output=step.out_shape,
         channels=None if layer.flattens else step.out_channels,
-        rf_size=rf,
-        jump=_axes_of(fields, "jump"),
-        start=_axes_of(fields, "start"),
-        eff_padding=_eff_padding(fields),
+        rf_size=rf.size,
+        jump=rf.stride,
+        start=rf.start,
+        eff_padding=rf.padding,
         params=params,
         params_shared=shared,
         params_local=lc,
         params_dense=dense,
         note=note or (PHASE_NOTE if phased(layer) else ""),
-        rf_local=None if rf_local == rf else rf_local,
+        rf_local=None if rf_local == rf.size else rf_local,
     )
 
 
@@ -414,6 +414,7 @@ def geometry(net: Any, input_shape: Any = None) -> Geometry:
 
 
 def _row_input(p: Plan, identity: Fields) -> GeometryRow:
+    rf = _receptive_field(identity)
     return GeometryRow(
         index="0",
         layer="input",
@@ -424,10 +425,10 @@ def _row_input(p: Plan, identity: Fields) -> GeometryRow:
         dilation=None,
         output=p.input_shape,
         channels=p.steps[0].out_channels,
-        rf_size=_axes_of(identity, "rf"),
-        jump=_axes_of(identity, "jump"),
-        start=_axes_of(identity, "start"),
-        eff_padding=_eff_padding(identity),
+        rf_size=rf.size,
+        jump=rf.stride,
+        start=rf.start,
+        eff_padding=rf.padding,
         params=None,
         params_shared=None,
         params_local=None,
