@@ -22,7 +22,14 @@ from .real_models import build, gradient_support, timm, torchvision
 
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
 
-HAVE_MODELS = all(importlib.util.find_spec(m) for m in ("torchvision", "timm", "monai"))
+MODEL_PACKAGES = ("torchvision", "timm", "monai")
+HAVE_MODELS = all(importlib.util.find_spec(m) for m in MODEL_PACKAGES)
+
+
+def test_the_model_definitions_are_installed():
+    # without them the suite below would collect no models: a failure, not a silent pass
+    missing = [m for m in MODEL_PACKAGES if importlib.util.find_spec(m) is None]
+    assert not missing, f"the real-model suite needs {missing}: pip install -e '.[test,torch]'"
 
 
 def _units(net, shape):
