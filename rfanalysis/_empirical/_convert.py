@@ -413,6 +413,14 @@ class Converter:
             )
         return Value(node, canonical_units(self.torch, tuple(real.shape), axes))
 
+    def read(self, value: Value, ids: np.ndarray, sets: list[np.ndarray]) -> Read:
+        """What elements read of ``value``: sets of its units by id. A read of the whole map
+        (of more than one unit) only modulates: context "local" drops it."""
+        read = Read(value, ids, sets)
+        n_units = math.prod(self.grid(value.node))
+        read.local = None if read.covers(n_units) and n_units > 1 else "same"
+        return read
+
     def relate(
         self,
         reads: list[Read],
@@ -1238,9 +1246,7 @@ class Rules:
             if keep:
                 ids = np.expand_dims(ids, dims)
             ids = np.broadcast_to(ids, tuple(result.shape))
-            read = Read(value, ids, sets)
-            n_units = math.prod(run.conv.grid(value.node))
-            read.local = None if read.covers(n_units) and n_units > 1 else "same"
+            read = run.conv.read(value, ids, sets)
             found = run.conv.relate([read], result, name, label)
         if isinstance(out, (tuple, list)):
             return (found, *([None] * (len(out) - 1)))
@@ -1262,9 +1268,7 @@ class Rules:
         ids = np.broadcast_to(np.expand_dims(ids, dim), units.shape).copy()
         if value.neg is not None:
             ids[value.neg.numpy()] = -1  # a masked entry is a constant
-        read = Read(value, ids, sets)
-        n_units = math.prod(run.conv.grid(value.node))
-        read.local = None if read.covers(n_units) and n_units > 1 else "same"
+        read = run.conv.read(value, ids, sets)
         found = run.conv.relate([read], out, "softmax", label)
         found.gate = True
         return found
@@ -1329,9 +1333,7 @@ class Rules:
         ids = np.broadcast_to(np.expand_dims(ids, last), tuple(out.shape))
         if all(len(s) == 1 for s in sets):  # over channels: the identity of space
             return Value(value.node, as_units(torch, set_units(ids, sets)))
-        read = Read(value, ids, sets)
-        n_units = math.prod(run.conv.grid(value.node))
-        read.local = None if read.covers(n_units) and n_units > 1 else "same"
+        read = run.conv.read(value, ids, sets)
         # the last axis holds tokens (one element per unit along it: token mixing), and the
         # outputs along it are new tokens; or it holds the channels of several units (a
         # unit repeats along it, as after a space-to-depth), and the outputs are channels
@@ -1364,9 +1366,7 @@ class Rules:
             else:
                 ids = ids[..., None, :]
             ids = np.broadcast_to(ids, shape)
-            read = Read(v, ids, sets)
-            n_units = math.prod(run.conv.grid(v.node))
-            read.local = None if read.covers(n_units) and n_units > 1 else "same"
+            read = run.conv.read(v, ids, sets)
             reads.append(read)
         if len(reads) == 1 and all(len(s) == 1 for s in reads[0].sets or []):
             r = reads[0]
@@ -1398,9 +1398,7 @@ class Rules:
             ids = np.transpose(ids, [kept.index(c) for c in result if c in kept])
             view = [shape[a] if c in kept else 1 for a, c in enumerate(result)]
             ids = np.broadcast_to(ids.reshape(view), shape)
-            read = Read(v, ids, sets)
-            n_units = math.prod(run.conv.grid(v.node))
-            read.local = None if read.covers(n_units) and n_units > 1 else "same"
+            read = run.conv.read(v, ids, sets)
             reads.append(read)
         if len(reads) == 1 and all(len(s) == 1 for s in reads[0].sets or []):
             r = reads[0]
@@ -1448,9 +1446,7 @@ class Rules:
             set_ids, deduped = _dedupe_sets(found)
             ids = set_ids[out_ids].reshape(*batch, al.shape[1])
             ids = np.broadcast_to(ids[..., None], out_shape)
-            read = Read(val, ids, deduped)
-            n_units = math.prod(run.conv.grid(val.node))
-            read.local = None if read.covers(n_units) and n_units > 1 else "same"
+            read = run.conv.read(val, ids, deduped)
             reads.append(read)
         return reads
 
