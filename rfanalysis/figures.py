@@ -364,7 +364,7 @@ def stride_1d() -> Figure:
     fig = Figure(figsize=(8.0, 2.6), layout="constrained")
     left, right = fig.subplots(1, 2)
     for ax, spec, title in ((left, "conv3p1", "stride 1"), (right, "conv3s2p1", "stride 2")):
-        plotting.plot_route_diagram(rfa.parse(spec), 5, "all", ax=ax)
+        plotting.plot_route_diagram(spec, 5, "all", ax=ax)
         ax.set_title(f"{title}: {rfa.output_shape(spec, (5,))[0]} outputs")
     return fig
 
@@ -372,7 +372,7 @@ def stride_1d() -> Figure:
 #: one stage of the networks whose shift invariance the write-up compares (circular padding
 #: everywhere, so that borders play no part); each ends with a ReLU convolution and a 1x1
 #: read-out, so that a non-linearity follows the last subsampling
-SHIFT_STAGES = {
+_SHIFT_STAGES = {
     "no subsampling": "conv3p1:circular",
     "max pool": "conv3p1:circular,maxpool2",
     "average pool": "conv3p1:circular,avgpool2",
@@ -381,9 +381,9 @@ SHIFT_STAGES = {
 }
 
 
-def shift_network(stage: str, depth: int) -> str:
-    """``depth`` copies of a stage of :data:`SHIFT_STAGES`, then the read-out."""
-    return ",".join([SHIFT_STAGES[stage]] * depth + ["conv3p1:circular", "conv1"])
+def _shift_network(stage: str, depth: int) -> str:
+    """``depth`` copies of a stage of :data:`_SHIFT_STAGES`, then the read-out."""
+    return ",".join([_SHIFT_STAGES[stage]] * depth + ["conv3p1:circular", "conv1"])
 
 
 @_figure(
@@ -400,8 +400,8 @@ def shift_invariance_figure() -> Figure:
     fig = Figure(figsize=(11.0, 6.0), layout="constrained")
     axes = fig.subplots(2, 3, sharey="row")
     for col, depth in enumerate((1, 2, 3)):
-        for i, stage in enumerate(SHIFT_STAGES):
-            net = shift_network(stage, depth)
+        for i, stage in enumerate(_SHIFT_STAGES):
+            net = _shift_network(stage, depth)
             result = rfa.shift_invariance(net, (64,), 2 * 2**depth, trials=64)
             for row, which in enumerate(("pooled", "map")):
                 plotting.plot_shift_similarity(
@@ -438,9 +438,11 @@ def stride_period() -> Figure:
     n = 32
     fig = Figure(figsize=(9.0, 3.2), layout="constrained")
     left, right = fig.subplots(1, 2)
-    strided = rfa.coverage("conv3s2p1:circular*3", (n,))
+    spec = "conv3s2p1:circular*3"
+    strided = rfa.coverage(spec, (n,))
     plotting.plot_profile(strided, ax=left, log=False, label="routes", mark_zeros=False)
-    for m in range(0, n + 1, 8):
+    (period,) = rfa.receptive_field(spec, (n,)).stride  # the total stride, 8
+    for m in range(0, n + 1, period):
         left.axvline(m - 0.5, color="0.85", linewidth=0.8, zorder=0)
     left.set_ylim(0, strided.max() + 1)
     left.set_title("routes to all outputs, conv3s2p1:circular x 3")
