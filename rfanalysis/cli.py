@@ -181,6 +181,24 @@ exact_option = click.option(
     is_flag=True,
     help="Exact integer counts, for .csv, .json and the summary (not .npy or images).",
 )
+
+
+def format_option(*choices: str, help: str | None = None) -> Callable[[Any], Any]:
+    """``--format`` (stored as ``fmt``): how a command prints, "table" by default."""
+    return click.option(
+        "--format", "fmt", type=click.Choice(list(choices)), default="table",
+        show_default=True, help=help,
+    )  # fmt: skip
+
+
+def output_option_for(what: str) -> Callable[[Any], Any]:
+    """``-o FILE`` for a command that writes ``what``: a figure or its numbers as .json."""
+    return click.option(
+        "-o", "--output", metavar="FILE", callback=_output_callback,
+        help=f"Write {what} (.png .svg .pdf) or the numbers (.json).",
+    )  # fmt: skip
+
+
 dpi_option = click.option(
     "--dpi",
     type=click.IntRange(10, 1200),
@@ -657,13 +675,7 @@ def routes(
 @main.command()
 @spec_argument
 @input_option
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "csv", "json", "markdown"]),
-    default="table",
-    show_default=True,
-)
+@format_option("table", "csv", "json", "markdown")
 @click.option(
     "-o",
     "--output",
@@ -769,13 +781,7 @@ def _zoo_summary(name: str) -> list[str]:
 @main.command()
 @spec_argument
 @input_option
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-)
+@format_option("table", "json")
 def blindspots(spec: str, input_shape: Any, fmt: str) -> None:
     """Zero-coverage pixels, uneven padding, asymmetry and the nearest clean input sizes."""
     with _user_errors():
@@ -799,21 +805,8 @@ def _unit_or_all(ctx: click.Context, param: click.Parameter, value: str) -> Any:
     help="Output unit; 'all' compares coverage with the gradient of the output's sum.",
 )
 @random_network_options(trials=32)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="How to print the metrics.",
-)
-@click.option(
-    "-o",
-    "--output",
-    metavar="FILE",
-    callback=_output_callback,
-    help="Write the side-by-side figure (.png .svg .pdf) or the metrics (.json).",
-)
+@format_option("table", "json", help="How to print the metrics.")
+@output_option_for("the side-by-side figure")
 @dpi_option
 def compare(
     spec: str,
@@ -935,21 +928,8 @@ def _shifts_callback(ctx: click.Context, param: click.Parameter, value: str | No
     help="Roll the input, or move a window over a larger input.",
 )
 @random_network_options(trials=16)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="How to print the similarities.",
-)
-@click.option(
-    "-o",
-    "--output",
-    metavar="FILE",
-    callback=_output_callback,
-    help="Write the similarities against the shift as a figure (.png .svg .pdf) or as .json.",
-)
+@format_option("table", "json", help="How to print the similarities.")
+@output_option_for("the similarities against the shift as a figure")
 @dpi_option
 def shift(
     spec: str,
