@@ -83,6 +83,7 @@ def test_bad_names_say_what_they_could_be():
 @pytest.mark.parametrize("call", sorted(CALLS))
 def test_torch_modules_everywhere(call):
     import torch
+
     nn = torch.nn
     model = nn.Sequential(
         nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 3, stride=2), nn.MaxPool2d(2)
@@ -94,6 +95,7 @@ def test_torch_modules_everywhere(call):
 @pytest.mark.torch
 def test_torch_traces_are_cached_per_module_and_shape():
     import torch
+
     model = torch.nn.Sequential(torch.nn.Conv2d(1, 1, 3), torch.nn.Conv2d(1, 1, 3, stride=2))
     a = rfa.from_torch(model, (12, 12))
     assert rfa.from_torch(model, (12, 12)) is a
@@ -110,6 +112,7 @@ def test_torch_traces_are_cached_per_module_and_shape():
 @pytest.mark.torch
 def test_torch_module_without_a_size_asks_for_one():
     import torch
+
     model = torch.nn.Sequential(torch.nn.Conv2d(1, 1, 3))
     with pytest.raises(TypeError, match=r"torch module \(Sequential\): give `input_shape`"):
         rfa.geometry(model)

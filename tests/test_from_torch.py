@@ -607,3 +607,20 @@ def test_a_cast_to_another_maps_dtype_adds_none_of_its_routes(how):
     expected[3:6, 3:6] = 1  # the 3x3 window around the centre, not the 5x5 one
     net = rfa.from_torch(_CastLike(how), (9, 9))
     np.testing.assert_array_equal(rfa.routes(net, (9, 9)), expected)
+
+
+def test_a_layer_norm_over_channels_and_space_is_a_spatial_norm():
+    # LayerNorm([C, H, W]) has GroupNorm(1, C)'s statistics: the same node, the same counts
+    def net(norm):
+        model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), norm, nn.Conv2d(4, 4, 3, padding=1))
+        return rfa.from_torch(model, (8, 8))
+
+    layer_norm, group_norm = net(nn.LayerNorm([4, 8, 8])), net(nn.GroupNorm(1, 4))
+    assert layer_norm.nodes[2].layer == rfa.SpatialNorm("layer", name="1")
+    for context in ("global", "local"):
+        np.testing.assert_array_equal(
+            rfa.coverage(layer_norm, (8, 8), context=context, exact=True),
+            rfa.coverage(group_norm, (8, 8), context=context, exact=True),
+        )
+    # globally every pixel reaches every output unit through the statistics
+    assert (rfa.routes(layer_norm, (8, 8)) > 0).all()

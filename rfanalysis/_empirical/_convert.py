@@ -1283,6 +1283,11 @@ class Rules:
         space; over space too, every unit reads the units its statistics read (locally
         itself)."""
         units = value.np()
+        ndim = units.ndim
+        spatial = tuple(range(2, ndim))
+        if ndim > 2 and dims == (1, *spatial) and self._is_canonical(run, value, spatial):
+            # over channels and space of a (B, C, *grid) map: GroupNorm(1, C)'s statistics
+            return run.conv.structured(value, [SpatialNorm("layer", name=label)], out, label)
         ids, sets = fiber_sets(units, dims)
         ids = np.broadcast_to(np.expand_dims(ids, dims), units.shape)
         if all(len(s) == 1 for s in sets):
