@@ -260,6 +260,12 @@ def fiber_sets(units: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, li
     return expand_np(ids[inverse.ravel()].reshape(small_lead), lead), sets
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (empty if it has none)."""
+    text = str(exc)
+    return text.splitlines()[0] if text else ""
+
+
 def set_units(ids: np.ndarray, sets: list[np.ndarray] | None) -> np.ndarray:
     """Where every set holds one unit: the unit each set id names (-1 stays -1). Set ids
     number the distinct sets, not units (``sets`` None: the ids are units already)."""
@@ -683,7 +689,7 @@ class Rules:
         except Exception as exc:  # the module's own error, as it ran
             raise ValueError(
                 f"from_torch: running module {label!r} ({type(module).__name__}) failed "
-                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+                f"({type(exc).__name__}: {first_line(exc)})"
             ) from None
         inner = Rules(torch, self.overrides, self.unknown, self.describe, f"{label}.",
                       (label, type(module)))  # fmt: skip

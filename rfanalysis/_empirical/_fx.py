@@ -31,6 +31,7 @@ from ._convert import (
     Rules,
     Value,
     canonical_units,
+    first_line,
     record,
     run_graph,
     varying_axes,
@@ -287,7 +288,7 @@ def _convert_on_values(torch, module, shape, cin, dtype, device, mapping, unknow
     except Exception as exc:  # the model's own error on this input
         raise ValueError(
             f"from_torch: running {name} on an input of shape {(1, cin, *shape)} failed "
-            f"({type(exc).__name__}: {_first_line(exc)}); check `input_shape` and "
+            f"({type(exc).__name__}: {first_line(exc)}); check `input_shape` and "
             "`in_channels`"
         ) from None
 
@@ -308,7 +309,7 @@ def _convert_on_values(torch, module, shape, cin, dtype, device, mapping, unknow
                 raise
             raise ValueError(
                 f"from_torch: the fx trace of {name} fails to run ({type(exc).__name__}: "
-                f"{_first_line(exc)}); map the failing submodule with overrides="
+                f"{first_line(exc)}); map the failing submodule with overrides="
             ) from None
     (root, recorded), _ = record(torch, module, (x,), {id(x)})
     return attempt(_Program(root, recorded))
@@ -369,7 +370,7 @@ def _trace(torch: Any, module: Any, overrides: dict, name: str) -> Any:
             where = f" in module {culprit!r}" if culprit else ""
             raise _TraceFailure(
                 f"from_torch: torch.fx cannot trace {name}{where} ({type(exc).__name__}: "
-                f"{_first_line(exc)}); map the untraceable submodule with "
+                f"{first_line(exc)}); map the untraceable submodule with "
                 "overrides={ItsType: ...} or {'its.name': ...}, which stops tracing at it"
             ) from exc
         return fx.GraphModule(tracer.root, graph)
@@ -603,11 +604,6 @@ def _check_overrides(overrides: Any) -> dict:
                 f"None, or a callable returning one; got {value!r}"
             )
     return overrides
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc)
-    return text.splitlines()[0] if text else ""
 
 
 def _describe(gm: Any, node: Any) -> str:
