@@ -152,6 +152,18 @@ def check_seed(seed: Any) -> None:
         raise ValueError(f"`rng` seed must be >= 0, got {seed}")
 
 
+def trial_weights(params: dict[int, Any], convert: Any) -> Any:
+    """``(start, stop) -> weights`` of trials ``start`` to ``stop - 1``: a weight drawn once
+    for every trial (leading axis 1) is converted once and shared, the others are sliced,
+    then converted (``convert``: to a dtype, or to a tensor)."""
+    shared = {k: convert(w) for k, w in params.items() if w.shape[0] == 1}
+
+    def of(start: int, stop: int) -> dict[int, Any]:
+        return {k: shared[k] if k in shared else convert(w[start:stop]) for k, w in params.items()}
+
+    return of
+
+
 def generators(seed: Any, trials: int) -> list[np.random.Generator]:
     """One independent generator per trial (``seed``: int, SeedSequence or Generator)."""
     if isinstance(seed, np.random.Generator):

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ._net import Model, Op
+from ._net import Model, Op, trial_weights
 
 
 # --------------------------------------------------------------------------- network
@@ -104,13 +104,10 @@ def gradients(
     trials = x.shape[0]
     size = batch_size(model, trials, np.dtype(dtype).itemsize)
     total = np.zeros(x.shape[2:])
-    shared = {k: w.astype(dtype) for k, w in weights.items() if w.shape[0] == 1}
+    of = trial_weights(weights, lambda w: w.astype(dtype))
     for start in range(0, trials, size):
         stop = min(start + size, trials)
-        ws = {
-            k: shared[k] if k in shared else w[start:stop].astype(dtype) for k, w in weights.items()
-        }
-        run = _Pass(model, ws, tick)
+        run = _Pass(model, of(start, stop), tick)
         y, saved = run.forward(x[start:stop].astype(dtype))
         g = np.broadcast_to(seed.astype(dtype), y.shape).copy()
         gx = run.backward(saved, g)

@@ -40,7 +40,7 @@ from .._ops.base import GLOBAL, fmt_shape
 from .._plan import normalise_input_shape, plan
 from . import _numpy
 from ._influence import BACKENDS, _count, _model
-from ._net import WEIGHT_NAMES, Model, check_seed, draw, generators
+from ._net import WEIGHT_NAMES, Model, check_seed, draw, generators, trial_weights
 from ._progress import Progress
 
 __all__ = ["SHIFT_MODES", "ShiftInvariance", "shift_invariance"]
@@ -582,6 +582,8 @@ def _measure(
 
 # --------------------------------------------------------------------------- backends
 def _numpy_forward(model: Model, params: dict[int, np.ndarray]) -> Forward:
+    of = trial_weights(params, lambda w: w)
+
     def forward(x: np.ndarray) -> np.ndarray:
         trials = x.shape[0]
         size = _numpy.batch_size(model, trials, 8)
@@ -589,7 +591,7 @@ def _numpy_forward(model: Model, params: dict[int, np.ndarray]) -> Forward:
         with np.errstate(over="ignore", invalid="ignore"):
             for start in range(0, trials, size):
                 stop = min(start + size, trials)
-                ws = {k: w if w.shape[0] == 1 else w[start:stop] for k, w in params.items()}
+                ws = of(start, stop)
                 y, _ = _numpy._Pass(model, ws, lambda: None).forward(x[start:stop])
                 out.append(y)
         return _finite(np.concatenate(out))
@@ -605,7 +607,7 @@ def _torch_forward(model: Model, params: dict[int, np.ndarray]) -> Forward:
     def tensor(a: np.ndarray) -> Any:
         return torch.as_tensor(a, dtype=torch.float64)
 
-    shared = {k: tensor(w) for k, w in params.items() if w.shape[0] == 1}
+    of = trial_weights(params, tensor)
 
     def forward(x: np.ndarray) -> np.ndarray:
         trials = x.shape[0]
@@ -614,10 +616,7 @@ def _torch_forward(model: Model, params: dict[int, np.ndarray]) -> Forward:
         with torch.no_grad():
             for start in range(0, trials, size):
                 stop = min(start + size, trials)
-                ws = {
-                    k: shared[k] if k in shared else tensor(w[start:stop])
-                    for k, w in params.items()
-                }
+                ws = of(start, stop)
                 out.append(_torch.run_model(torch, model, ws, tensor(x[start:stop])).numpy())
         return _finite(np.concatenate(out))
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ._net import Model
+from ._net import Model, trial_weights
 from ._progress import Progress
 
 TORCH_HINT = 'pip install "rfanalysis[torch]"'
@@ -85,7 +85,7 @@ def spec_gradients(
     def tensor(a: np.ndarray) -> Any:
         return torch.as_tensor(a, dtype=tdtype, device=dev)
 
-    shared = {k: tensor(w) for k, w in params.items() if w.shape[0] == 1}
+    of = trial_weights(params, tensor)
     seed_t = tensor(seed)
     with (
         Progress(math.ceil(trials / size), "influence", progress) as bar,
@@ -94,11 +94,8 @@ def spec_gradients(
     ):
         for start in range(0, trials, size):
             stop = min(start + size, trials)
-            weights = {
-                k: shared[k] if k in shared else tensor(w[start:stop]) for k, w in params.items()
-            }
             xt = tensor(x[start:stop]).requires_grad_(True)
-            y = run_model(torch, model, weights, xt)
+            y = run_model(torch, model, of(start, stop), xt)
             (gx,) = torch.autograd.grad(y, xt, grad_outputs=seed_t.expand_as(y).contiguous())
             total += reduce(gx.detach().cpu().numpy())
             bar.tick()
