@@ -52,6 +52,7 @@ class Plan:
     ndim: int
     input_shape: Shape | None
     steps: tuple[Step, ...]
+    flat: bool = False  # the output has no spatial layout (a dense layer on the way)
 
     @property
     def output_shape(self) -> Shape | None:
@@ -210,7 +211,7 @@ def _plan_cached(network: Network, shape: Shape | None, ndim: int) -> Plan:
             )
         flat.append(after_dense or layer.flattens)
         steps.append(_step(i, node, nodes, steps, channels))
-    return Plan(expanded, ndim, shape, tuple(steps))
+    return Plan(expanded, ndim, shape, tuple(steps), flat[-1])
 
 
 def _input_names(node: Node, nodes: tuple[Node, ...]) -> tuple[str, ...]:

@@ -364,7 +364,7 @@ def shift_invariance(
     x = _inputs(inputs, n_trials, shape, ax, deltas, args.mode, inputs_seed)
     _, params = draw(model, n_trials, args.weights, weights_seed, x)
     forward = (_numpy_forward if args.backend == "numpy" else _torch_forward)(model, params)
-    flat = _flattens(p)
+    flat = p.flat
     similarity, maps, offsets = _measure(
         forward, x, p.input_shape[ax], deltas, ax, args.mode, flat, None if flat else out_jump,
         args.progress,
@@ -405,14 +405,6 @@ def _module_strides(
         out_jump = Fraction(shape[ax], n_out)
         return max(1, math.ceil(out_jump)), out_jump
     return _strides(plan(net, shape), ax)
-
-
-def _flattens(p: Any) -> bool:
-    """Whether the output has no spatial layout (a dense layer on the way)."""
-    flat = [False] * len(p.steps)
-    for step in p.ops:
-        flat[step.index] = step.layer.flattens or any(flat[j] for j in step.inputs)
-    return flat[-1]
 
 
 # --------------------------------------------------------------------------- inputs
