@@ -81,16 +81,10 @@ class BlurPool(_Windowed):
         self._set_ndim(lengths)
 
     def spec(self) -> str:
-        out = self._window_spec("blurpool", stride_default=(2,))
-        if self.padding_mode != "zeros":
-            out += ":" + self.padding_mode
-        return out
+        return self._window_spec("blurpool", stride_default=(2,))
 
     def _repr_args(self) -> list[str]:
-        args = self._window_repr(stride_default=(2,))
-        if self.padding_mode != "zeros":
-            args.append(f"padding_mode={self.padding_mode!r}")
-        return args
+        return self._window_repr(stride_default=(2,))
 
     # -- backends -------------------------------------------------------------------------
     def _taps(self) -> np.ndarray:

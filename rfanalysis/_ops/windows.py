@@ -227,7 +227,8 @@ class _Windowed(Separable):
             out += "p" + fmt_padding(self.padding)
         if any(d != 1 for d in self.dilation):
             out += "d" + fmt_axes(self.dilation)
-        return out
+        mode = getattr(self, "padding_mode", "zeros")
+        return out if mode == "zeros" else f"{out}:{mode}"
 
     def _window_repr(self, stride_default: Ints | None = None) -> list[str]:
         args = [repr_axes(self.kernel_size, self.ndim)]
@@ -238,7 +239,8 @@ class _Windowed(Separable):
             args.append(f"padding={repr_padding(self.padding, self.ndim)}")
         if any(d != 1 for d in self.dilation):
             args.append(f"dilation={repr_axes(self.dilation, self.ndim)}")
-        return args
+        mode = getattr(self, "padding_mode", "zeros")
+        return args if mode == "zeros" else [*args, f"padding_mode={mode!r}"]
 
     @property
     def effective_kernel_size(self) -> Ints:
@@ -426,16 +428,10 @@ class Conv(_Windowed):
         self._set_ndim(lengths)
 
     def spec(self) -> str:
-        out = self._window_spec("conv")
-        if self.padding_mode != "zeros":
-            out += ":" + self.padding_mode
-        return out
+        return self._window_spec("conv")
 
     def _repr_args(self) -> list[str]:
-        args = self._window_repr()
-        if self.padding_mode != "zeros":
-            args.append(f"padding_mode={self.padding_mode!r}")
-        return args + weights_repr(self)
+        return self._window_repr() + weights_repr(self)
 
     def params(self, step: Any) -> tuple[int | None, int | None, int | None, int | None]:
         shared, local, dense = self._weight_params(step)
@@ -827,7 +823,8 @@ class ConvTranspose(Separable):
             out += "o" + fmt_axes(self.output_padding)
         if any(d != 1 for d in self.dilation):
             out += "d" + fmt_axes(self.dilation)
-        return out
+        mode = getattr(self, "padding_mode", "zeros")
+        return out if mode == "zeros" else f"{out}:{mode}"
 
     def _repr_args(self) -> list[str]:
         args = [repr_axes(self.kernel_size, self.ndim)]
