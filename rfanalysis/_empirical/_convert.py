@@ -1377,12 +1377,16 @@ class Rules:
             else:
                 ids = ids[..., None, :]
             ids = np.broadcast_to(ids, shape)
-            read = run.conv.read(v, ids, sets)
-            reads.append(read)
+            reads.append(run.conv.read(v, ids, sets))
+        return self.product(run, reads, out, "matrix product", label)
+
+    def product(self, run: Any, reads: list[Read], out: Any, what: str, label: str) -> Value:
+        """A product's output from what it reads of each operand: one operand read unit by
+        unit (a product over channels only) keeps that operand's units; else a relation."""
         if len(reads) == 1 and all(len(s) == 1 for s in reads[0].sets or []):
             r = reads[0]
             return Value(r.value.node, as_units(self.torch, set_units(r.ids, r.sets)))
-        return run.conv.relate(reads, out, "matrix product", label)
+        return run.conv.relate(reads, out, what, label)
 
     def einsum(self, run, n, out, args, label) -> Value:
         """``einsum(eq, *operands)``: an output element reads, of each operand, the elements
@@ -1409,12 +1413,8 @@ class Rules:
             ids = np.transpose(ids, [kept.index(c) for c in result if c in kept])
             view = [shape[a] if c in kept else 1 for a, c in enumerate(result)]
             ids = np.broadcast_to(ids.reshape(view), shape)
-            read = run.conv.read(v, ids, sets)
-            reads.append(read)
-        if len(reads) == 1 and all(len(s) == 1 for s in reads[0].sets or []):
-            r = reads[0]
-            return Value(r.value.node, as_units(self.torch, set_units(r.ids, r.sets)))
-        return run.conv.relate(reads, out, "einsum", label)
+            reads.append(run.conv.read(v, ids, sets))
+        return self.product(run, reads, out, "einsum", label)
 
     def glu(self, run, value, out, args, kwargs, label) -> Value:
         dim = _bind(("input", "dim"), args, kwargs).get("dim", -1)
