@@ -84,6 +84,7 @@ from ._geometry import (
     receptive_field,
 )
 from ._graph import Concat, Input, Network, Node, Parallel, Residual, Value
+from ._importers.errors import ConversionError
 from ._io import load, save
 from ._ops import (
     AdaptivePool,
@@ -119,6 +120,7 @@ __all__ = [
     "Connections",
     "Conv",
     "ConvTranspose",
+    "ConversionError",
     "CountOverflowError",
     "Dense",
     "Geometry",
