@@ -33,7 +33,9 @@ Empirical influence
     influence (mean |d y_unit / d x| of a network with real weights, numpy or torch; also a
     user's torch module, over one array of inputs or a DataLoader's stream of batches),
     InfluenceWarning (a map that is zero, or cut short by all-zero weights), from_torch
-    (trace a torch model into a Network, checked against its autograd; needs torch)
+    (trace a torch model into a Network, checked against its autograd; needs torch),
+    from_onnx (an ONNX graph from any framework into a Network, checked with onnxruntime;
+    needs onnx)
 Shift invariance
     shift_invariance (how the output of a random network or a torch module changes when its
     input shifts by 0 ... 2x its total stride: pooled features and the map) -> ShiftInvariance
@@ -85,6 +87,7 @@ from ._geometry import (
 )
 from ._graph import Concat, Input, Network, Node, Parallel, Residual, Value
 from ._importers.errors import ConversionError
+from ._importers.fromonnx import from_onnx
 from ._io import load, save
 from ._ops import (
     AdaptivePool,
@@ -149,6 +152,7 @@ __all__ = [
     "compare",
     "connections",
     "coverage",
+    "from_onnx",
     "from_torch",
     "geometry",
     "influence",
