@@ -7,11 +7,23 @@ they share a grid, else a relation."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..._ops import Cat
+from ..._ops.reads import Reads
 from ._registry import Ctx, rule, shape_of
-from ._units import Opaque, Read, Value, canonical_units, is_canonical, varying_axes
+from ._units import (
+    Opaque,
+    Read,
+    Value,
+    canonical_units,
+    channels,
+    is_canonical,
+    union_relation,
+    varying_axes,
+)
 
 #: input positions that carry data (the rest are shapes, indices, pads: constants)
 DATA_INPUTS = {"Concat": None, "Pad": (0,), "Where": (1, 2)}
@@ -50,7 +62,11 @@ def moved(cx: Ctx, data: tuple[int, ...] = (0,)) -> list:
             nfeeds[2] = np.zeros((), dtype=np.int64)
         negs = [o > 1 for o in cx.run(nfeeds)]
     gate = values[0].gate
-    return [Value(node, np.asarray(o, dtype=np.int64) - 1, gate, g) for o, g in zip(outs, negs)]
+    origin, scores = values[0].origin, values[0].scores
+    return [
+        Value(node, np.asarray(o, dtype=np.int64) - 1, gate, g, origin, scores)
+        for o, g in zip(outs, negs)
+    ]
 
 
 @rule(
@@ -74,9 +90,17 @@ def identity(cx: Ctx) -> list:
     return outs
 
 
-def _grid_axes(value: Value, skip: int) -> tuple[int, ...] | None:
-    """The axes along which ``value``'s tensor lays out its node's grid (None: it does not)."""
-    axes = tuple(a for a in varying_axes([value.units]) if a != skip)
+def _grid_axes(cx: Ctx, value: Value, skip: int) -> tuple[int, ...] | None:
+    """The axes along which ``value``'s tensor lays out its node's grid (None: it does not):
+    for a map of the input's rank, every axis but the batch and ``skip``; else those along
+    which its units vary."""
+    rank = len(value.shape)
+    if rank == len(cx.graph.input_grid) + 2:
+        axes = tuple(a for a in range(1, rank) if a != skip)
+    else:
+        axes = tuple(a for a in varying_axes([value.units]) if a != skip)
+    if cx.conv.grid(value.node) != tuple(value.shape[a] for a in axes):
+        return None
     return axes if is_canonical(value.units, axes) else None
 
 
@@ -93,7 +117,7 @@ def concat(cx: Ctx) -> list:
     if len(values) == len(cx.inputs) and rank > 2 and axis != 0:
         # a concat of maps on one grid along an axis that is no axis of the grid (channels,
         # in either layout): a Cat
-        grids = [_grid_axes(v, axis) for v in values]
+        grids = [_grid_axes(cx, v, axis) for v in values]
         if grids[0] is not None and all(g == grids[0] for g in grids) and grids[0]:
             axes = grids[0]
             nodes = [conv.canonical(v, axes, cx.label) for v in values]
@@ -114,4 +138,17 @@ def concat(cx: Ctx) -> list:
     if len({r.value.node for r in parts}) == 1:
         ids = np.max([r.ids for r in parts], axis=0)
         return [Value(parts[0].value.node, ids)]
-    return [conv.relate(parts, out_shape_t, "concat", cx.label)]
+    # the output's units are positions along the axes where an operand's own units vary
+    # (the concatenation axis only where it runs along a grid, as tokens do: concatenated
+    # channels stay channels), each reading what its elements read of every operand
+    axes = tuple(sorted({a for v in values for a in varying_axes([v.units]) if a != 0}))
+    grid = tuple(out_shape_t[a] for a in axes) or (1,)
+    rels = tuple(
+        union_relation(r, out_shape_t, axes, math.prod(conv.grid(r.value.node))) for r in parts
+    )
+    chans = channels(out_shape_t, axes)
+    layer = Reads(tuple(conv.grid(r.value.node) for r in parts), grid, rels, rels, "concat",
+                  out_channels=chans, name=cx.label)  # fmt: skip
+    node = conv.graph.add(layer, tuple(r.value.node for r in parts), cx.label, chans)
+    units = canonical_units(out_shape_t, axes) if axes else np.zeros(out_shape_t, np.int64)
+    return [Value(node, units)]

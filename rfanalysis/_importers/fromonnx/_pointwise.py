@@ -44,7 +44,7 @@ def unary(cx: Ctx) -> list:
     shape = _out_shape(cx) if cx.op == "PRelu" else x.shape
     units = np.broadcast_to(x.units, shape)
     neg = None if x.neg is None else np.broadcast_to(x.neg, shape)
-    out = [Value(x.node, units, cx.op in GATES or x.gate, neg)]
+    out = [Value(x.node, units, cx.op in GATES or x.gate, neg, x.origin, x.scores)]
     if cx.op == "BatchNormalization" and len(cx.node.output) > 1:
         out += [None] * (len(cx.node.output) - 1)
     return out
@@ -88,16 +88,16 @@ def nary(cx: Ctx) -> list:
                     neg = low if neg is None else neg | low
         if cx.op == "Mul" and any(c.size and not c.any() for c in consts):
             return [np.zeros(shape, dtype=np.float32)]  # multiplied by zero: a constant
-        return [Value(v.node, units, v.gate, neg)]
+        return [Value(v.node, units, v.gate, neg, v.origin, v.scores)]
     arrays = [np.broadcast_to(v.units, shape) for v in values]
-    if len({v.node for v in values}) == 1 and all(np.array_equal(a, arrays[0]) for a in arrays):
+    if len({v.origin for v in values}) == 1 and all(np.array_equal(a, arrays[0]) for a in arrays):
         # a pointwise function of one tensor written out (x * sigmoid(x), erf's GELU): every
         # element reads its own unit only
         negs = [v.neg for v in values if v.neg is not None]
         neg = None
         if negs:
             neg = np.logical_or.reduce([np.broadcast_to(n, shape) for n in negs])
-        return [Value(values[0].node, arrays[0], False, neg)]
+        return [Value(values[0].node, arrays[0], False, neg, values[0].origin)]
     return [merge(cx, values, shape, product)]
 
 

@@ -9,9 +9,18 @@ import math
 
 import numpy as np
 
-from ..._ops import Dense
+from ..._ops import Attention, Dense
+from ..._ops.attention import window_labels
 from ._registry import Ctx, rule
-from ._units import Read, Value, canonical_units, fiber_sets, set_units
+from ._units import (
+    Read,
+    Value,
+    canonical_units,
+    compact,
+    dedupe_sets,
+    fiber_sets,
+    set_units,
+)
 
 
 def _product(cx: Ctx, reads: list[Read], shape: tuple[int, ...], what: str) -> Value:
@@ -25,7 +34,7 @@ def linear(cx: Ctx, x: Value, out_shape: tuple[int, ...], features: int, bias: b
     """``x @ W`` with constant weights over ``x``'s last axis."""
     units = np.asarray(x.units)
     conv = cx.conv
-    if units.ndim == 2:
+    if units.ndim == 2 and units.shape[0] == 1:
         present = np.unique(units[units >= 0])
         node = x.node
         if present.size != math.prod(conv.grid(node)):
@@ -64,6 +73,8 @@ def matmul(cx: Ctx) -> list:
     shape = _matmul_shape(tuple(sa), tuple(sb))
     if isinstance(a, Value) and not isinstance(b, Value) and len(sb) == 2:
         return [linear(cx, a, shape, sb[1], False)]
+    if isinstance(a, Value) and isinstance(b, Value) and a.attn is not None:
+        return [attention(cx, a.attn, b, shape)]
     reads = []
     for v, axis in ((a, -1), (b, -2)):
         if not isinstance(v, Value):
@@ -73,7 +84,121 @@ def matmul(cx: Ctx) -> list:
         ids, sets = fiber_sets(np.asarray(v.units), (v.units.ndim + axis,))
         ids = ids[..., :, None] if axis == -1 else ids[..., None, :]
         reads.append(cx.conv.read(v, np.broadcast_to(ids, shape), sets))
-    return [_product(cx, reads, shape, "matrix product")]
+    found = _product(cx, reads, shape, "matrix product")
+    if len(reads) == 2 and len(shape) >= 2:
+        found.scores = (a, b, shape)
+    return [found]
+
+
+def attention(cx: Ctx, attn: tuple, v: Value, shape: tuple[int, ...]) -> Value:
+    """``softmax(q @ k^T + mask) @ v``: query ``i`` reads its own row of ``q`` and, of ``k``
+    and ``v``, the rows of the keys it may attend (a masked pair is no route)."""
+    q, kt, _, allowed = attn
+    reads = []
+    qu = np.asarray(q.units)
+    ids, sets = fiber_sets(qu, (qu.ndim - 1,))
+    reads.append(Read(q, np.broadcast_to(ids[..., None], shape), sets))
+    allowed = np.asarray(allowed)
+    for val, axis in ((kt, -2), (v, -1)):
+        ku = np.asarray(val.units)
+        kid, ksets = fiber_sets(ku, (ku.ndim + axis,))  # (..., S): each key's units
+        batch = np.broadcast_shapes(kid.shape[:-1], allowed.shape[:-2], shape[:-2])
+        kid_b = np.broadcast_to(kid, (*batch, kid.shape[-1])).reshape(-1, kid.shape[-1])
+        al = np.broadcast_to(allowed, (*batch, *allowed.shape[-2:]))
+        al = al.reshape(-1, *allowed.shape[-2:])
+        index: dict[bytes, int] = {}
+        found: list[np.ndarray] = []
+        out_ids = np.empty(al.shape[:2], dtype=np.int64)
+        for bi in range(al.shape[0]):
+            for i in range(al.shape[1]):
+                key = kid_b[bi].tobytes() + al[bi, i].tobytes()
+                if key not in index:
+                    cols = kid_b[bi][al[bi, i]]
+                    members = [ksets[c] for c in np.unique(cols[cols >= 0])]
+                    merged = np.unique(np.concatenate(members)) if members else np.zeros(0)
+                    index[key] = len(found)
+                    found.append(merged.astype(np.int64))
+                out_ids[bi, i] = index[key]
+        set_ids, deduped = dedupe_sets(found)
+        ids = set_ids[out_ids].reshape(*batch, al.shape[1])
+        reads.append(cx.conv.read(val, np.broadcast_to(ids[..., None], shape), deduped))
+    windowed = _windows(cx, reads)
+    if windowed is not None:
+        return windowed
+    return cx.conv.relate(reads, shape, "attention", cx.label)
+
+
+def _windows(cx: Ctx, reads: list[Read]) -> Value | None:
+    """Attention within windows of one map's grid (Swin's, shifted or not, written out with
+    partitions, rolls and masks) as the structured ``Attention`` layer; None where the
+    queries' keys are not the groups of such windows (attention over every token stays a
+    relation of queries, keys and values)."""
+    q, k, v = reads
+    node = q.value.node
+    if not (k.value.node == v.value.node == node) or q.sets is None:
+        return None
+    grid = cx.conv.grid(node)
+    n = math.prod(grid)
+    if any(len(s) != 1 for s in q.sets):
+        return None
+    query = set_units(compact(q.ids), q.sets)
+    keys: dict[int, bytes] = {}
+    for r in (k, v):
+        qi, ri = np.broadcast_arrays(query, compact(r.ids))
+        pairs = np.unique(np.stack([qi.ravel(), ri.ravel()]), axis=1)
+        for u, sid in zip(pairs[0].tolist(), pairs[1].tolist()):
+            if u < 0:
+                continue
+            got = r.sets[sid].tobytes() if sid >= 0 else b""
+            if keys.setdefault(u, got) != got:
+                return None
+    if len(keys) != n:
+        return None
+    labels = np.full(n, -1, dtype=np.int64)
+    groups: dict[bytes, int] = {}
+    for u, key in keys.items():
+        labels[u] = groups.setdefault(key, len(groups))
+    if len(groups) == 1:
+        return None
+    for key, g in groups.items():  # each query attends exactly its own group
+        members = np.frombuffer(key, dtype=np.int64)
+        if not np.array_equal(np.sort(members), np.flatnonzero(labels == g)):
+            return None
+    labels = labels.reshape(grid)
+    window, shift = [], []
+    for a, size in enumerate(grid):
+        line = labels[(0,) * a + (slice(None),) + (0,) * (len(grid) - a - 1)]
+        found = _axis_window(line)
+        if found is None:
+            return None
+        window.append(found[0])
+        shift.append(found[1])
+    layer = Attention(tuple(window), tuple(shift), name=cx.label)
+    want, _, _ = window_labels(tuple(grid), tuple(window), tuple(shift))
+    if not _same_partition(want, labels):
+        return None
+    chans = cx.graph.channels_of(node)
+    out = cx.graph.add(layer, (node,), cx.label, chans)
+    units = np.broadcast_to(query, tuple(q.ids.shape))
+    return Value(out, units)
+
+
+def _axis_window(line: np.ndarray) -> tuple[int, int] | None:
+    """The window and shift whose groups along one axis are ``line``'s."""
+    n = line.size
+    for w in range(1, n + 1):
+        for s in range(w):
+            want, _, _ = window_labels((n,), (w,), (s,))
+            if _same_partition(want, line):
+                return w, s
+    return None
+
+
+def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    _, ia = np.unique(a.ravel(), return_inverse=True)
+    _, ib = np.unique(b.ravel(), return_inverse=True)
+    pairs = np.unique(np.stack([ia.ravel(), ib.ravel()]), axis=1)
+    return pairs.shape[1] == len(np.unique(ia)) == len(np.unique(ib))
 
 
 @rule("Gemm")

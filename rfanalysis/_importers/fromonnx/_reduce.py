@@ -11,7 +11,7 @@ import numpy as np
 
 from ..._ops import GlobalPool, SpatialNorm
 from ._registry import Ctx, rule
-from ._units import Opaque, Value, fiber_sets, is_canonical
+from ._units import Opaque, Value, fiber_sets, is_canonical, set_units
 
 REDUCE = (
     "ReduceMean ReduceSum ReduceMax ReduceMin ReduceProd ReduceL1 ReduceL2 ReduceLogSum "
@@ -60,6 +60,10 @@ def reduce(cx: Ctx) -> list:
     if keep:
         ids = np.expand_dims(ids, dims)
     ids = np.broadcast_to(ids, out_shape)
+    if all(len(s) == 1 for s in sets):
+        # over channels only: every element stays its unit, a function of the same tensor
+        # (the norm of F.normalize divides the tensor it was taken of)
+        return [Value(x.node, set_units(ids, sets), origin=x.origin)]
     read = cx.conv.read(x, ids, sets)
     return [cx.conv.relate([read], out_shape, cx.op.lower(), cx.label)]
 
@@ -81,6 +85,11 @@ def softmax(cx: Ctx) -> list:
     read = cx.conv.read(x, ids, sets)
     found = cx.conv.relate([read], x.shape, "softmax", cx.label)
     found.gate = True
+    if x.scores is not None and axis == rank - 1 and x.shape == x.scores[2]:
+        allowed = np.ones(x.shape, dtype=bool)
+        if x.neg is not None:
+            allowed = ~np.broadcast_to(x.neg, x.shape)
+        found.attn = (*x.scores, allowed)
     return [found]
 
 

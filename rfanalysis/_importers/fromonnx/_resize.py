@@ -89,7 +89,8 @@ def resize(cx: Ctx) -> list:
         if how == "scale" and amount == 1.0 and roi == (0.0, 1.0):
             weights.append(None)  # untouched
             continue
-        weights.append(_axis_weights(cx, onnx, shape[a], how, amount, roi))
+        w = _axis_weights(cx, onnx, shape[a], how, amount, roi)
+        weights.append(None if np.array_equal(w, np.eye(shape[a])) else w)
     resized = tuple(a for a, w in enumerate(weights) if w is not None)
     if 0 in resized:
         raise cx.fail("resizing the batch axis")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from itertools import count
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,8 @@ from ..errors import ConversionError
 #: an additive constant at or below this masks a softmax input (exp(-25) ~ 1e-11)
 MASK_BELOW = -25.0
 
+_ORIGINS = count()
+
 
 @dataclass(eq=False)
 class Value:
@@ -35,6 +38,15 @@ class Value:
     units: np.ndarray  # int64, the tensor's shape (often a broadcast view); -1: a constant
     gate: bool = False  # made by a gating non-linearity (sigmoid family)
     neg: np.ndarray | None = None  # elements pushed to -inf by an additive constant mask
+    # the tensor this one is a pointwise function or a layout of: operands of one origin
+    # are one tensor (x * sigmoid(x)); a layer's output is a tensor of its own, even where
+    # it keeps the units (a convolution of a single-unit map)
+    origin: int = field(default_factory=lambda: next(_ORIGINS))
+    # attention written out (as every export writes it): scores ``q @ k^T`` remember their
+    # factors ``(q, k^T)``; their softmax remembers ``(q, k^T, allowed)`` for the product
+    # with the values, which then reads as attention does (DESIGN section 9)
+    scores: Any = None
+    attn: Any = None
 
     @property
     def shape(self) -> tuple[int, ...]:
