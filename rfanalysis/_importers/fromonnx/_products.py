@@ -130,9 +130,11 @@ def attention(cx: Ctx, attn: tuple, v: Value, shape: tuple[int, ...]) -> Value:
 
 def _windows(cx: Ctx, reads: list[Read]) -> Value | None:
     """Attention within windows of one map's grid (Swin's, shifted or not, written out with
-    partitions, rolls and masks) as the structured ``Attention`` layer; None where the
-    queries' keys are not the groups of such windows (attention over every token stays a
-    relation of queries, keys and values)."""
+    partitions, rolls and masks) as the structured ``Attention`` layer, whose query reads each
+    key of its window once, as ``from_torch`` maps torchvision's shifted windows; None where
+    the queries' keys are not the groups of such windows: attention over every token (or
+    other groups) stays a relation that reads the query, the keys and the values, as
+    ``from_torch`` maps ``scaled_dot_product_attention`` and ``nn.MultiheadAttention``."""
     q, k, v = reads
     node = q.value.node
     if not (k.value.node == v.value.node == node) or q.sets is None:
@@ -173,6 +175,10 @@ def _windows(cx: Ctx, reads: list[Read]) -> Value | None:
             return None
         window.append(found[0])
         shift.append(found[1])
+    if min(window) < 2:
+        # groups that are rows or single tokens are no windows of the map (MobileViT's
+        # patch positions): the relation of queries, keys and values, as for global attention
+        return None
     layer = Attention(tuple(window), tuple(shift), name=cx.label)
     want, _, _ = window_labels(tuple(grid), tuple(window), tuple(shift))
     if not _same_partition(want, labels):
