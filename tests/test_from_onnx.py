@@ -253,7 +253,10 @@ def test_activations_are_identities_of_space(op):
         extra = ["s", "b", "m", "v"]
     inits = {"w": ones(1, 1, 3, 3), "s": ones(1), "b": np.zeros(1), "m": np.zeros(1),
              "v": ones(1)}  # fmt: skip
-    nodes = [node("Conv", ["x", "w"], "c", strides=[2, 2]), node(op, ["c", *extra], **attrs),]
+    nodes = [
+        node("Conv", ["x", "w"], "c", strides=[2, 2]),
+        node(op, ["c", *extra], **attrs),
+    ]
     net = rfa.from_onnx(make(nodes, (1, 1, 7, 7), inits, opset=20))
     assert [n.layer.spec() for n in net.nodes[1:]] == ["conv3s2"]
 
@@ -432,13 +435,26 @@ def jacobian_counts_float(nodes, in_shape, inits, unit):
 
 
 def test_resize_as_torch_writes_it_is_an_upsample_or_interpolate():
-    nearest = [node("Resize", ["x", "", "sc"], mode="nearest",
-                    coordinate_transformation_mode="asymmetric", nearest_mode="floor")]
+    nearest = [
+        node(
+            "Resize",
+            ["x", "", "sc"],
+            mode="nearest",
+            coordinate_transformation_mode="asymmetric",
+            nearest_mode="floor",
+        )
+    ]
     sc = {"sc": np.array([1, 1, 2, 2], dtype=np.float32)}
     net = rfa.from_onnx(make(nearest, (1, 3, 5, 5), sc, opset=19))
     assert net.nodes[-1].layer == rfa.Upsample((2, 2), name="Resize_0")
-    linear = [node("Resize", ["x", "", "sc"], mode="linear",
-                   coordinate_transformation_mode="pytorch_half_pixel")]
+    linear = [
+        node(
+            "Resize",
+            ["x", "", "sc"],
+            mode="linear",
+            coordinate_transformation_mode="pytorch_half_pixel",
+        )
+    ]
     net = rfa.from_onnx(make(linear, (1, 3, 5, 5), sc, opset=19))
     layer = net.nodes[-1].layer
     assert isinstance(layer, rfa.Interpolate) and layer.mode == "linear"
@@ -503,9 +519,12 @@ def test_norms_over_space_and_over_channels():
             rows = np.array([0, 1, 1, 1, 0])
         np.testing.assert_array_equal(got, np.outer(rows, cols), err_msg=name)
     # over the channels of a channels-first map: the identity of space
-    over_c = base + [node("Transpose", ["c"], "t", perm=[0, 2, 3, 1]),
-                     node("LayerNormalization", ["t", "s", "b"], "n", axis=-1),
-                     node("Transpose", ["n"], perm=[0, 3, 1, 2])]  # fmt: skip
+    over_c = [
+        *base,
+        node("Transpose", ["c"], "t", perm=[0, 2, 3, 1]),
+        node("LayerNormalization", ["t", "s", "b"], "n", axis=-1),
+        node("Transpose", ["n"], perm=[0, 3, 1, 2]),
+    ]
     net = rfa.from_onnx(make(over_c, (1, 1, 5, 6), inits))
     assert [n.layer.spec() for n in net.nodes[1:]] == ["conv3p1"]
 
@@ -580,8 +599,14 @@ def test_shape_subgraphs_are_folded_at_the_input_size():
         node("Mul", ["hw", "two"], "hw2"),
         node("Slice", ["sh", "z", "two1"], "nc"),
         node("Concat", ["nc", "hw2"], "size", axis=0),
-        node("Resize", ["c", "", "", "size"], "up", mode="nearest",
-             coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+        node(
+            "Resize",
+            ["c", "", "", "size"],
+            "up",
+            mode="nearest",
+            coordinate_transformation_mode="asymmetric",
+            nearest_mode="floor",
+        ),
         node("Shape", ["up"], "sh2", start=2),
         node("ConstantOfShape", ["sh2"], "zeros", value=helper.make_tensor("v", F32, [1], [0])),
         node("Add", ["up", "zeros"], "u2"),
@@ -603,18 +628,21 @@ def test_shape_subgraphs_are_folded_at_the_input_size():
              "z": np.array([0]), "two1": np.array([2]), "two_s": np.array(2),
              "zero_s": np.array(0), "one_s": np.array(1)}  # fmt: skip
     model = make(nodes, (1, 1, "h", "w"), inits)
-    with pytest.raises(rfa.ConversionError, match="symbolic spatial sizes.*input_shape"):
+    with pytest.raises(rfa.ConversionError, match=r"symbolic spatial sizes.*input_shape"):
         rfa.from_onnx(model)
     net = rfa.from_onnx(model, (5, 4))
     assert rfa.output_shape(net, (5, 4)) == (10, 8)
     fixed = [node("Conv", ["x", "w"], "c", pads=[1, 1, 1, 1]),
              node("Resize", ["c", "", "sc"], mode="nearest",
                   coordinate_transformation_mode="asymmetric", nearest_mode="floor")]  # fmt: skip
-    ref = rfa.from_onnx(make(fixed, (1, 1, 5, 4), {"w": ones(1, 1, 3, 3),
-                                                   "sc": np.array([1, 1, 2, 2], np.float32)}))
+    ref = rfa.from_onnx(
+        make(fixed, (1, 1, 5, 4), {"w": ones(1, 1, 3, 3), "sc": np.array([1, 1, 2, 2], np.float32)})
+    )
     for unit in [(0, 0), (9, 7), (4, 3)]:
-        np.testing.assert_array_equal(rfa.routes(net, (5, 4), unit=unit, exact=True),
-                                      rfa.routes(ref, (5, 4), unit=unit, exact=True))
+        np.testing.assert_array_equal(
+            rfa.routes(net, (5, 4), unit=unit, exact=True),
+            rfa.routes(ref, (5, 4), unit=unit, exact=True),
+        )
 
 
 # --------------------------------------------------------------------------- choices, errors
@@ -631,7 +659,7 @@ def _graph_with_custom_op():
 
 def test_unknown_operator_off_the_path_is_ignored_and_on_it_named():
     model = _graph_with_custom_op()
-    with pytest.raises(rfa.ConversionError, match="2 outputs .*'y', 'side'.*output="):
+    with pytest.raises(rfa.ConversionError, match=r"2 outputs .*'y', 'side'.*output="):
         rfa.from_onnx(model)
     net = rfa.from_onnx(model, output="y", verify=False)
     assert [n.layer.spec() for n in net.nodes[1:]] == ["conv3p1", "maxpool2"]

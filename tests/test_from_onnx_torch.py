@@ -129,10 +129,16 @@ MODELS = {
     "squeezenet": (_tv("squeezenet1_1", num_classes=10), (32, 32), 3),
     "mnasnet": (_tv("mnasnet0_5", num_classes=10), (32, 32), 3),
     "timm_convnext_atto": (_timm("convnext_atto", num_classes=10), (32, 32), 3),
-    "timm_tf_mobilenetv3": (_timm("tf_mobilenetv3_small_minimal_100", num_classes=10),
-                            (35, 29), 3),  # fmt: skip
-    "timm_vit": (_timm("vit_tiny_patch16_224", img_size=32, patch_size=8, depth=2,
-                       num_classes=10), (32, 32), 3),  # fmt: skip
+    "timm_tf_mobilenetv3": (
+        _timm("tf_mobilenetv3_small_minimal_100", num_classes=10),
+        (35, 29),
+        3,
+    ),
+    "timm_vit": (
+        _timm("vit_tiny_patch16_224", img_size=32, patch_size=8, depth=2, num_classes=10),
+        (32, 32),
+        3,
+    ),
     "timm_mobilevit": (_timm("mobilevit_xxs", num_classes=10), (64, 64), 3),
     "timm_seresnet": (_timm("seresnet18", num_classes=10), (32, 32), 3),
     "monai_unet_2d": (_unet(2), (16, 16), 1),

@@ -132,6 +132,5 @@ def _load(onnx: Any, model: Any) -> tuple[Any, str]:
             ) from None
         return proto, path.stem
     raise TypeError(
-        f"`model` must be a path to an .onnx file or an onnx.ModelProto, got "
-        f"{type(model).__name__}"
+        f"`model` must be a path to an .onnx file or an onnx.ModelProto, got {type(model).__name__}"
     )

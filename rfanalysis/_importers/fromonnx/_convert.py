@@ -55,8 +55,7 @@ def convert(onnx: Any, proto: Any, input_shape: Any, output: str | None, context
     if len(inputs) != 1:
         names = ", ".join(repr(i.name) for i in inputs) or "none"
         raise ConversionError(
-            f"from_onnx: {name} must take one input tensor (an image), got {len(inputs)} "
-            f"({names})"
+            f"from_onnx: {name} must take one input tensor (an image), got {len(inputs)} ({names})"
         )
     inp = inputs[0]
     tensor_type = inp.type.tensor_type
@@ -78,7 +77,7 @@ def convert(onnx: Any, proto: Any, input_shape: Any, output: str | None, context
                 f"from_onnx: input {inp.name!r} of {name} has symbolic spatial sizes ({free}); "
                 "pass input_shape="
             )
-        shape = tuple(int(n) for n in fixed)
+        shape = tuple(int(n) for n in fixed if n is not None)
     else:
         shape = normalise_input_shape(input_shape, len(spatial))
         if len(shape) != len(spatial):
@@ -120,9 +119,8 @@ def convert(onnx: Any, proto: Any, input_shape: Any, output: str | None, context
     elif not isinstance(output, str):
         raise TypeError(f"`output` must be a tensor name, got {output!r}")
     elif output not in producers:
-        names = list(producers)
         raise ConversionError(
-            f"from_onnx: {name} has no tensor {output!r}{did_you_mean(output, names)}"
+            f"from_onnx: {name} has no tensor {output!r}{did_you_mean(output, list(producers))}"
         )
     needed = _ancestors(graph, producers, output)
 
@@ -149,7 +147,9 @@ def convert(onnx: Any, proto: Any, input_shape: Any, output: str | None, context
             env[o] = v
     value = env.get(output)
     if not isinstance(value, Value):
-        raise ConversionError(f"from_onnx: tensor {output!r} of {name} does not depend on its input")
+        raise ConversionError(
+            f"from_onnx: tensor {output!r} of {name} does not depend on its input"
+        )
     out_node, axes = _output_node(conv, value, spatial, name)
     nodes, _ = _pruned(g.nodes, out_node)
     if len(nodes) < 2:

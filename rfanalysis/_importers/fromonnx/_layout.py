@@ -8,6 +8,7 @@ they share a grid, else a relation."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +31,7 @@ DATA_INPUTS = {"Concat": None, "Pad": (0,), "Where": (1, 2)}
 
 
 def _feeds(cx: Ctx, data: tuple[int, ...], pick: str = "units") -> list:
-    feeds = []
+    feeds: list[Any] = []
     for k, x in enumerate(cx.inputs):
         if k in data and isinstance(x, Value):
             arr = x.units if pick == "units" else x.neg
@@ -55,7 +56,7 @@ def moved(cx: Ctx, data: tuple[int, ...] = (0,)) -> list:
     if cx.op == "Pad" and len(feeds) > 2 and feeds[2] is not None:
         feeds[2] = np.zeros((), dtype=np.int64)  # a constant pad reads as no unit
     outs = cx.run(feeds)
-    negs = [None] * len(outs)
+    negs: list[Any] = [None] * len(outs)
     if len(values) == 1 and values[0].neg is not None:
         nfeeds = _feeds(cx, data, "neg")
         if cx.op == "Pad" and len(nfeeds) > 2 and nfeeds[2] is not None:

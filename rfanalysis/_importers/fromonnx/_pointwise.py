@@ -5,6 +5,8 @@ comparisons (no gradient: a constant of unknown value)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ._registry import Ctx, rule, shape_of
@@ -44,7 +46,7 @@ def unary(cx: Ctx) -> list:
     shape = _out_shape(cx) if cx.op == "PRelu" else x.shape
     units = np.broadcast_to(x.units, shape)
     neg = None if x.neg is None else np.broadcast_to(x.neg, shape)
-    out = [Value(x.node, units, cx.op in GATES or x.gate, neg, x.origin, x.scores)]
+    out: list[Any] = [Value(x.node, units, cx.op in GATES or x.gate, neg, x.origin, x.scores)]
     if cx.op == "BatchNormalization" and len(cx.node.output) > 1:
         out += [None] * (len(cx.node.output) - 1)
     return out

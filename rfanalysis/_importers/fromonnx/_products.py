@@ -151,7 +151,7 @@ def _windows(cx: Ctx, reads: list[Read]) -> Value | None:
         for u, sid in zip(pairs[0].tolist(), pairs[1].tolist()):
             if u < 0:
                 continue
-            got = r.sets[sid].tobytes() if sid >= 0 else b""
+            got = r.sets[sid].tobytes() if sid >= 0 and r.sets is not None else b""
             if keys.setdefault(u, got) != got:
                 return None
     if len(keys) != n:
@@ -168,7 +168,7 @@ def _windows(cx: Ctx, reads: list[Read]) -> Value | None:
             return None
     labels = labels.reshape(grid)
     window, shift = [], []
-    for a, size in enumerate(grid):
+    for a in range(len(grid)):
         line = labels[(0,) * a + (slice(None),) + (0,) * (len(grid) - a - 1)]
         found = _axis_window(line)
         if found is None:

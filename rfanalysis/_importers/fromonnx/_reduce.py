@@ -42,10 +42,7 @@ def reduce(cx: Ctx) -> list:
     rank = len(x.shape)
     dims = _axes(cx, rank)
     keep = bool(cx.attr("keepdims", 1))
-    out_shape = tuple(
-        (1 if keep else None) if a in dims else n for a, n in enumerate(x.shape)
-    )  # fmt: skip
-    out_shape = tuple(n for n in out_shape if n is not None)
+    out_shape = tuple(1 if a in dims else n for a, n in enumerate(x.shape) if keep or a not in dims)
     if not dims:
         return [x]
     if (

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from ..._ops import Interpolate, Upsample
+from ..._ops import Interpolate, Layer, Upsample
 from ..._ops.reads import Reads, Relation
 from ..._ops.resample import interpolation_weights
 from ._registry import Ctx, rule
@@ -67,7 +67,7 @@ def _plan(cx: Ctx, shape: tuple[int, ...]) -> list[tuple[str, float, tuple]]:
         if policy != "stretch":
             ratios = [want[a] / shape[a] for a in axes]
             r = min(ratios) if policy == "not_larger" else max(ratios)
-            want = {a: int(round(r * shape[a])) for a in axes}
+            want = {a: round(r * shape[a]) for a in axes}
         for a, m in want.items():
             plan[a] = ("size", float(m), rois[a])
     elif scales is not None and scales.size:
@@ -84,7 +84,7 @@ def resize(cx: Ctx) -> list:
     if not isinstance(x, Value):
         raise cx.fail("resizing a tensor that is not the input's map")
     shape = x.shape
-    weights = []
+    weights: list[np.ndarray | None] = []
     for a, (how, amount, roi) in enumerate(_plan(cx, shape)):
         if how == "scale" and amount == 1.0 and roi == (0.0, 1.0):
             weights.append(None)  # untouched
@@ -101,7 +101,7 @@ def resize(cx: Ctx) -> list:
     per_axis = [
         weights[a] if weights[a] is not None else np.eye(shape[a]) for a in axes
     ]  # fmt: skip
-    support = [w != 0 for w in per_axis]
+    support: list[np.ndarray] = [np.asarray(w) != 0 for w in per_axis]
     layer = _as_layer(cx, support, [shape[a] for a in axes], [
         _plan(cx, shape)[a] for a in axes])  # fmt: skip
     if layer is not None:
@@ -117,7 +117,7 @@ def resize(cx: Ctx) -> list:
     return [Value(node, canonical_units(out_shape, axes))]
 
 
-def _as_layer(cx: Ctx, support: list[np.ndarray], ns: list[int], plan: list) -> object:
+def _as_layer(cx: Ctx, support: list[np.ndarray], ns: list[int], plan: list) -> Layer | None:
     """An ``Upsample`` or ``Interpolate`` with exactly these supports, else None."""
     ms = [s.shape[0] for s in support]
     factors = [m // n if m % n == 0 else 0 for n, m in zip(ns, ms)]
@@ -135,8 +135,7 @@ def _as_layer(cx: Ctx, support: list[np.ndarray], ns: list[int], plan: list) -> 
             for use_scale in (False, True) if by_scale else (False,):
                 ok = all(
                     np.array_equal(
-                        interpolation_weights(n, m, mode, corners, s if use_scale else None)
-                        != 0,
+                        interpolation_weights(n, m, mode, corners, s if use_scale else None) != 0,
                         sup,
                     )
                     for n, m, s, sup in zip(ns, ms, scales, support)
@@ -148,18 +147,17 @@ def _as_layer(cx: Ctx, support: list[np.ndarray], ns: list[int], plan: list) -> 
                 else:
                     layer = Interpolate(tuple(ms), None, mode, corners, name=cx.label)
                 grid, _ = layer.resolve((tuple(ns),))
-                if tuple(grid) == tuple(ms):
+                if grid is not None and tuple(grid) == tuple(ms):
                     return layer
     return None
 
 
 def _separable_relation(support: list[np.ndarray], in_grid: tuple[int, ...]) -> Relation:
     """Output unit (j1, j2, ...) reads every (i1, i2, ...) with each i_a read by j_a."""
-    per = []
+    per: list[tuple[np.ndarray, list[np.ndarray]]] = []
     for s in support:
         rows = [np.flatnonzero(r) for r in s]
-        ids, sets = dedupe_sets(rows)
-        per.append((ids, sets))
+        per.append(dedupe_sets(rows))
     strides = [math.prod(in_grid[a + 1 :]) for a in range(len(in_grid))]
     combos: dict[tuple[int, ...], int] = {}
     sets: list[np.ndarray] = []

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from itertools import count
 from dataclasses import dataclass, field
+from itertools import count
 from typing import Any
 
 import numpy as np
@@ -361,7 +361,6 @@ class Converter:
             r = reads[0]
             return Value(r.value.node, r.ids)
         grid = tuple(shape[a] for a in axes) or (1,)
-        n_out = math.prod(grid)
         unit_index = np.zeros(1, dtype=np.int64)
         for a, n in enumerate(shape):
             step = np.arange(n) if a in axes else np.zeros(1, dtype=np.int64)

@@ -4,6 +4,7 @@ AveragePool, LpPool; ceil_mode, dilations, any padding), the global pools."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from ..._ops import Conv, ConvTranspose, GlobalPool, Pool
 from ._registry import Ctx, rule
@@ -104,7 +105,7 @@ def pool(cx: Ctx) -> list:
     extra = {"norm_type": float(cx.attr("p", 2))} if kind == "lp" else {}
     layer = Pool(k, s, pads, d, kind=kind, ceil_mode=bool(cx.attr("ceil_mode", 0)),
                  name=cx.label, **extra)  # fmt: skip
-    out = [cx.conv.structured(x, [layer], _out(x, x.shape[1], layer, len(k)), cx.label)]
+    out: list[Any] = [cx.conv.structured(x, [layer], _out(x, x.shape[1], layer, len(k)), cx.label)]
     if len(cx.node.output) > 1:
         out.append(None)  # MaxPool's indices: nothing reads them on a vision path
     return out
@@ -116,4 +117,3 @@ def global_pool(cx: Ctx) -> list:
     kind = "max" if cx.op == "GlobalMaxPool" else "avg"
     shape = (x.shape[0], x.shape[1]) + (1,) * (len(x.shape) - 2)
     return [cx.conv.structured(x, [GlobalPool(kind, name=cx.label)], shape, cx.label)]
-
