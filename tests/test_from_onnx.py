@@ -751,3 +751,33 @@ def test_import_rfanalysis_does_not_import_onnx():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)  # fmt: skip
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_upsample_of_old_opsets():
+    scales = {"sc": np.array([1, 1, 2, 3], dtype=np.float32)}
+    nodes = [node("Upsample", ["x", "sc"], mode="nearest")]
+    net = rfa.from_onnx(make(nodes, (1, 2, 4, 5), scales, opset=9))
+    assert net.nodes[-1].layer == rfa.Upsample((2, 3), name="Upsample_0")
+    bilinear = [node("Upsample", ["x", "sc"], mode="linear")]
+    net = rfa.from_onnx(make(bilinear, (1, 2, 4, 5), scales, opset=9))
+    grid = rfa.output_shape(net, (4, 5))
+    assert grid == (8, 15)
+    for unit in [(0, 0), (7, 14), (3, 7)]:
+        got = rfa.routes(net, (4, 5), unit=unit, exact=True).astype(int)
+        # the reference kernels know nearest only: the oracle is onnxruntime's run
+        jac = ort_jacobian(make(bilinear, (1, 1, 4, 5), scales, opset=9), (1, 1, 4, 5), unit)
+        np.testing.assert_array_equal(got, (jac != 0).astype(int), err_msg=f"unit {unit}")
+
+
+def ort_jacobian(model, in_shape, unit):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    n = math.prod(in_shape)
+    out = np.zeros(n)
+    for k in range(n):
+        x = np.zeros(n, dtype=np.float32)
+        x[k] = 1.0
+        (y,) = session.run(None, {"x": x.reshape(in_shape)})
+        out[k] = y[(0, 0, *unit)]
+    return out.reshape(in_shape[2:])

@@ -31,6 +31,12 @@ NARY = {
 }  # fmt: skip
 
 
+def _attn(x: Value, shape: tuple[int, ...]) -> Any:
+    """Attention weights scaled or cast (a dropout's scale, a dtype) are still attention
+    weights, where the shape is theirs."""
+    return x.attn if x.shape == shape else None
+
+
 def _out_shape(cx: Ctx) -> tuple[int, ...]:
     shapes = [shape_of(x) for x in cx.inputs if x is not None]
     return tuple(np.broadcast_shapes(*shapes))
@@ -46,7 +52,8 @@ def unary(cx: Ctx) -> list:
     shape = _out_shape(cx) if cx.op == "PRelu" else x.shape
     units = np.broadcast_to(x.units, shape)
     neg = None if x.neg is None else np.broadcast_to(x.neg, shape)
-    out: list[Any] = [Value(x.node, units, cx.op in GATES or x.gate, neg, x.origin, x.scores)]
+    gate = cx.op in GATES or x.gate
+    out: list[Any] = [Value(x.node, units, gate, neg, x.origin, x.scores, _attn(x, shape))]
     if cx.op == "BatchNormalization" and len(cx.node.output) > 1:
         out += [None] * (len(cx.node.output) - 1)
     return out
@@ -90,7 +97,7 @@ def nary(cx: Ctx) -> list:
                     neg = low if neg is None else neg | low
         if cx.op == "Mul" and any(c.size and not c.any() for c in consts):
             return [np.zeros(shape, dtype=np.float32)]  # multiplied by zero: a constant
-        return [Value(v.node, units, v.gate, neg, v.origin, v.scores)]
+        return [Value(v.node, units, v.gate, neg, v.origin, v.scores, _attn(v, shape))]
     arrays = [np.broadcast_to(v.units, shape) for v in values]
     if len({v.origin for v in values}) == 1 and all(np.array_equal(a, arrays[0]) for a in arrays):
         # a pointwise function of one tensor written out (x * sigmoid(x), erf's GELU): every

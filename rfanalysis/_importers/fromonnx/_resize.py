@@ -25,9 +25,21 @@ def _axis_weights(cx: Ctx, onnx, n: int, how: str, amount: float, roi: tuple) ->
     """The (m, n) weights of one axis: the node's own kernel on the identity."""
     attrs = {k: v for k, v in cx.attrs.items() if k not in ("axes", "keep_aspect_ratio_policy")}
     eye = np.eye(n, dtype=np.float64)
-    if cx.op == "Upsample" or len(cx.node.input) == 2:  # opset 7-10: (X, scales)
-        node = onnx.helper.make_node(cx.op, ["x", "s"], ["y"], **attrs)
-        feeds = [eye, np.array([1.0, amount], dtype=np.float32)]
+    if cx.op == "Upsample" or len(cx.node.input) == 2:
+        # opsets 7-10 (X, scales): x_original = x / scale, nearest rounding down, which is
+        # Resize-13's "asymmetric" transformation (the reference kernel of the old operator
+        # knows nearest only)
+        mode = attrs.get("mode", b"nearest")
+        mode = mode.decode() if isinstance(mode, bytes) else mode
+        node = onnx.helper.make_node(
+            "Resize", ["x", "", "s"], ["y"], mode="nearest" if mode == "nearest" else "linear",
+            coordinate_transformation_mode="asymmetric", nearest_mode="floor",
+        )  # fmt: skip
+        from onnx.reference import ReferenceEvaluator
+
+        scales = np.array([1.0, amount], dtype=np.float32)
+        (y,) = ReferenceEvaluator(node, opsets={"": 13}).run(None, {"x": eye, "s": scales})
+        return np.asarray(y, dtype=np.float64).T
     else:
         node = onnx.helper.make_node(cx.op, ["x", "roi", "s", "z"], ["y"], **attrs)
         r = np.array([0.0, roi[0], 1.0, roi[1]], dtype=np.float32)
