@@ -781,3 +781,18 @@ def ort_jacobian(model, in_shape, unit):
         (y,) = session.run(None, {"x": x.reshape(in_shape)})
         out[k] = y[(0, 0, *unit)]
     return out.reshape(in_shape[2:])
+
+
+def test_windows_are_recognised_from_their_groups():
+    from rfanalysis._importers.fromonnx._products import _axis_window, _runs
+    from rfanalysis._ops.attention import window_labels
+
+    for n in (4, 7, 8, 14, 16):
+        for w in range(2, n + 1):
+            for s in (0, w // 2):
+                line, _, _ = window_labels((n,), (w,), (s,))
+                found = _axis_window(line)
+                assert found is not None, (n, w, s)
+                again, _, _ = window_labels((n,), found[:1], found[1:])
+                assert _runs(again) == _runs(line), (n, w, s, found)
+    assert _axis_window(np.array([0, 1, 0, 1])) is None  # strided groups are no windows

@@ -5,6 +5,7 @@ channels only, the identity of space."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -190,14 +191,29 @@ def _windows(cx: Ctx, reads: list[Read]) -> Value | None:
 
 
 def _axis_window(line: np.ndarray) -> tuple[int, int] | None:
-    """The window and shift whose groups along one axis are ``line``'s."""
-    n = line.size
-    for w in range(1, n + 1):
-        for s in range(w):
-            want, _, _ = window_labels((n,), (w,), (s,))
-            if _same_partition(want, line):
+    """The window and shift whose groups along one axis are ``line``'s: groups of windows
+    are runs of tokens, so the candidates are the run lengths (a shifted window is cut into
+    runs of ``w - s``, ``s`` and, at the far border, what is left)."""
+    runs = _runs(line)
+    if runs is None:
+        return None
+    lengths = set(runs)
+    widths = sorted(lengths | {a + b for a, b in itertools.pairwise(runs)} | {line.size})
+    for w in widths:
+        for s in sorted({0} | {r for r in lengths if r < w}):
+            want, _, _ = window_labels((line.size,), (w,), (s,))
+            if _runs(want) == runs:
                 return w, s
     return None
+
+
+def _runs(line: np.ndarray) -> list[int] | None:
+    """The lengths of the runs of equal labels (None where a label comes back later)."""
+    cuts = np.flatnonzero(line[1:] != line[:-1]) + 1
+    starts = np.concatenate([[0], cuts])
+    if len(set(line[starts].tolist())) != len(starts):
+        return None
+    return np.diff(np.concatenate([starts, [line.size]])).tolist()
 
 
 def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
