@@ -1,7 +1,7 @@
 """``from_onnx`` of torch exports: both exporters (``dynamo=False``, the TorchScript one, and
 ``dynamo=True``) of models across torchvision, timm and MONAI give exactly the routes that
-``from_torch`` gives for the same model at the same size, and pass verification (onnxruntime
-run with the input changed outside the routes' support).
+``from_torch`` gives for the same model at the same size (in both contexts), and pass
+verification (onnxruntime run with the input changed outside the routes' support).
 
 Exports are slow, so models are small (reduced configurations, small inputs) and every file is
 written once into a temporary folder for the session; ``dynamo=True`` runs on a
@@ -181,6 +181,10 @@ def _same_routes(name, dynamo, folder):
         b = rfa.routes(want, shape, unit=unit, exact=True)
         assert np.array_equal(a, b), f"{name}: routes of unit {unit} differ"
     np.testing.assert_array_equal(rfa.coverage(got, shape), rfa.coverage(want, shape))
+    # the local field too: gates, norm statistics and attention beyond windows dropped alike
+    a = rfa.routes(got, shape, exact=True, context="local")
+    b = rfa.routes(want, shape, exact=True, context="local")
+    assert np.array_equal(a, b), f"{name}: local routes differ"
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
