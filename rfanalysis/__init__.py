@@ -64,28 +64,26 @@ import importlib
 from typing import Any
 
 from . import theory, zoo
-from ._blindspots import BlindSpotReport, SizeSearch, UnevenPadding, blind_spots
-from ._compare import Comparison, compare
-from ._empirical import (
-    InfluenceWarning,
-    ShiftInvariance,
-    from_torch,
+from ._api import (
+    blind_spots,
+    connections,
+    coverage,
+    geometry,
     influence,
+    output_shape,
+    receptive_field,
+    routes,
+    save,
     shift_invariance,
 )
-from ._engine import CountOverflowError, coverage, output_shape, routes
-from ._geometry import (
-    Connections,
-    Geometry,
-    GeometryRow,
-    ReceptiveField,
-    connections,
-    geometry,
-    receptive_field,
-)
+from ._blindspots import BlindSpotReport, SizeSearch, UnevenPadding
+from ._compare import Comparison, compare
+from ._empirical import InfluenceWarning, ShiftInvariance, from_torch
+from ._engine import CountOverflowError
+from ._geometry import Connections, Geometry, GeometryRow, ReceptiveField
 from ._graph import Concat, Input, Network, Node, Parallel, Residual, Value
 from ._importers.errors import ConversionError
-from ._io import load, save
+from ._io import load
 from ._ops import (
     AdaptivePool,
     Add,

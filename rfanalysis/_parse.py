@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ._graph import Concat, Network, Parallel, Residual
+from ._graph import SPEC_KINDS, Concat, Network, Parallel, Residual
 from ._ops import (
     BlurPool,
     Conv,
@@ -42,7 +42,7 @@ from ._ops import (
 )
 from ._ops.base import PADDING_MODES
 
-_KINDS = ("maxpool", "avgpool", "lppool", "blurpool", "tconv", "conv", "lc", "up", "fc")
+_KINDS = SPEC_KINDS
 _WORD = re.compile(r"[a-z0-9_.]+|.", re.S)
 _INT = re.compile(r"\d+")
 _SPACE = re.compile(r"\s*")

@@ -19,7 +19,7 @@ import click
 import numpy as np
 
 import rfanalysis as rfa
-from rfanalysis._graph import as_network
+from rfanalysis import _sources
 from rfanalysis._io import write_atomic
 from rfanalysis._ops.base import fmt_shape
 
@@ -82,7 +82,7 @@ def network_for(spec: str, input_shape: Any, required: bool = True) -> rfa.Netwo
     axis (``224,224,3``)."""
     if required and input_shape is None:
         raise click.UsageError("Missing option '--input'.")
-    net = as_network(spec)  # a spec file, a zoo name (NAME:trunk) or a compact spec
+    net = _sources.network(spec, input_shape)
     if isinstance(input_shape, tuple):
         _check_axes(spec, net, input_shape)
     return net
