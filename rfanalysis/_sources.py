@@ -193,8 +193,8 @@ def _from_text(text: str, what: str) -> Any:
         if importlib.util.find_spec(top) is not None:
             return built_module(stripped)
         raise ValueError(
-            f"unknown network {text!r}: not a zoo name, spec file or valid spec, and no module "
-            f"{top!r} to import for a model reference 'package.module:callable'"
+            f"{parse_error}; nor is it a model reference 'package.module:callable': no module "
+            f"{top!r} to import"
         ) from None
     close = close_matches(stripped, zoo.names())
     if close:
