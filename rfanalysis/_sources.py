@@ -3,19 +3,15 @@
 This layer sits above the engine, the analyses and the importers, and below the public
 functions, which all resolve their model argument here:
 
-==========================================================  ==========================================
-the user gives                                              becomes a network by
-==========================================================  ==========================================
-``Network``, a layer, a list of layers                      itself
-spec text (``"conv3p1*4"``)                                 the grammar
-``.json`` / ``.toml`` file                                  :func:`~rfanalysis.load`
-zoo name (``"resnet50"``, ``"resnet50:trunk"``)             the zoo
-``torch.nn.Module``                                         ``from_torch`` at the call's input size
-``.onnx`` file or ``onnx.ModelProto``                       ``from_onnx``
-``torchvision:NAME``, ``timm:NAME``,                        building the module with random weights
-``ultralytics:FILE.yaml``, ``path/file.py:CALLABLE``,       (nothing is downloaded), then
-``package.module:CALLABLE``                                 ``from_torch``
-==========================================================  ==========================================
+* a ``Network``, a layer, a list of layers: itself;
+* spec text (``"conv3p1*4"``): the grammar;
+* a ``.json`` / ``.toml`` file: :func:`~rfanalysis.load`;
+* a zoo name (``"resnet50"``, ``"resnet50:trunk"``): the zoo;
+* a ``torch.nn.Module``: ``from_torch`` at the call's input size;
+* an ``.onnx`` file or an ``onnx.ModelProto``: ``from_onnx``;
+* a model reference, ``torchvision:NAME``, ``timm:NAME``, ``ultralytics:FILE.yaml``,
+  ``path/file.py:CALLABLE`` or ``package.module:CALLABLE``: the module built with random
+  weights (nothing is downloaded), then ``from_torch``.
 
 Torch traces are cached per module and input size (by ``from_torch``); modules built from a
 reference are cached per reference, so a reference analysed twice is built and traced once.
@@ -303,9 +299,9 @@ def _built(reference: str, version: Any) -> Any:
     lib = _LIBRARY_REF.match(reference)
     if lib is not None:
         kind, name = lib["lib"].lower(), lib["name"]
-        module = {"torchvision": _torchvision, "timm": _timm, "ultralytics": _ultralytics}[
-            kind
-        ](name)
+        module = {"torchvision": _torchvision, "timm": _timm, "ultralytics": _ultralytics}[kind](
+            name
+        )
         return _checked(module, reference)
     file_ref = _FILE_REF.match(reference)
     if file_ref is not None:
@@ -326,12 +322,15 @@ def _require(package: str, reference: str) -> Any:
         if exc.name != package.partition(".")[0]:
             raise  # the package is there but something it needs is not: its own error
         top = package.partition(".")[0]
-        raise ImportError(f"{top} is not installed: pip install {top} (for {reference!r})") from None
+        raise ImportError(
+            f"{top} is not installed: pip install {top} (for {reference!r})"
+        ) from None
 
 
 def _torchvision(name: str) -> Any:
     _require("torch", f"torchvision:{name}")
-    models = _require("torchvision.models", f"torchvision:{name}")
+    _require("torchvision", f"torchvision:{name}")
+    models = importlib.import_module("torchvision.models")
     available = models.list_models()
     if name not in available:
         raise ValueError(
@@ -397,9 +396,7 @@ def _call(source: Any, name: str, where: str, reference: str) -> Any:
     for part in name.split("."):
         if not hasattr(target, part):
             public = [n for n in dir(source) if not n.startswith("_")]
-            raise ValueError(
-                f"{reference}: {where} has no {name!r}{did_you_mean(part, public)}"
-            )
+            raise ValueError(f"{reference}: {where} has no {name!r}{did_you_mean(part, public)}")
         target = getattr(target, part)
     if not callable(target):
         raise TypeError(f"{reference}: {name!r} is a {type(target).__name__}, not a callable")

@@ -14,7 +14,12 @@ PACKAGE = Path(__file__).resolve().parent.parent / "rfanalysis"
 #: DESIGN §7's order, lowest first; a module belongs to the longest prefix listed
 LAYERS: tuple[tuple[str, ...], ...] = (
     # helpers that know nothing of networks
-    ("rfanalysis._suggest", "rfanalysis._table", "rfanalysis._memory", "rfanalysis._importers.errors"),
+    (
+        "rfanalysis._suggest",
+        "rfanalysis._table",
+        "rfanalysis._memory",
+        "rfanalysis._importers.errors",
+    ),
     # graph and op rules; the spec grammar and files, which build graphs
     ("rfanalysis._ops", "rfanalysis._graph", "rfanalysis._parse", "rfanalysis._io"),
     ("rfanalysis._plan",),
@@ -110,10 +115,7 @@ def test_nothing_imports_upward() -> None:
 def test_no_import_cycle() -> None:
     """The modules, with every import (inside functions too), form no cycle."""
     graph = _graph()
-    edges = {
-        m: {t for _, t in imports if t != m}
-        for m, imports in graph.items()
-    }
+    edges = {m: {t for _, t in imports if t != m} for m, imports in graph.items()}
     state: dict[str, int] = {}
     stack: list[str] = []
 
@@ -122,7 +124,7 @@ def test_no_import_cycle() -> None:
         stack.append(m)
         for t in sorted(edges.get(m, ())):
             if state.get(t) == 1:
-                cycle = stack[stack.index(t) :] + [t]
+                cycle = [*stack[stack.index(t) :], t]
                 pytest.fail("import cycle: " + " -> ".join(cycle))
             if t in edges and t not in state:
                 visit(t)
