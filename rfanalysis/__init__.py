@@ -78,11 +78,12 @@ from ._api import (
 )
 from ._blindspots import BlindSpotReport, SizeSearch, UnevenPadding
 from ._compare import Comparison, compare
-from ._empirical import InfluenceWarning, ShiftInvariance, from_torch
+from ._empirical import InfluenceWarning, ShiftInvariance
 from ._engine import CountOverflowError
 from ._geometry import Connections, Geometry, GeometryRow, ReceptiveField
 from ._graph import Concat, Input, Network, Node, Parallel, Residual, Value
 from ._importers.errors import ConversionError
+from ._importers.fromtorch import from_torch
 from ._io import load
 from ._ops import (
     AdaptivePool,

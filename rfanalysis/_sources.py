@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from . import zoo
-from ._empirical import from_torch
 from ._graph import Network, check_context, is_torch_module
+from ._importers.fromtorch import from_torch
 from ._io import load
 from ._parse import parse
 from ._plan import network_of
