@@ -125,8 +125,9 @@ def network(
     given = [f"`{k}`" for k, v in options.items() if v is not None]
     if given:
         raise ValueError(
-            f"{' and '.join(given)} apply to a model that is imported (a torch module, an ONNX "
-            f"file or a model reference), not to {_described(obj)}"
+            f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} to a model that "
+            "is imported (a torch module, an ONNX file or a model reference), not to "
+            f"{_described(obj)}"
         )
     return model if context is None else model.with_context(context)
 

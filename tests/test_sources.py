@@ -273,7 +273,7 @@ def test_channels_last_models(in_models):
 
 def test_model_options_are_refused_for_a_network(in_models):
     result = CliRunner().invoke(main, ["geometry", "conv3", "--in-channels", "3"])
-    assert_one_line_error(result, "`in_channels` apply to a model that is imported")
+    assert_one_line_error(result, "`in_channels` applies to a model that is imported")
 
 
 # --------------------------------------------------------------------------- what is missing
