@@ -50,6 +50,11 @@ _MODULE_REF = re.compile(
 )
 
 
+class NeedsInputShape(TypeError):
+    """A torch model given without the size to trace it at (the command line asks for
+    ``--input``)."""
+
+
 # --------------------------------------------------------------------------- what it is
 def is_onnx_model(obj: Any) -> bool:
     """Whether ``obj`` is an ``onnx.ModelProto``, without importing onnx."""
@@ -216,7 +221,7 @@ def _from_module(
     if input_shape is None:
         input_shape = declared_size(module)
     if input_shape is None:
-        raise TypeError(
+        raise NeedsInputShape(
             f"`{what}` is a torch module ({type(module).__name__}): give `input_shape` (the "
             "spatial size to trace it at, e.g. (224, 224)), or trace it once with "
             "rfa.from_torch(module, input_shape) and pass the network"

@@ -88,7 +88,12 @@ def network_for(
     channels given as an axis (``224,224,3``)."""
     if required and input_shape is None:
         raise click.UsageError("Missing option '--input'.")
-    net = _sources.network(spec, input_shape, **(source or {}))
+    try:
+        net = _sources.network(spec, input_shape, **(source or {}))
+    except _sources.NeedsInputShape:
+        raise click.UsageError(
+            f"{spec} is a torch model: give --input, the size to trace it at (e.g. --input 224)"
+        ) from None
     if isinstance(input_shape, tuple):
         _check_axes(spec, net, input_shape)
     return net

@@ -271,6 +271,11 @@ def test_channels_last_models(in_models):
         assert not Path("last.npy").exists()
 
 
+def test_a_torch_model_without_a_size_asks_for_input(in_models):
+    result = CliRunner().invoke(main, ["geometry", "tiny.py:make"])
+    assert_one_line_error(result, "tiny.py:make is a torch model: give --input")
+
+
 def test_model_options_are_refused_for_a_network(in_models):
     result = CliRunner().invoke(main, ["geometry", "conv3", "--in-channels", "3"])
     assert_one_line_error(result, "`in_channels` applies to a model that is imported")
