@@ -32,6 +32,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "rfanalysis._compare",
         "rfanalysis._blindspots",
         "rfanalysis._tiling",
+        "rfanalysis.tiling",
         "rfanalysis.zoo",
     ),
     ("rfanalysis._sources",),
