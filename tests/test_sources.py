@@ -426,3 +426,34 @@ def test_a_spec_with_a_mode_is_not_taken_for_a_module():
         rfa.coverage("conv3p1:reflect", 5),
         rfa.coverage(rfa.Conv(3, padding=1, padding_mode="reflect"), 5),
     )
+
+
+def test_onnx_sources_reach_from_onnx(in_models, monkeypatch):
+    """What the sources hand the ONNX importer (a stand-in here, recording its calls): the
+    file's path once per file version and arguments, a ModelProto as it is, and the
+    command line's options."""
+    onnx = pytest.importorskip("onnx")
+    calls = []
+
+    def from_onnx(model, input_shape=None, *, output=None, context="global", verify=True):
+        calls.append((model, input_shape, output, context, verify))
+        return rfa.parse(TINY_SPEC)
+
+    fake = types.ModuleType("rfanalysis._importers.fromonnx")
+    fake.from_onnx = from_onnx
+    monkeypatch.setitem(sys.modules, "rfanalysis._importers.fromonnx", fake)
+    _sources._onnx_file.cache_clear()
+    path = str((in_models / "tiny.onnx").resolve())
+    rfa.coverage("tiny.onnx", SIZE)
+    rfa.routes(Path("tiny.onnx"), SIZE)  # the same file version and arguments: cached
+    assert calls == [(path, SIZE, None, "global", True)]
+    proto = onnx.load("tiny.onnx")
+    rfa.geometry(proto)
+    assert calls[-1] == (proto, None, None, "global", True)
+    args = ["geometry", "tiny.onnx", "--output-node", "a", "--context", "local"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert calls[-1] == (path, None, "a", "local", True)
+    result = CliRunner().invoke(main, ["geometry", "tiny.onnx", "--in-channels", "3"])
+    assert_one_line_error(result, "`in_channels` applies to torch models")
+    _sources._onnx_file.cache_clear()
