@@ -23,6 +23,7 @@ import rfanalysis as rfa
 from rfanalysis import _sources
 from rfanalysis.cli import main
 
+from . import real_models
 from .cli_checks import assert_one_line_error
 
 torch = pytest.importorskip("torch")
@@ -71,10 +72,13 @@ COMMANDS = {
 
 
 def _library(name: str) -> None:
-    """Skip where a model library cannot be imported on this machine (it is pinned in the
-    test extra; a broken install says why)."""
+    """Import a model library as the real-model tests do (torchvision without its compiled
+    operators, which no model here needs), or skip saying why it does not import (it is
+    pinned in the test extra)."""
     try:
-        importlib.import_module(name)
+        {"torchvision": real_models.torchvision, "timm": real_models.timm}.get(
+            name, lambda: importlib.import_module(name)
+        )()
     except Exception as exc:  # any failure to import: say which
         pytest.skip(f"{name} does not import here: {type(exc).__name__}: {exc}")
 
@@ -147,9 +151,10 @@ KINDS = {
     "file.py:callable": ("tiny.py:make", SIZE, [], TINY_SPEC),
     "package.module:callable": ("rfa_i21b_models.tiny:make", SIZE, [], TINY_SPEC),
     "onnx": ("tiny.onnx", SIZE, [], TINY_SPEC),
-    # the torchvision layout is the zoo's (DESIGN §8); timm's resnet18 is the same network
-    "torchvision:": ("torchvision:resnet18", 64, [], "resnet18"),
-    "timm:": ("timm:resnet18", 64, [], "resnet18"),
+    # the torchvision layout is the zoo's (DESIGN §8); timm's resnet18 is the same network;
+    # the trunk, since the zoo's head is a fixed 7x7 pool (torchvision's adaptive pool at 224)
+    "torchvision:": ("torchvision:resnet18", 64, ["--output-node", "layer4"], "resnet18:trunk"),
+    "timm:": ("timm:resnet18", 64, ["--output-node", "layer4"], "resnet18:trunk"),
     "ultralytics:": ("ultralytics:yolov8n.yaml", 64, ["--output-node", "model.15"], None),
 }
 
