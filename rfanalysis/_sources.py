@@ -62,13 +62,6 @@ def is_onnx_model(obj: Any) -> bool:
     return onnx is not None and isinstance(obj, onnx.ModelProto)
 
 
-def is_reference(text: str) -> bool:
-    """Whether ``text`` is a model reference: ``torchvision:NAME``, ``timm:NAME``,
-    ``ultralytics:FILE.yaml`` or ``path/file.py:CALLABLE`` (a ``package.module:CALLABLE``
-    is one only where it is neither a zoo name nor valid spec text)."""
-    return bool(_LIBRARY_REF.match(text) or _FILE_REF.match(text))
-
-
 def declared_size(module: Any) -> tuple[int, ...] | None:
     """The spatial input size a model declares of itself (timm's ``pretrained_cfg``)."""
     cfg = getattr(module, "pretrained_cfg", None)
@@ -137,15 +130,6 @@ def network(
     return model if context is None else model.with_context(context)
 
 
-def model(obj: Any, what: str = "net") -> Any:
-    """A torch module for a module or a module reference, else :func:`network` of ``obj``
-    (for the functions that run a torch module itself: ``influence``, ``shift_invariance``)."""
-    found = _model_of(obj, what)
-    if is_torch_module(found):
-        return found
-    return network(obj, what=what)
-
-
 def _model_of(obj: Any, what: str) -> Any:
     """A Network, a torch module, an ONNX model (a ``Path`` to its file or a ModelProto)."""
     if isinstance(obj, Network) or is_torch_module(obj) or is_onnx_model(obj):
@@ -154,7 +138,7 @@ def _model_of(obj: Any, what: str) -> Any:
         path = Path(obj)
         return path if path.suffix.lower() == ".onnx" else load(path)
     if isinstance(obj, str):
-        return _from_text(obj, what)
+        return _from_text(obj)
     try:
         return network_of(obj, what)
     except TypeError:
@@ -171,7 +155,7 @@ def _described(obj: Any) -> str:
     return f"a {type(obj).__name__}"
 
 
-def _from_text(text: str, what: str) -> Any:
+def _from_text(text: str) -> Any:
     stripped = text.strip()
     lower = stripped.lower()
     if lower.endswith(SPEC_SUFFIXES):
@@ -190,19 +174,19 @@ def _from_text(text: str, what: str) -> Any:
     except ValueError as exc:
         parse_error = exc
     ref = _MODULE_REF.match(stripped)
-    if ref is not None:
-        top = ref["module"].partition(".")[0]
-        if importlib.util.find_spec(top) is not None:
-            return built_module(stripped)
-        raise ValueError(
-            f"{parse_error}; nor is it a model reference 'package.module:callable': no module "
-            f"{top!r} to import"
-        ) from None
-    close = close_matches(stripped, zoo.names())
+    top = ref["module"].partition(".")[0] if ref is not None else None
+    if top is not None and importlib.util.find_spec(top) is not None:
+        return built_module(stripped)
+    close = close_matches(stripped.partition(":")[0], zoo.names())
     if close:
         raise ValueError(
             f"unknown network {text!r}: not a zoo name (did you mean "
             f"{' or '.join(repr(c) for c in close)}?), a spec file or a valid spec"
+        ) from None
+    if top is not None:
+        raise ValueError(
+            f"{parse_error}; nor is it a model reference 'package.module:callable': no module "
+            f"{top!r} to import"
         ) from None
     raise parse_error
 

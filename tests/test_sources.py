@@ -462,3 +462,8 @@ def test_onnx_sources_reach_from_onnx(in_models, monkeypatch):
     result = CliRunner().invoke(main, ["geometry", "tiny.onnx", "--in-channels", "3"])
     assert_one_line_error(result, "`in_channels` applies to torch models")
     _sources._onnx_file.cache_clear()
+
+
+def test_a_mistyped_zoo_name_with_a_part_is_not_taken_for_a_module():
+    with pytest.raises(ValueError, match=r"did you mean 'resnet50'"):
+        rfa.coverage("resnet5:trunk", 64)
