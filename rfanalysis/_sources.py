@@ -114,7 +114,7 @@ def network(
         check_context(context)
     if layout is not None and layout not in LAYOUTS:
         raise ValueError(f"`layout` must be 'channels_first' or 'channels_last', got {layout!r}")
-    options = {"output": output, "in_channels": in_channels, "layout": layout}
+    options: dict[str, Any] = {"output": output, "in_channels": in_channels, "layout": layout}
     model = _model_of(obj, what)
     if is_torch_module(model):
         return _from_module(model, input_shape, what, context, verify, **options)
