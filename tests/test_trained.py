@@ -140,7 +140,9 @@ def test_committed_classifier_reproduces_its_numbers(committed):
     model = train.trained_classifier()
     found, _ = train.measure_classifier(model, train.build_classifier().eval())
     expected = numbers["classifier"]
-    assert found["accuracy"] == expected["accuracy"]
+    # the same test images classified correctly (the JSON rounds the fraction)
+    correct = found["accuracy"] * found["test_size"]
+    assert round(correct) == round(expected["accuracy"] * expected["test_size"]) == 59
     for key in ("occlusion_vs_coverage", "occlusion_faces_vs_coverage"):
         for metric, value in found[key].items():
             assert value == pytest.approx(expected[key][metric], rel=1e-4), (key, metric)
