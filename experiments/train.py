@@ -244,16 +244,22 @@ def build_classifier(seed: int = SEED) -> FaceClassifier:
 
 
 def check_spec(model: nn.Module, spec: str, shape: tuple[int, int], unit: Any = "center") -> None:
-    """Refuse unless the spec's routes and coverage equal those of the torch model itself."""
+    """Refuse unless ``spec`` counts the routes of the torch model itself.
+
+    A denoiser (``unit="center"``) is checked on the routes to its centre unit and on its
+    coverage; a classifier (``unit`` a logit index) on the routes to that logit, which global
+    pooling makes the coverage of the trunk ``spec`` describes.
+    """
     traced = rfa.from_torch(model, shape)
-    pairs = [
-        (rfa.routes(traced, shape, unit), rfa.routes(spec, shape)),
-        (rfa.coverage(traced, shape), rfa.coverage(spec, shape)),
-    ]
-    if unit != "center":  # a classifier: the routes to its one logit are the trunk's coverage
+    if unit == "center":
+        pairs = [
+            (rfa.routes(traced, shape), rfa.routes(spec, shape)),
+            (rfa.coverage(traced, shape), rfa.coverage(spec, shape)),
+        ]
+    else:
         pairs = [(rfa.routes(traced, shape, unit), rfa.coverage(spec, shape))]
-    for a, b in pairs:
-        if not np.array_equal(a, b):
+    for found, expected in pairs:
+        if not np.array_equal(found, expected):
             raise RuntimeError(f"the spec {spec!r} does not have the routes of the model")
 
 
