@@ -3,7 +3,9 @@
 Each figure is a function that computes what it shows through the public API and draws it with
 :mod:`rfanalysis.plotting`; :func:`build` renders the selected figures in the paper style and
 writes them deterministically (same bytes for the same inputs), atomically, as PNG files named
-``NN_name.png``. Nothing here is an algorithm of its own.
+``NN_name.png``. Nothing here is an algorithm of its own. The figures of the trained networks
+(16 onward) read what ``experiments/train.py`` committed under ``experiments/results/``, so
+building them needs no torch.
 """
 
 from __future__ import annotations
