@@ -315,6 +315,14 @@ def _require(package: str, reference: str) -> Any:
         raise ImportError(
             f"{top} is not installed: pip install {top} (for {reference!r})"
         ) from None
+    except (ImportError, RuntimeError, OSError) as exc:
+        # installed but broken (a compiled extension built for another torch): say so in
+        # one line, with the library's own first line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ImportError(
+            f"{package} is installed but does not import ({type(exc).__name__}: {first}); "
+            f"reinstall it to match torch (for {reference!r})"
+        ) from None
 
 
 def _torchvision(name: str) -> Any:

@@ -467,3 +467,22 @@ def test_onnx_sources_reach_from_onnx(in_models, monkeypatch):
 def test_a_mistyped_zoo_name_with_a_part_is_not_taken_for_a_module():
     with pytest.raises(ValueError, match=r"did you mean 'resnet50'"):
         rfa.coverage("resnet5:trunk", 64)
+
+
+def test_a_broken_library_is_one_line(in_models, monkeypatch):
+    """A library that is installed but fails to import (a compiled extension built for
+    another torch) is one line naming it and its own error."""
+    _sources._built.cache_clear()
+    real_import = importlib.import_module
+
+    def broken(name, *args):
+        if name == "timm":
+            raise RuntimeError("operator torchvision::nms does not exist")
+        return real_import(name, *args)
+
+    monkeypatch.setattr(_sources.importlib, "import_module", broken)
+    result = CliRunner().invoke(main, ["geometry", "timm:resnet18", "--input", "64"])
+    assert_one_line_error(
+        result, "timm is installed but does not import (RuntimeError: operator torchvision::nms"
+    )
+    _sources._built.cache_clear()
