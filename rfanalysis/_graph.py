@@ -693,11 +693,12 @@ def _graph_ndim(nodes: tuple[Node, ...]) -> int | None:
 def _keep_axes(text: str, ndim: int | None) -> str:
     """A spec whose layers are fixed to ``ndim`` axes but all give one value for every axis
     (``conv3x3x3`` would read back as ``conv3``, which is analysed in 2-D by default) keeps
-    its axes by writing its first kernel per axis; 2-D, the default, needs no mark."""
+    its axes by writing its first kernel (or upsampling factor) per axis; 2-D, the default,
+    needs no mark."""
     if ndim is None or ndim < 3 or re.search(r"\dx\d", text):
         return text
-    windows = "|".join(k for k in SPEC_KINDS if k not in ("up", "fc"))  # kinds with a kernel
-    kernel = re.compile(rf"(?<![a-z])({windows})(\d+)(?![\dx])")
+    sized = "|".join(k for k in SPEC_KINDS if k != "fc")  # kinds with a size per axis
+    kernel = re.compile(rf"(?<![a-z])({sized})(\d+)(?![\dx.])")
     return kernel.sub(lambda m: m[1] + "x".join([m[2]] * ndim), text, count=1)
 
 
