@@ -37,6 +37,10 @@ Empirical influence
 Shift invariance
     shift_invariance (how the output of a random network or a torch module changes when its
     input shifts by 0 ... 2x its total stride: pooled features and the map) -> ShiftInvariance
+Tiled inference
+    tiling (halo, alignment, step and windows that make tile-by-tile outputs equal a
+    whole-image run) -> Tiling; tiled (run a torch module, or a RandomNetwork through numpy,
+    window by window, also over a Dask array); TilingWarning
 Plotting
     ``rfanalysis.plotting`` (imported on demand; needs matplotlib)
 
@@ -105,6 +109,8 @@ from ._ops import (
     Upsample,
 )
 from ._parse import parse
+from ._tiled import RandomNetwork, tiled
+from ._tiling import Tiling, TilingWarning, tiling
 
 __version__ = "0.1.0"
 
@@ -137,10 +143,13 @@ __all__ = [
     "Parallel",
     "Pool",
     "ReceptiveField",
+    "RandomNetwork",
     "Residual",
     "ShiftInvariance",
     "SizeSearch",
     "SpatialNorm",
+    "Tiling",
+    "TilingWarning",
     "UnevenPadding",
     "Upsample",
     "Value",
@@ -160,6 +169,8 @@ __all__ = [
     "save",
     "shift_invariance",
     "theory",
+    "tiled",
+    "tiling",
     "zoo",
 ]
 
