@@ -323,7 +323,7 @@ def _dask(t: Tiling, run: Any, x: Any, image: tuple[int, ...], overlap: float | 
         return sub.map_blocks(apply, chunks=tuple((n,) for n in shape), dtype=dtype)
 
     per_axis = [sorted({(w[1][a].start, w[1][a].stop) for w in wins}) for a in range(len(image))]
-    index = {w[1]: block(w) for w in wins}
+    index = {tuple((s.start, s.stop) for s in w[1]): block(w) for w in wins}
     return da.block(_nest(per_axis, (), index))
 
 
@@ -331,8 +331,8 @@ def _sizes(in_sl: tuple[slice, ...]) -> tuple[int, ...]:
     return tuple(s.stop - s.start for s in in_sl)
 
 
-def _nest(per_axis: list[list[tuple[int, int]]], prefix: tuple[slice, ...], index: dict) -> Any:
+def _nest(per_axis: list[list[tuple[int, int]]], prefix: tuple, index: dict) -> Any:
     if len(prefix) == len(per_axis):
         return index[prefix]
-    return [_nest(per_axis, (*prefix, slice(a, b)), index) for a, b in per_axis[len(prefix)]]
+    return [_nest(per_axis, (*prefix, (a, b)), index) for a, b in per_axis[len(prefix)]]
 

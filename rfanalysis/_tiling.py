@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 
 from ._geometry import fields
-from ._graph import Network, is_torch_module
+from ._graph import Network, as_network, is_torch_module
 from ._ops.base import GLOBAL, Field, OpError, ReadsWholeMap, fmt_shape
 from ._ops.merges import Merge, Mul
 from ._ops.windows import LocallyConnected
-from ._plan import Plan, _plan_cached, axis_network, plan
+from ._plan import DEFAULT_NDIM, Plan, _plan_cached, axis_network, plan
 from ._table import text as table_text
 
 CONTEXTS = ("global", "local")
@@ -231,7 +231,7 @@ def _sizes(value: Any, what: str, ndim: int | None) -> tuple[int, ...]:
             raise ValueError(f"`{what}` must not be empty")
         items = list(value)
     else:
-        items = [value] * (ndim or 2)
+        items = [value] * (ndim or 1)
     out = []
     for v in items:
         if isinstance(v, bool):
@@ -441,30 +441,73 @@ class _Source:
 
     # -- windows of an image ---------------------------------------------------------------
     def axis_windows(self, axis: int, n: int) -> list[tuple[slice, slice, slice]]:
+        """Windows along one axis: one from the first pixel and one to the last (the
+        network's own padding applies there, so they keep every unit whose field they hold),
+        and interior windows ``step`` apart between them."""
         t: AxisTiling = self.axes[axis]
         w = self.whole(axis, n)
+        whole = (slice(0, n), slice(0, w.n_out), slice(0, w.n_out))
         if n <= t.window or (n <= self.tile[axis] and self.accepts(axis, n)):
-            return [(slice(0, n), slice(0, w.n_out), slice(0, w.n_out))]
-        out = []
-        A = t.alignment
-        for start in range(0, w.n_out, t.core):
-            stop = min(start + t.core, w.n_out)
-            lo = w.lo[start:stop]
-            hi = w.hi[start:stop]
+            return [whole]
+        A, m = t.alignment, int(t.alignment / t.jump)
+        # the first window: as long as an interior one, from the border
+        first = self._border(axis, w, 0, t.window)
+        o1 = int(np.argmin(_inside(w, 0, first))) if not _inside(w, 0, first).all() else w.n_out
+        o1 = o1 // m * m
+        # the last window: ends at the border, its origin moved inward to a runnable size
+        a_end = max(0, -(-(n - t.window) // A) * A)
+        while a_end > 0 and not self._runnable_end(axis, w, a_end):
+            a_end -= A
+        ok = _inside(w, a_end, n - a_end)
+        o2 = w.n_out - int(np.argmin(ok[::-1])) if not ok.all() else 0
+        if o1 >= o2 or o1 == 0:
+            if o2 == 0 and self._valid(axis, w, 0, n, 0, w.n_out, t.jump):
+                return [whole]
+            o1 = max(o1, o2)
+        out = [(0, first, 0, o1)] if o1 > 0 else []
+        for start in range(o1, o2, t.core):
+            stop = min(start + t.core, o2)
+            lo, hi = w.lo[start:stop], w.hi[start:stop]
             filled = lo <= hi
-            first = int(lo[filled].min()) if filled.any() else int(start * t.jump)
-            end = int(hi[filled].max()) + 1 if filled.any() else first + 1
-            a = max(0, first) // A * A
+            low = int(lo[filled].min()) if filled.any() else int(start * t.jump)
+            end = int(hi[filled].max()) + 1 if filled.any() else low + 1
+            a = max(0, low) // A * A
             found = self._fit(axis, w, a, max(end - a, 1), start, stop, t.window)
             if found is None:
                 raise ValueError(
                     f"no runnable window keeps output units {start}..{stop - 1} of an image of "
                     f"{n} along axis {axis}"
                 )
-            a, length = found
+            out.append((found[0], found[1], start, stop))
+        out.append((a_end, n - a_end, max(o1, o2), w.n_out))
+        result = []
+        for a, length, start, stop in out:
+            if start >= stop:
+                continue
+            if not self._valid(axis, w, a, length, start, stop, t.jump):  # pragma: no cover
+                raise ValueError(
+                    f"internal error: window {a}..{a + length} does not hold output units "
+                    f"{start}..{stop - 1} along axis {axis}"
+                )
             off = int(Fraction(a) / t.jump)
-            out.append((slice(a, a + length), slice(start, stop), slice(start - off, stop - off)))
-        return out
+            result.append(
+                (slice(a, a + length), slice(start, stop), slice(start - off, stop - off))
+            )
+        return result
+
+    def _border(self, axis: int, w: _Whole, a: int, length: int) -> int:
+        """A runnable length near ``length`` for a window from pixel 0."""
+        for k in range(length, 0, -1):
+            if self._valid_size(axis, w, 0, k):
+                return k
+        raise ValueError(f"no runnable window starts at the border along axis {axis}")
+
+    def _runnable_end(self, axis: int, w: _Whole, a: int) -> bool:
+        return self._valid_size(axis, w, a, w.n - a)
+
+    def _valid_size(self, axis: int, w: _Whole, a: int, length: int) -> bool:
+        p = self.plan1(axis, length)
+        return p is not None and _same_structure(w, p, a, a + length == w.n)
 
     def _fit(
         self, axis: int, w: _Whole, a: int, need: int, start: int, stop: int, window: int
@@ -520,6 +563,11 @@ class _Whole:
         per_step, _ = fields(p, "local")
         self.jumps = [f[0].jump if isinstance(f[0], Field) else None for f in per_step]
         self.starts = [f[0].start if isinstance(f[0], Field) else None for f in per_step]
+
+
+def _inside(w: _Whole, a: int, length: int) -> np.ndarray:
+    """Which whole-image output units depend only on pixels ``a .. a + length - 1``."""
+    return ((w.lo >= a) & (w.hi < a + length)) | (w.lo > w.hi)
 
 
 def _same_structure(w: _Whole, p: Plan, a: int, at_end: bool) -> bool:
@@ -611,7 +659,12 @@ def tiling(net: Any, tile: Any, *, input_shape: Any = None, context: str | None 
     tile_t = _sizes(tile, "tile", ndim_hint)
     if input_shape is None and is_torch_module(net):
         input_shape = tile_t
-    p = plan(net, input_shape if input_shape is not None else tile_t)
+    if input_shape is not None:
+        p = plan(net, input_shape)
+    else:  # sizes are the windows' business: plan the network's structure only
+        network = as_network(net)
+        ndim = network.ndim or ndim_hint or DEFAULT_NDIM
+        p = _plan_cached(network, None, ndim)
     if p.flat:
         raise ValueError(
             f"{p.network.display_name!r}: the output has no spatial layout (a dense layer); "
