@@ -176,7 +176,9 @@ def tiled(
         )
     if is_torch_module(model):
         spatial = tuple(int(n) for n in shape[2:])
-        t = tiling(model, tile, input_shape=input_shape or _tile_shape(tile, spatial), context=context)
+        t = tiling(
+            model, tile, input_shape=input_shape or _tile_shape(tile, spatial), context=context
+        )
         run = _torch_runner(model)
     else:
         net = model if isinstance(model, RandomNetwork) else RandomNetwork(
@@ -335,4 +337,3 @@ def _nest(per_axis: list[list[tuple[int, int]]], prefix: tuple, index: dict) -> 
     if len(prefix) == len(per_axis):
         return index[prefix]
     return [_nest(per_axis, (*prefix, (a, b)), index) for a, b in per_axis[len(prefix)]]
-

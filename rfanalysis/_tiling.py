@@ -726,4 +726,3 @@ def overlap_windows(
     return [
         (tuple(s for s, _ in combo), tuple(o for _, o in combo)) for combo in _product(per_axis)
     ]
-

@@ -789,6 +789,55 @@ def blindspots(spec: str, input_shape: Any, fmt: str) -> None:
     click.echo(json.dumps(report.to_dict(), indent=2) if fmt == "json" else str(report))
 
 
+def _json_path(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    path = Path(value)
+    if path.suffix.lower() != ".json":
+        raise click.BadParameter(f"unsupported file type {path.suffix or '(none)'!r}; use .json")
+    if path.parent and not path.parent.exists():
+        raise click.BadParameter(f"folder {str(path.parent)!r} does not exist")
+    return path
+
+
+@main.command()
+@spec_argument
+@click.option(
+    "--tile",
+    "tile",
+    required=True,
+    metavar="N[,N...]",
+    callback=_input_callback,
+    help="The largest input window that runs at once, in pixels per axis.",
+)
+@click.option(
+    "--image",
+    "image",
+    metavar="N[,N...]",
+    callback=_input_callback,
+    help="An image size: also count its windows.",
+)
+@click.option(
+    "--context",
+    type=click.Choice(["global", "local"]),
+    default=None,
+    help="local: the halo of the local field (gates, norm statistics dropped).",
+)
+@click.option(
+    "-o", "--output", metavar="FILE", callback=_json_path, help="Write the numbers (.json)."
+)
+def tiling(spec: str, tile: Any, image: Any, context: str | None, output: Path | None) -> None:
+    """Halo, alignment and step that make tile-by-tile outputs equal a whole-image run."""
+    with _user_errors():
+        result = rfa.tiling(network_for(spec, tile, required=False), tile, context=context)
+        if isinstance(image, int):
+            image = (image,) * len(result.tile)
+        text = result.table(image)
+        if output is not None:
+            write_atomic(output, (json.dumps(result.to_dict(image), indent=2) + "\n").encode())
+    click.echo(text)
+
+
 def _unit_or_all(ctx: click.Context, param: click.Parameter, value: str) -> Any:
     return "all" if value == "all" else _unit_callback(ctx, param, value)
 

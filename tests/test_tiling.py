@@ -104,7 +104,7 @@ def test_halo_is_minimal():
             w for w in t.windows(image)
             if w[0][0].start > 0 and w[0][0].stop < image[0]
         ]  # fmt: skip
-        in_sl, out_sl, keep_sl = interior[0]
+        in_sl, _, keep_sl = interior[0]
         base = rn(x[(..., *in_sl)])[(..., *keep_sl)]
         a, b = in_sl[0].start, in_sl[0].stop
         a_align = t.alignment[0]
@@ -194,7 +194,10 @@ def test_dask_unet_and_strided_trunk():
     da = pytest.importorskip("dask.array")
     import dask
 
-    for net, image, tile in [(UNET, (100, 76), 48), ("conv7s2p3,maxpool3s2p1,conv3p1", (90, 70), 40)]:
+    for net, image, tile in [
+        (UNET, (100, 76), 48),
+        ("conv7s2p3,maxpool3s2p1,conv3p1", (90, 70), 40),
+    ]:
         rn = rfa.RandomNetwork(net, rng=2)
         x = np.random.default_rng(4).standard_normal((1, 1, *image))
         lazy = rfa.tiled(rn, da.from_array(x, chunks=(1, 1, 32, 32)), tile)

@@ -18,7 +18,9 @@ class UNet(nn.Module):
 
     def __init__(self, c: int = 4):
         super().__init__()
-        self.e1 = nn.Sequential(nn.Conv2d(1, c, 3, padding=1), nn.ReLU(), nn.Conv2d(c, c, 3, padding=1))
+        self.e1 = nn.Sequential(
+            nn.Conv2d(1, c, 3, padding=1), nn.ReLU(), nn.Conv2d(c, c, 3, padding=1)
+        )
         self.e2 = nn.Sequential(nn.Conv2d(c, 2 * c, 3, padding=1), nn.ReLU())
         self.e3 = nn.Sequential(nn.Conv2d(2 * c, 2 * c, 3, padding=1), nn.ReLU())
         self.u3 = nn.ConvTranspose2d(2 * c, 2 * c, 2, stride=2)
@@ -53,7 +55,7 @@ def check(module, image, tile, in_channels=1, batch_size=4):
 
 
 def _torchvision():
-    import real_models
+    from . import real_models
 
     return real_models.torchvision()
 
@@ -123,7 +125,9 @@ class SE(nn.Module):
     "make",
     [
         SE,
-        lambda: nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.GroupNorm(2, 4), nn.Conv2d(4, 2, 3)),
+        lambda: nn.Sequential(
+            nn.Conv2d(1, 4, 3, padding=1), nn.GroupNorm(2, 4), nn.Conv2d(4, 2, 3)
+        ),
     ],
     ids=["se", "groupnorm"],
 )
