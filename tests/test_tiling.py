@@ -205,3 +205,29 @@ def test_dask_unet_and_strided_trunk():
         with dask.config.set(scheduler="synchronous"):
             got = lazy.compute()
         np.testing.assert_allclose(got, rn(x), rtol=0, atol=1e-11)
+
+
+def test_cli_table_json_and_errors(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from rfanalysis.cli import main
+
+    out = tmp_path / "t.json"
+    result = CliRunner().invoke(
+        main, ["tiling", "conv3p1*4", "--tile", "64", "--image", "1000,700", "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "4+4" in result.output and "234 windows" in result.output
+    data = json.loads(out.read_text())
+    assert data["halo"] == [[4, 4], [4, 4]] and data["windows"] == 234
+    bad = tmp_path / "bad.json"
+    small = CliRunner().invoke(main, ["tiling", "conv3p1*4", "--tile", "8", "-o", str(bad)])
+    assert small.exit_code == 2 and not bad.exists()
+    assert small.output.strip().splitlines() == [
+        "Error: `tile` 8 along axis 0 is smaller than the receptive field needs: the smallest "
+        "tile that keeps one output step is 9"
+    ]
+    zero = CliRunner().invoke(main, ["tiling", "conv3p1", "--tile", "0"])
+    assert zero.exit_code == 2 and len(zero.output.strip().splitlines()) == 1
