@@ -278,7 +278,8 @@ def _averaged(
 ) -> Any:
     """Overlapping windows of the tile's size, outputs averaged where they overlap."""
     size = t.output_shape(image)
-    total = count = None
+    total: Any = None
+    count: Any = None
     wins = overlap_windows(image, t.tile, overlap, t.output_jump)
     with Progress(len(wins), "tiles", enabled=progress, items="windows") as bar:
         for in_sl, offset in wins:

@@ -260,10 +260,11 @@ def _intervals(p: Plan, context: str) -> tuple[np.ndarray, np.ndarray]:
     hi: list[np.ndarray] = [np.arange(n, dtype=np.int64)]
     for step in p.ops:
         layer = step.layer
+        assert step.out_shape is not None
         m = step.out_shape[0]
         ins = list(step.inputs)
         if isinstance(layer, Merge):
-            keep = range(len(ins))
+            keep = list(range(len(ins)))
             if context == "local" and isinstance(layer, Mul):
                 gates = layer.gate_inputs(step)
                 keep = [i for i in keep if i not in gates]
@@ -283,10 +284,10 @@ def _intervals(p: Plan, context: str) -> tuple[np.ndarray, np.ndarray]:
             reach = layer.local_reach if context == "local" else layer.reach
             a = np.full(m, _EMPTY_LO)
             b = np.full(m, _EMPTY_HI)
-            shapes = [s for s in step.in_shapes]
+            shapes = [tuple(s or ()) for s in step.in_shapes]
             for k, j in enumerate(ins):
                 for u in range(shapes[k][0]):
-                    probe = tuple(np.zeros(s, dtype=bool) for s in shapes)
+                    probe = tuple(np.zeros(s, dtype=np.bool_) for s in shapes)
                     probe[k][u] = True
                     hit = np.asarray(reach(step, probe), dtype=bool).reshape(m)
                     a[hit] = np.minimum(a[hit], lo[j][u])
