@@ -301,33 +301,69 @@ def _averaged(
 
 # --------------------------------------------------------------------------- dask
 def _dask(t: Tiling, run: Any, x: Any, image: tuple[int, ...], overlap: float | None) -> Any:
-    """The stitched output as a Dask array: one task per window, each reading only its input
-    window (``x[..., *in_slices]``), laid out in a grid of the windows' output blocks."""
+    """The stitched output as a Dask array, computed block by block when asked.
+
+    ``dask.array.map_overlap`` runs one window per block: the input is rechunked so that each
+    chunk is the span a window keeps, ``depth`` is the halo, and each block crops its window's
+    kept units (``trim=False``). Where a halo is deeper than a chunk (tiles only a little
+    larger than the field), which map_overlap does not allow, each window instead reads its
+    own slice of the input.
+    """
     import dask.array as da
 
     if overlap is not None:
         raise ValueError("`overlap` is for comparison on in-memory arrays, not Dask arrays")
-    wins = t.windows(image)
-    probe = run(np.zeros((1, int(x.shape[1]), *_sizes(wins[0][0])), dtype=x.dtype))
+    args = t.map_overlap_args(image)
+    first = tuple(w[0][0] for w in args["windows"])
+    probe = run(np.zeros((1, int(x.shape[1]), *_sizes(first)), dtype=x.dtype))
     c_out = int(probe.shape[1])
     dtype = np.dtype(str(probe.dtype).replace("torch.", ""))
-    b = int(x.shape[0])
+    b, c = int(x.shape[0]), int(x.shape[1])
 
-    def block(window: Any) -> Any:
+    def apply(arr: np.ndarray, keep: tuple[slice, ...]) -> np.ndarray:
+        y = _take(run(arr), keep)
+        return y.cpu().numpy() if _is_tensor(y) else np.asarray(y)
+
+    if args["fits"]:
+        wins, depth = args["windows"], args["depth"]
+        starts = [np.concatenate([[0], np.cumsum(ch)[:-1]]) for ch in args["chunks"]]
+
+        def block(arr: np.ndarray, block_info: Any = None) -> np.ndarray:
+            loc = block_info[0]["chunk-location"][2:]
+            sub, keep = [], []
+            for ax, i in enumerate(loc):
+                in_sl, _, keep_sl = wins[ax][i]
+                origin = max(0, int(starts[ax][i]) - depth[ax][0])  # the block's first pixel
+                sub.append(slice(in_sl.start - origin, in_sl.stop - origin))
+                keep.append(keep_sl)
+            return apply(_take(arr, tuple(sub)), tuple(keep))
+
+        xx = x.rechunk(((b,), (c,), *args["chunks"]))
+        return da.map_overlap(
+            block,
+            xx,
+            depth={0: 0, 1: 0, **{2 + a: d for a, d in enumerate(depth)}},
+            boundary="none",
+            trim=False,
+            allow_rechunk=False,
+            chunks=((b,), (c_out,), *args["out_chunks"]),
+            dtype=dtype,
+            meta=np.empty((0,) * x.ndim, dtype=dtype),
+        )
+
+    def one(window: Any) -> Any:
         in_sl, out_sl, keep_sl = window
         sub = _take(x, in_sl)
         sub = sub.rechunk(sub.shape)
         shape = (b, c_out, *(s.stop - s.start for s in out_sl))
+        return sub.map_blocks(
+            apply, keep_sl, chunks=tuple((n,) for n in shape), dtype=dtype,
+            meta=np.empty((0,) * x.ndim, dtype=dtype),
+        )  # fmt: skip
 
-        def apply(arr: np.ndarray, keep: tuple[slice, ...] = keep_sl) -> np.ndarray:
-            y = _take(run(arr), keep)
-            return y.cpu().numpy() if _is_tensor(y) else np.asarray(y)
-
-        return sub.map_blocks(apply, chunks=tuple((n,) for n in shape), dtype=dtype)
-
-    per_axis = [sorted({(w[1][a].start, w[1][a].stop) for w in wins}) for a in range(len(image))]
-    index = {tuple((s.start, s.stop) for s in w[1]): block(w) for w in wins}
-    return da.block(_nest(per_axis, (), index))
+    grid = [[(w[1].start, w[1].stop) for w in axis] for axis in args["windows"]]
+    index = {tuple((s.start, s.stop) for s in w[1]): one(w) for w in t.windows(image)}
+    return da.block(_nest(grid, (), index))
 
 
 def _sizes(in_sl: tuple[slice, ...]) -> tuple[int, ...]:

@@ -19,6 +19,7 @@ applies there exactly as in the whole run.
 
 from __future__ import annotations
 
+import itertools
 import math
 import operator
 from dataclasses import dataclass, field
@@ -137,6 +138,44 @@ class Tiling:
             out.append(tuple(tuple(w[i] for w in combo) for i in range(3)))  # type: ignore[misc]
         return out
 
+    def map_overlap_args(self, image_shape: Any) -> dict[str, Any]:
+        """The arguments of ``dask.array.map_overlap`` that run these windows, one per block.
+
+        Returns a dict: ``chunks`` (input chunk sizes per spatial axis; a chunk is the span a
+        window keeps, so chunk boundaries fall on the windows' spans), ``depth`` (per axis
+        ``(before, after)``: the largest reach of a window beyond its chunk, the halo for
+        interior windows), ``out_chunks`` (output chunk sizes per axis), ``boundary="none"``
+        and ``trim=False`` (each block's function crops its own window's kept units), and
+        ``windows`` (per axis, the windows in chunk order). Dask needs every depth to be at
+        most the smallest chunk; ``fits`` says whether it is.
+        """
+        shape = _image_shape(image_shape, len(self.axes))
+        chunks, depth, out_chunks, per_axis = [], [], [], []
+        for ax, n in enumerate(shape):
+            wins = self._source.axis_windows(ax, n)
+            whole = self._source.whole(ax, n)
+            bounds = [0]
+            for (prev_in, _, _), (cur_in, cur_out, _) in itertools.pairwise(wins):
+                start = _span_start(whole, cur_out.start, self.axes[ax].jump)
+                bounds.append(min(max(start, bounds[-1] + 1, cur_in.start), prev_in.stop))
+            bounds.append(n)
+            before = max(b - w[0].start for b, w in zip(bounds, wins))
+            after = max(w[0].stop - b for b, w in zip(bounds[1:], wins))
+            chunks.append(tuple(b - a for a, b in itertools.pairwise(bounds)))
+            depth.append((max(before, 0), max(after, 0)))
+            out_chunks.append(tuple(w[1].stop - w[1].start for w in wins))
+            per_axis.append(wins)
+        fits = all(max(d) <= min(c) for d, c in zip(depth, chunks))
+        return {
+            "chunks": tuple(chunks),
+            "depth": tuple(depth),
+            "out_chunks": tuple(out_chunks),
+            "boundary": "none",
+            "trim": False,
+            "windows": tuple(per_axis),
+            "fits": fits,
+        }
+
     def output_shape(self, image_shape: Any) -> tuple[int, ...]:
         """The spatial shape of the whole-image output."""
         shape = _image_shape(image_shape, len(self.axes))
@@ -219,8 +258,6 @@ class Tiling:
 
 
 def _product(per_axis: list[list[Any]]) -> list[tuple[Any, ...]]:
-    import itertools
-
     return list(itertools.product(*per_axis))
 
 
@@ -465,6 +502,8 @@ class _Source:
             if o2 == 0 and self._valid(axis, w, 0, n, 0, w.n_out, t.jump):
                 return [whole]
             o1 = max(o1, o2)
+        # the last window keeps fewer units rather than leave a short interior block
+        o2 = min(o1 + -(-(o2 - o1) // t.core) * t.core, w.n_out)
         out = [(0, first, 0, o1)] if o1 > 0 else []
         for start in range(o1, o2, t.core):
             stop = min(start + t.core, o2)
@@ -480,7 +519,13 @@ class _Source:
                     f"{n} along axis {axis}"
                 )
             out.append((found[0], found[1], start, stop))
-        out.append((a_end, n - a_end, max(o1, o2), w.n_out))
+        last = max(o1, o2)
+        if last < w.n_out:  # the last window: as short as its units allow, then runnable
+            lo = w.lo[last:][w.lo[last:] <= w.hi[last:]]
+            a_end = max(0, int(lo.min()) if lo.size else a_end) // A * A
+            while a_end > 0 and not self._runnable_end(axis, w, a_end):
+                a_end -= A
+        out.append((a_end, n - a_end, last, w.n_out))
         result = []
         for a, length, start, stop in out:
             if start >= stop:

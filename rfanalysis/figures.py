@@ -491,7 +491,9 @@ def tiling_seams() -> Figure:
         top = max(float(d.max()) for d in diffs)
         for ax, d, (_, title) in zip(row, diffs, ways):
             image = ax.imshow(d, cmap="magma", vmin=0, vmax=top, interpolation="nearest")
-            ax.set_title(f"{title}\nlargest difference {d.max():.2g}")
+            top_d = float(d.max())
+            size = f"{top_d:.2g}" if top_d >= 1e-12 else "below 1e-12 (rounding)"
+            ax.set_title(f"{title}\nlargest difference {size}")
             ax.set_xticks([])
             ax.set_yticks([])
         fig.colorbar(image, ax=row[-1], shrink=0.8, label="|tiled - whole|")

@@ -231,3 +231,22 @@ def test_cli_table_json_and_errors(tmp_path):
     ]
     zero = CliRunner().invoke(main, ["tiling", "conv3p1", "--tile", "0"])
     assert zero.exit_code == 2 and len(zero.output.strip().splitlines()) == 1
+
+
+def test_dask_map_overlap_blocks_are_the_windows():
+    """Tiles much larger than the field: map_overlap with the halo as depth."""
+    da = pytest.importorskip("dask.array")
+    import dask
+
+    net, image, tile = "conv3p1,conv3s2p1,conv3p1,up2,conv3p1", (150, 131), 48
+    t = rfa.tiling(net, tile)
+    args = t.map_overlap_args(image)
+    assert args["fits"] and args["depth"][0] == t.halo[0]
+    assert all(sum(c) == n for c, n in zip(args["chunks"], image))
+    assert all(c % t.alignment[0] == 0 for c in args["chunks"][0][1:-1])
+    rn = rfa.RandomNetwork(net, rng=2)
+    x = np.random.default_rng(4).standard_normal((2, 1, *image))
+    lazy = rfa.tiled(rn, da.from_array(x, chunks=(1, 1, 50, 50)), tile)
+    with dask.config.set(scheduler="synchronous"):
+        got = lazy.compute()
+    np.testing.assert_allclose(got, rn(x), rtol=0, atol=1e-11)
