@@ -352,11 +352,23 @@ def _global_reason(step: Any) -> str | None:
     if layer.op_name == "interp" and (layer.size is not None or layer.align_corners):
         return "interpolation whose grid depends on the map's size"
     if layer.op_name == "attn":
-        windowed = getattr(layer, "window", None) is not None
-        return "windowed attention" if windowed else "global attention reads the whole map"
+        if layer.window_size is None:
+            return "global attention reads the whole map"
+        if _attention_window(step) is None:
+            return "shifted-window attention: its mask depends on where the map ends"
+        return None
     if not hasattr(layer, "connections"):
         return f"operation {layer.op_name!r} is not a window of fixed size"
     return None
+
+
+def _attention_window(step: Any) -> tuple[int, ...] | None:
+    """The window of unshifted windowed attention (its partition starts at the map's first
+    unit, so windows whose origins are multiples of it see the same partition)."""
+    layer = step.layer
+    if layer.op_name != "attn" or layer.window_size is None or any(layer.shift_size):
+        return None
+    return tuple(layer.window_size)
 
 
 class _Source:
@@ -375,6 +387,7 @@ class _Source:
                 raise ValueError(f"cannot tile {network.display_name!r}: {exc}") from None
         self._plans: dict[tuple[int, int], Plan | None] = {}
         self._whole: dict[tuple[int, int], _Whole] = {}
+        self.axes: tuple[AxisTiling, ...] = ()  # the interior windows, once computed
 
     def plan1(self, axis: int, n: int) -> Plan | None:
         key = (axis, n)
@@ -416,21 +429,11 @@ class _Source:
         off = Fraction(a) / jump
         assert off.denominator == 1
 
-        def need(c: int) -> int | None:
-            """The smallest runnable window length that keeps units o_s .. o_s + c - 1."""
-            end = int(w.hi[o_s : o_s + c].max()) + 1
-            length = end - a
-            last = o_s - int(off) + c - 1
-            while length <= tile:
-                p = self.plan1(axis, length)
-                if p is not None and p.output_shape[0] > last:  # type: ignore[index]
-                    return length
-                length += 1
-            return None
+        def need(c: int, limit: int = tile) -> int | None:
+            return self._need(axis, w, o_s, a, o_s - int(off), c, limit)
 
-        first = need(m)
-        if first is None:
-            smallest = self._smallest(axis, w, o_s, a, off, m)
+        if need(m) is None:
+            smallest = need(m, 1 << 40)
             raise ValueError(
                 f"`tile` {tile} along axis {axis} is smaller than the receptive field needs: "
                 f"the smallest tile that keeps one output step is {smallest}"
@@ -457,16 +460,19 @@ class _Source:
             (before, length - step - before), alignment, step, core, length, units, jump
         )
 
-    def _smallest(self, axis: int, w: _Whole, o_s: int, a: int, off: Fraction, m: int) -> int:
-        end = int(w.hi[o_s : o_s + m].max()) + 1
-        length = end - a
-        last = o_s - int(off) + m - 1
-        for _ in range(1 << 20):
+    def _need(
+        self, axis: int, w: _Whole, o_s: int, a: int, k_s: int, c: int, limit: int
+    ) -> int | None:
+        """The smallest runnable window from ``a`` (at most ``limit``) that holds the fields
+        of whole-image units ``o_s .. o_s + c - 1`` and computes them (window units
+        ``k_s .. k_s + c - 1``); None if there is none."""
+        length = int(w.hi[o_s : o_s + c].max()) + 1 - a
+        while length <= limit:
             p = self.plan1(axis, length)
-            if p is not None and p.output_shape[0] > last:  # type: ignore[index]
+            if p is not None and p.output_shape[0] >= k_s + c:  # type: ignore[index]
                 return length
             length += 1
-        raise ValueError(f"no tile size works along axis {axis}")  # pragma: no cover
+        return None
 
     def _accepted_at_least(self, axis: int, n: int) -> int:
         for k in range(n, 4 * n + 64):
@@ -594,8 +600,6 @@ class _Source:
         if (lo[filled] < a).any() or (hi[filled] >= a + length).any():
             return False
         return _same_structure(w, p, a, a + length == w.n)
-
-    axes: tuple[AxisTiling, ...] = ()
 
 
 class _Whole:
@@ -733,6 +737,11 @@ def tiling(net: Any, tile: Any, *, input_shape: Any = None, context: str | None 
     axes = []
     for axis in range(p.ndim):
         jumps = [f[axis].jump for f in per_step if isinstance(f[axis], Field)]
+        for step in p.ops:  # attention windows stay on the whole image's partition
+            window = _attention_window(step)
+            field_in = per_step[step.inputs[0]][axis]
+            if window is not None and isinstance(field_in, Field):
+                jumps.append(window[axis] * field_in.jump)
         out_field = per_step[-1][axis]
         if not isinstance(out_field, Field) or out_field is GLOBAL:
             raise ValueError(

@@ -250,3 +250,27 @@ def test_dask_map_overlap_blocks_are_the_windows():
     with dask.config.set(scheduler="synchronous"):
         got = lazy.compute()
     np.testing.assert_allclose(got, rn(x), rtol=0, atol=1e-11)
+
+
+def test_attention_is_named_and_its_deviation_measured():
+    net = rfa.Network([rfa.Conv(3, padding=1), rfa.Attention(), rfa.Conv(3, padding=1)])
+    t = rfa.tiling(net, 24)
+    assert not t.exact
+    assert t.global_layers == ("layer 2 (attn) global attention reads the whole map",)
+    assert t.halo == ((2, 2), (2, 2))  # local: the attention reads its own token only
+    rn = rfa.RandomNetwork(net, rng=0)
+    x = np.random.default_rng(0).standard_normal((1, 1, 50, 40))
+    with pytest.warns(rfa.TilingWarning, match="global attention"):
+        y = rfa.tiled(rn, x, 24, context="local")
+    assert np.abs(y - rn(x)).max() > 1e-6
+    shifted = rfa.tiling([rfa.Conv(3, padding=1), rfa.Attention(4, 2)], 24)
+    assert shifted.global_layers == (
+        "layer 2 (attn4x4s2x2) shifted-window attention: its mask depends on where the map ends",
+    )
+
+
+def test_windowed_attention_keeps_its_partition():
+    """Windows of 4 tokens after a stride-2 layer: origins on multiples of 8 pixels."""
+    net = rfa.Network([rfa.Conv(3, stride=2, padding=1), rfa.Attention(4), rfa.Conv(3, padding=1)])
+    t = stitched_equals_whole(net, (70, 45), 40)
+    assert t.exact and t.alignment == (8, 8)
