@@ -160,3 +160,33 @@ def test_dask_with_a_torch_module():
     with torch.no_grad():
         whole = module(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(got, whole, rtol=0, atol=1e-10)
+
+
+def test_halo_is_minimal_for_a_torch_module():
+    """An interior window one pixel shorter after its kept span, or starting one alignment
+    later, changes a kept unit of the module (random weights)."""
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(1, 3, 3, padding=2, dilation=2, padding_mode="reflect"),
+        nn.ReLU(),
+        nn.Conv2d(3, 2, 3, stride=2, padding=1),
+    ).double()
+    t = rfa.tiling(net, (30, 30))
+    image = (120, 120)
+    x = torch.randn(1, 1, *image, dtype=torch.float64)
+    in_sl, _, keep_sl = next(
+        w for w in t.windows(image) if w[0][0].start > 0 and w[0][0].stop < image[0]
+    )
+    a, b = in_sl[0].start, in_sl[0].stop
+    with torch.no_grad():
+        base = net(x[:, :, in_sl[0], in_sl[1]])[:, :, keep_sl[0], keep_sl[1]]
+        shorter = net(x[:, :, a : b - 1, in_sl[1]])
+        later = net(x[:, :, a + t.alignment[0] : b, in_sl[1]])
+    rows = keep_sl[0]
+    assert shorter.shape[2] < rows.stop or not torch.allclose(
+        shorter[:, :, rows, keep_sl[1]], base, rtol=0, atol=1e-12
+    )
+    shift = t.alignment[0] // 2  # output units per alignment (jump 2)
+    assert rows.start - shift < 0 or not torch.allclose(
+        later[:, :, rows.start - shift : rows.stop - shift, keep_sl[1]], base, rtol=0, atol=1e-12
+    )
