@@ -19,8 +19,8 @@ from ._empirical._net import WEIGHT_NAMES, build, check_seed, draw, generators
 from ._empirical._numpy import _Pass
 from ._empirical._progress import Progress
 from ._graph import is_torch_module
-from ._plan import _plan_cached
-from ._tiling import Tiling, TilingWarning, overlap_windows, tiling
+from ._plan import _plan_cached, plan
+from ._tiling import Tiling, TilingWarning, overlap_windows, sizes, tiling
 
 
 def _is_dask(x: Any) -> bool:
@@ -52,8 +52,6 @@ class RandomNetwork:
         activation: str | None = "relu",
         rng: Any = 0,
     ):
-        from ._plan import plan
-
         if weights not in WEIGHT_NAMES:
             raise ValueError(f"`weights` must be one of {', '.join(WEIGHT_NAMES)}; got {weights!r}")
         if activation not in (None, "relu"):
@@ -83,6 +81,11 @@ class RandomNetwork:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """``x`` of shape ``(B, in_channels, *spatial)`` -> the output ``(B, C, *spatial')``."""
+        if x.ndim != self.ndim + 2 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"`x` must have shape (batch, {self.in_channels}, *spatial) with {self.ndim} "
+                f"spatial axes, got {tuple(x.shape)}"
+            )
         model = self._model(tuple(x.shape[2:]))
         assert self._params is not None
         w = {id(op): self._params[op.step.index] for op in model.weighted()}
@@ -174,6 +177,7 @@ def tiled(
         raise ValueError(
             f"`x` must be an array of shape (batch, channels, *spatial), got shape {shape}"
         )
+    sizes(tile, "tile", len(tile) if isinstance(tile, (tuple, list)) else None)
     if is_torch_module(model):
         spatial = tuple(int(n) for n in shape[2:])
         t = tiling(
@@ -197,8 +201,12 @@ def tiled(
     if _is_dask(x):
         return _dask(t, run, x, image, overlap)
     if overlap is not None:
-        return _averaged(t, run, x, image, overlap, progress)
-    return _stitched(t, run, x, image, batch_size, progress)
+        out = _averaged(t, run, x, image, overlap, progress)
+    else:
+        out = _stitched(t, run, x, image, batch_size, progress)
+    if _is_tensor(out) and not _is_tensor(x):  # a torch module on a numpy array
+        return out.cpu().numpy()
+    return out
 
 
 def _tile_shape(tile: Any, spatial: tuple[int, ...]) -> Any:

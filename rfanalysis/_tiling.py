@@ -262,7 +262,7 @@ def _product(per_axis: list[list[Any]]) -> list[tuple[Any, ...]]:
 
 
 # --------------------------------------------------------------------------- validation
-def _sizes(value: Any, what: str, ndim: int | None) -> tuple[int, ...]:
+def sizes(value: Any, what: str, ndim: int | None) -> tuple[int, ...]:
     if isinstance(value, (tuple, list)):
         if not value:
             raise ValueError(f"`{what}` must not be empty")
@@ -286,7 +286,7 @@ def _sizes(value: Any, what: str, ndim: int | None) -> tuple[int, ...]:
 
 
 def _image_shape(value: Any, ndim: int) -> tuple[int, ...]:
-    return _sizes(value, "image_shape", ndim)
+    return sizes(value, "image_shape", ndim)
 
 
 # --------------------------------------------------------------------------- 1-D analysis
@@ -706,7 +706,7 @@ def tiling(net: Any, tile: Any, *, input_shape: Any = None, context: str | None 
     if context is not None and context not in CONTEXTS:
         raise ValueError(f"`context` must be None, 'global' or 'local'; got {context!r}")
     ndim_hint = len(tile) if isinstance(tile, (tuple, list)) else None
-    tile_t = _sizes(tile, "tile", ndim_hint)
+    tile_t = sizes(tile, "tile", ndim_hint)
     if input_shape is None and is_torch_module(net):
         input_shape = tile_t
     if input_shape is not None:

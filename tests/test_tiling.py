@@ -274,3 +274,18 @@ def test_windowed_attention_keeps_its_partition():
     net = rfa.Network([rfa.Conv(3, stride=2, padding=1), rfa.Attention(4), rfa.Conv(3, padding=1)])
     t = stitched_equals_whole(net, (70, 45), 40)
     assert t.exact and t.alignment == (8, 8)
+
+
+def test_tiled_bad_input():
+    rn = rfa.RandomNetwork("conv3p1", rng=0)
+    x = np.zeros((1, 1, 40, 40))
+    with pytest.raises(TypeError, match=r"`tile` must contain integers"):
+        rfa.tiled(rn, x, 2.5)
+    with pytest.raises(ValueError, match=r"`batch_size` must be a positive integer"):
+        rfa.tiled(rn, x, 16, batch_size=0)
+    with pytest.raises(ValueError, match=r"`x` must be an array of shape"):
+        rfa.tiled(rn, np.zeros(5), 16)
+    with pytest.raises(ValueError, match=r"`x` must have shape \(batch, 1, \*spatial\)"):
+        rn(np.zeros((1, 3, 8, 8)))
+    with pytest.raises(ValueError, match=r"`weights` must be one of"):
+        rfa.RandomNetwork("conv3p1", weights="zeros")
