@@ -569,9 +569,8 @@ class _Source:
         inward, origin by the alignment, until the model accepts its size)."""
         t = self.axes[axis]
         n = w.n
-        lengths = [window] if a + window <= n and window >= need else []
-        lengths += [k for k in range(need, n - a + 1) if k != window]
-        for length in lengths:
+        first = [window] if a + window <= n and window >= need else []
+        for length in itertools.chain(first, range(need, n - a + 1)):
             if length > max(window, self.tile[axis]) and a + length < n:
                 break
             if self._valid(axis, w, a, length, start, stop, t.jump):
