@@ -504,12 +504,10 @@ class _Source:
             a_end -= A
         ok = _inside(w, a_end, n - a_end)
         o2 = w.n_out - int(np.argmin(ok[::-1])) if not ok.all() else 0
-        if o1 >= o2 or o1 == 0:
-            if o2 == 0 and self._valid(axis, w, 0, n, 0, w.n_out, t.jump):
-                return [whole]
-            o1 = max(o1, o2)
+        if a_end == 0 and o2 == 0:  # the last window is the whole image
+            return [whole]
         # the last window keeps fewer units rather than leave a short interior block
-        o2 = min(o1 + -(-(o2 - o1) // t.core) * t.core, w.n_out)
+        o2 = min(o1 + -(-max(o2 - o1, 0) // t.core) * t.core, w.n_out)
         out = [(0, first, 0, o1)] if o1 > 0 else []
         for start in range(o1, o2, t.core):
             stop = min(start + t.core, o2)

@@ -289,3 +289,43 @@ def test_tiled_bad_input():
         rn(np.zeros((1, 3, 8, 8)))
     with pytest.raises(ValueError, match=r"`weights` must be one of"):
         rfa.RandomNetwork("conv3p1", weights="zeros")
+
+
+def test_random_chains_stitch_exactly():
+    """Random stacks of windows (kernel, stride, padding, dilation, padding mode, pools,
+    upsampling) on random image sizes: every output unit written once, equal to the whole
+    run."""
+    gen = np.random.default_rng(7)  # fixed: the same 16 networks every run
+    checked = 0
+    for _ in range(16):
+        layers = []
+        for _ in range(gen.integers(2, 5)):
+            kind = gen.choice(["conv", "conv", "conv", "maxpool", "up", "tconv"])
+            if kind == "up":
+                layers.append("up2")
+                continue
+            k = int(gen.choice([1, 2, 3, 5]))
+            s = int(gen.choice([1, 1, 2]))
+            if kind == "tconv":
+                layers.append(f"tconv{max(k, 2)}s2")
+                continue
+            d = int(gen.choice([1, 1, 2])) if kind == "conv" else 1
+            p = int(gen.integers(0, (d * (k - 1)) // 2 + 1))
+            mode = gen.choice(["", ":reflect", ":replicate"]) if kind == "conv" and p else ""
+            layers.append(f"{kind}{k}s{s}p{p}" + (f"d{d}" if d > 1 else "") + mode)
+        spec = ",".join(layers)
+        image = (int(gen.integers(40, 90)), int(gen.integers(40, 90)))
+        try:
+            rfa.tiling(spec, 8)
+            tile = 8
+        except ValueError as exc:
+            if "smallest tile" not in str(exc):
+                continue  # a stack too deep for these images
+            tile = int(str(exc).rsplit(" ", 1)[1]) + int(gen.integers(0, 12))
+        try:
+            rfa.output_shape(spec, image)
+        except ValueError:
+            continue
+        stitched_equals_whole(spec, image, tile)
+        checked += 1
+    assert checked >= 12
