@@ -130,6 +130,25 @@ class Tiling:
             take ``tile_output[..., *keep_slices]`` and write it to
             ``whole_output[..., *out_slices]``. The ``out_slices`` cover the whole output
             exactly once, row-major over the windows.
+
+        Notes
+        -----
+        Along each axis, the first window starts at pixel 0 and the last ends at the last
+        pixel: the network's own padding applies there, so they keep every unit whose field
+        they hold. Between them, interior windows keep ``core`` units each, ``step`` pixels
+        apart. A window the model cannot run at its size is moved inward, never cut.
+
+        Examples
+        --------
+        Two 3x3 convolutions (unit ``o`` reads pixels ``o - 2 .. o + 2``), tiles of 16 pixels
+        and an image of 30: the first window keeps units 0-13, an interior one 14-25 (pixels
+        12-27), the last 26-29 (pixels 24-29).
+
+        >>> for w in tiling("conv3p1*2", (16,)).windows((30,)):
+        ...     print([(s.start, s.stop) for (s,) in w])
+        [(0, 16), (0, 14), (0, 14)]
+        [(12, 28), (14, 26), (2, 14)]
+        [(24, 30), (26, 30), (2, 6)]
         """
         shape = _image_shape(image_shape, len(self.axes))
         per_axis = [self._source.axis_windows(ax, n) for ax, n in enumerate(shape)]
@@ -690,7 +709,11 @@ def tiling(net: Any, tile: Any, *, input_shape: Any = None, context: str | None 
     of the network (the numerators, where upsampling makes them fractions): shifting the input
     by it moves every map by whole units, so a window's maps lie on the whole image's grid.
     ``core`` is a multiple of ``alignment / output jump``, so that consecutive windows are
-    ``step = core * output jump`` pixels apart.
+    ``step = core * output jump`` pixels apart. The span a window keeps starts half a jump
+    before the centre of its first kept unit (rounded up); ``halo[0]`` is the distance from
+    the window's origin to it, ``halo[1]`` the rest of the window after the span. Dependence
+    intervals are exact per unit (padding modes, dilation, output phases of transposed
+    convolutions), so the halo is the smallest that holds every kept unit's field.
 
     Examples
     --------
