@@ -329,3 +329,10 @@ def test_random_chains_stitch_exactly():
         stitched_equals_whole(spec, image, tile)
         checked += 1
     assert checked >= 12
+
+
+def test_progress_bar_counts_the_windows(capsys):
+    rn = rfa.RandomNetwork("conv3p1*2", rng=0)
+    rfa.tiled(rn, np.zeros((1, 1, 30, 30)), 16, progress=True)
+    err = capsys.readouterr().err
+    assert "tiles [" in err and "9 windows" in err  # 3 x 3 windows
