@@ -100,9 +100,14 @@ def _torch_runner(module: Any) -> Callable[[Any], Any]:
     params = list(module.parameters()) + list(module.buffers())
     device = params[0].device if params else torch.device("cpu")
 
+    dtype = next((q.dtype for q in params if q.is_floating_point()), None)
+
     def run(x: Any) -> Any:
+        t = torch.as_tensor(x)
+        if not _is_tensor(x) and dtype is not None and t.is_floating_point():
+            t = t.to(dtype)  # an array's float64 meets the module's own precision
         with torch.no_grad():
-            return module(torch.as_tensor(x).to(device))
+            return module(t.to(device))
 
     return run
 

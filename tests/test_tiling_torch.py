@@ -190,3 +190,14 @@ def test_halo_is_minimal_for_a_torch_module():
     assert rows.start - shift < 0 or not torch.allclose(
         later[:, :, rows.start - shift : rows.stop - shift, keep_sl[1]], base, rtol=0, atol=1e-12
     )
+
+
+def test_numpy_input_to_a_float32_module():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.Conv2d(2, 2, 3, padding=1))
+    x = np.random.default_rng(0).standard_normal((1, 1, 50, 41))
+    y = rfa.tiled(net, x, 20)
+    assert isinstance(y, np.ndarray) and y.dtype == np.float32
+    with torch.no_grad():
+        whole = net(torch.from_numpy(x).float()).numpy()
+    np.testing.assert_allclose(y, whole, rtol=0, atol=1e-5)
