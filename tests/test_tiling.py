@@ -191,8 +191,8 @@ def test_overlap_baselines_show_seams():
 
 
 def test_dask_unet_and_strided_trunk():
-    da = pytest.importorskip("dask.array")
-    import dask
+    import dask  # the test extra installs it; the library imports it only on use
+    import dask.array as da
 
     for net, image, tile in [
         (UNET, (100, 76), 48),
@@ -235,8 +235,8 @@ def test_cli_table_json_and_errors(tmp_path):
 
 def test_dask_map_overlap_blocks_are_the_windows():
     """Tiles much larger than the field: map_overlap with the halo as depth."""
-    da = pytest.importorskip("dask.array")
-    import dask
+    import dask  # the test extra installs it; the library imports it only on use
+    import dask.array as da
 
     net, image, tile = "conv3p1,conv3s2p1,conv3p1,up2,conv3p1", (150, 131), 48
     t = rfa.tiling(net, tile)

@@ -7,10 +7,10 @@ import pytest
 
 import rfanalysis as rfa
 
-torch = pytest.importorskip("torch")
-nn = torch.nn
-
 pytestmark = pytest.mark.torch
+
+import torch  # noqa: E402 - after the marker on purpose: torch tests are required
+from torch import nn  # noqa: E402
 
 
 class UNet(nn.Module):
@@ -148,8 +148,8 @@ def test_global_context_is_named_and_its_deviation_measured(make):
 
 
 def test_dask_with_a_torch_module():
-    da = pytest.importorskip("dask.array")
     import dask
+    import dask.array as da
 
     torch.manual_seed(0)
     module = UNet().double().eval()
