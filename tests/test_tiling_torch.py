@@ -201,3 +201,28 @@ def test_numpy_input_to_a_float32_module():
     with torch.no_grad():
         whole = net(torch.from_numpy(x).float()).numpy()
     np.testing.assert_allclose(y, whole, rtol=0, atol=1e-5)
+
+
+def test_monai_basic_unet():
+    """MONAI's BasicUNet (four levels, transposed convolutions, concat) is exact with batch
+    norm; its default instance norm reads the whole map and is named."""
+    from monai.networks.nets import BasicUNet
+
+    from .real_models import build
+
+    def make(norm):
+        return build(
+            lambda: BasicUNet(
+                spatial_dims=2,
+                in_channels=1,
+                out_channels=2,
+                features=(4, 4, 8, 8, 16, 4),
+                norm=norm,
+            )
+        )
+
+    t = check(make("batch"), (400, 304), (240, 240))
+    assert t.alignment == (16, 16)
+    instance = rfa.tiling(make("instance").double(), (240, 240))
+    assert not instance.exact
+    assert "instancenorm) reads the whole map" in instance.global_layers[0]
