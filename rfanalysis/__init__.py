@@ -37,6 +37,10 @@ Empirical influence
 Shift invariance
     shift_invariance (how the output of a random network or a torch module changes when its
     input shifts by 0 ... 2x its total stride: pooled features and the map) -> ShiftInvariance
+Tiled inference
+    tiling (halo, alignment, step and windows that make tile-by-tile outputs equal a
+    whole-image run) -> Tiling; tiled (run a torch module, or a RandomNetwork through numpy,
+    window by window, also over a Dask array); TilingWarning
 Plotting
     ``rfanalysis.plotting`` (imported on demand; needs matplotlib)
 
@@ -75,6 +79,8 @@ from ._api import (
     routes,
     save,
     shift_invariance,
+    tiled,
+    tiling,
 )
 from ._blindspots import BlindSpotReport, SizeSearch, UnevenPadding
 from ._compare import Comparison, compare
@@ -104,6 +110,8 @@ from ._ops import (
     Upsample,
 )
 from ._parse import parse
+from ._tiled import RandomNetwork
+from ._tiling import Tiling, TilingWarning
 
 __version__ = "0.1.0"
 
@@ -135,11 +143,14 @@ __all__ = [
     "Node",
     "Parallel",
     "Pool",
+    "RandomNetwork",
     "ReceptiveField",
     "Residual",
     "ShiftInvariance",
     "SizeSearch",
     "SpatialNorm",
+    "Tiling",
+    "TilingWarning",
     "UnevenPadding",
     "Upsample",
     "Value",
@@ -159,6 +170,8 @@ __all__ = [
     "save",
     "shift_invariance",
     "theory",
+    "tiled",
+    "tiling",
     "zoo",
 ]
 

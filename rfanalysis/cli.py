@@ -185,7 +185,7 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
     options = [
         click.option(
-            "--output-node", metavar="NAME",
+            "--output", "--output-node", "output_node", metavar="NAME",
             help="Imported models: the submodule, node or tensor whose map is analysed "
             "(layer4, model.15) instead of the model's output.",
         ),
@@ -218,7 +218,8 @@ input_option = click.option(
 )
 output_option = click.option(
     "-o",
-    "--output",
+    "--out",
+    "output",
     metavar="FILE",
     callback=_output_callback,
     help="Write an image (.png .svg .pdf) or data (.npy .csv .json) instead of a summary.",
@@ -248,7 +249,7 @@ def format_option(*choices: str, help: str | None = None) -> Callable[[Any], Any
 def output_option_for(what: str) -> Callable[[Any], Any]:
     """``-o FILE`` for a command that writes ``what``: a figure or its numbers as .json."""
     return click.option(
-        "-o", "--output", metavar="FILE", callback=_output_callback,
+        "-o", "--out", "output", metavar="FILE", callback=_output_callback,
         help=f"Write {what} (.png .svg .pdf) or the numbers (.json).",
     )  # fmt: skip
 
@@ -745,7 +746,8 @@ def routes(
 @format_option("table", "csv", "json", "markdown")
 @click.option(
     "-o",
-    "--output",
+    "--out",
+    "output",
     metavar="FILE",
     type=click.Path(dir_okay=False),
     help="Write to FILE instead of standard output.",
@@ -857,6 +859,56 @@ def blindspots(spec: str, input_shape: Any, fmt: str, source: dict[str, Any]) ->
     with _user_errors():
         report = rfa.blind_spots(network_for(spec, input_shape, source=source), input_shape)
     click.echo(json.dumps(report.to_dict(), indent=2) if fmt == "json" else str(report))
+
+
+def _json_path(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    path = Path(value)
+    if path.suffix.lower() != ".json":
+        raise click.BadParameter(f"unsupported file type {path.suffix or '(none)'!r}; use .json")
+    if path.parent and not path.parent.exists():
+        raise click.BadParameter(f"folder {str(path.parent)!r} does not exist")
+    return path
+
+
+@main.command()
+@spec_argument
+@model_options
+@click.option(
+    "--tile",
+    "tile",
+    required=True,
+    metavar="N[,N...]",
+    callback=_input_callback,
+    help="The largest input window that runs at once, in pixels per axis.",
+)
+@click.option(
+    "--image",
+    "image",
+    metavar="N[,N...]",
+    callback=_input_callback,
+    help="An image size: also count its windows.",
+)
+@click.option(
+    "-o", "--out", "output", metavar="FILE", callback=_json_path,
+    help="Write the numbers (.json).",
+)  # fmt: skip
+def tiling(spec: str, tile: Any, image: Any, output: Path | None, source: dict[str, Any]) -> None:
+    """Halo, alignment and step that make tile-by-tile outputs equal a whole-image run.
+
+    --context local gives the halo of the local field (gates and norm statistics dropped)
+    for a network that reads the whole map."""
+    context = source.pop("context")
+    with _user_errors():
+        net = network_for(spec, tile, required=False, source=source)
+        result = rfa.tiling(net, tile, context=context)
+        if isinstance(image, int):
+            image = (image,) * len(result.tile)
+        text = result.table(image)
+        if output is not None:
+            write_atomic(output, (json.dumps(result.to_dict(image), indent=2) + "\n").encode())
+    click.echo(text)
 
 
 def _unit_or_all(ctx: click.Context, param: click.Parameter, value: str) -> Any:

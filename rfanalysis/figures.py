@@ -463,6 +463,69 @@ def stride_period() -> Figure:
     return fig
 
 
+# --------------------------------------------------------------------------- tiling
+#: the write-up's small U-Net (two levels, free channel counts) and a ResNet-like trunk
+TILING_UNET = (
+    "conv3p1*2,cat(id|maxpool2s2,conv3p1*2,cat(id|maxpool2s2,conv3p1*2,tconv2s2),conv3p1,"
+    "tconv2s2),conv3p1,conv1"
+)
+TILING_TRUNK = "conv7s2p3,maxpool3s2p1,res(conv3p1,conv3p1)*2,conv3s2p1,res(conv3p1,conv3p1)"
+#: (network, image size, tile) of figure 14
+TILING_CASES = ((TILING_UNET, 96, 48), (TILING_TRUNK, 192, 112))
+
+
+@_figure(
+    "14_tiling_seams",
+    "Seams of tiled inference: the difference between a tiled run and the whole-image run of "
+    "the same random network (largest over channels), for a small U-Net (top, 96 x 96 "
+    "pixels, tiles of 48) and a ResNet-like trunk (bottom, 192 x 192, tiles of 112). Tiles "
+    "without overlap and tiles overlapping by 10 % with averaging leave seams along the tile "
+    "edges; windows with the computed halo and alignment give the whole-image output.",
+)
+def tiling_seams() -> Figure:
+    fig = Figure(figsize=(10.0, 6.4), layout="constrained")
+    axes = fig.subplots(2, 3)
+    ways = ((0.0, "no overlap"), (0.1, "10 % overlap, averaged"), (None, "computed halo"))
+    for row, (net, n, tile) in zip(axes, TILING_CASES):
+        model = rfa.RandomNetwork(net, rng=0)
+        x = np.random.default_rng(0).standard_normal((1, 1, n, n))
+        whole = model(x)
+        diffs = [
+            np.abs(rfa.tiled(model, x, tile, overlap=o) - whole).max(axis=(0, 1)) for o, _ in ways
+        ]
+        top = max(float(d.max()) for d in diffs)
+        for ax, d, (_, title) in zip(row, diffs, ways):
+            image = ax.imshow(d, cmap="magma", vmin=0, vmax=top, interpolation="nearest")
+            top_d = float(d.max())
+            size = f"{top_d:.2g}" if top_d >= 1e-12 else "below 1e-12 (rounding)"
+            ax.set_title(f"{title}\nlargest difference {size}")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        fig.colorbar(image, ax=row[-1], shrink=0.8, label="|tiled - whole|")
+        row[0].set_ylabel("U-Net" if net == TILING_UNET else "ResNet-like trunk")
+    return fig
+
+
+@_figure(
+    "15_tiling_efficiency",
+    "Efficiency of exact tiling (output units kept per output unit computed, both axes) "
+    "against the tile size, for torchvision's ResNet-50 trunk (field 427, alignment 32) and "
+    "the padded U-Net of the zoo (alignment 16). Below the smallest tile nothing is kept.",
+)
+def tiling_efficiency() -> Figure:
+    fig = Figure(figsize=(6.4, 3.6), layout="constrained")
+    ax = fig.subplots()
+    for net, first, color in (("unet_padded", 256, "C0"), ("resnet50:trunk", 512, "C3")):
+        tiles = [t for t in range(first, 4097, 64)]
+        eff = [rfa.tiling(net, t).efficiency for t in tiles]
+        ax.plot(tiles, eff, color=color, label=net)
+    ax.set_xlabel("tile (pixels per side)")
+    ax.set_ylabel("kept / computed outputs")
+    ax.set_ylim(0, 1)
+    ax.legend(loc="lower right")
+    return fig
+
+
 # --------------------------------------------------------------------------- trained networks
 #: what ``experiments/train.py`` wrote: every number of part III and the maps it draws
 TRAINED = Path(__file__).resolve().parents[1] / "experiments" / "results"
