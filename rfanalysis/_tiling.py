@@ -29,11 +29,11 @@ from typing import Any
 import numpy as np
 
 from ._geometry import fields
-from ._graph import Network, as_network
+from ._graph import Network
 from ._ops.base import GLOBAL, Field, OpError, ReadsWholeMap, fmt_shape
 from ._ops.merges import Merge, Mul
 from ._ops.windows import LocallyConnected
-from ._plan import DEFAULT_NDIM, Plan, _plan_cached, axis_network, plan
+from ._plan import DEFAULT_NDIM, Plan, _plan_cached, axis_network, network_of, plan
 from ._table import text as table_text
 
 CONTEXTS = ("global", "local")
@@ -730,7 +730,7 @@ def tiling(net: Any, tile: Any, *, input_shape: Any = None, context: str | None 
     if input_shape is not None:
         p = plan(net, input_shape)
     else:  # sizes are the windows' business: plan the network's structure only
-        network = as_network(net)
+        network = network_of(net)
         ndim = network.ndim or ndim_hint or DEFAULT_NDIM
         p = _plan_cached(network, None, ndim)
     if p.flat:
