@@ -243,7 +243,8 @@ CASES = [
         lambda: rfa.coverage(42, 8),
         TypeError,
         "`net` must be a Network, a layer, a sequence of layers, a spec string, a zoo name, "
-        "a spec file or a torch.nn.Module; got int",
+        "a spec file, a torch.nn.Module, an ONNX model or file, or a model reference "
+        "('torchvision:resnet18', 'path/file.py:make_model'); got int",
     ),
     # ---- units
     Case(
