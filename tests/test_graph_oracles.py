@@ -11,7 +11,10 @@ Random graphs per run (derandomized): 240 in 1-D and 160 in 2-D, each against bo
 (routes to a random unit and coverage), plus 80 small 1-D graphs on which the brute-force
 counter is checked against literal route enumeration: 480 in all. Nearly half of them are
 graphs that nested blocks cannot write (``net.is_tree`` False). Another 240 (120 1-D, 120
-2-D) check that geometry's receptive field holds every route the brute force finds.
+2-D, dense layers and broadcast operands included) check geometry's table row by row against
+fields spanned unit by unit (``oracles.field_spans``: size, jump and start equal, global axes
+where the spans say so, merges of different jumps included), and those spans against the brute
+force's support (equal where the field lies inside the input).
 """
 
 from __future__ import annotations
@@ -29,13 +32,13 @@ import rfanalysis as rfa
 from .oracles import (
     GLOBAL_SPAN,
     as_graph,
-    field_spans,
-    graph_edges,
     attention_groups,
     brute_coverage,
     brute_output_shape,
     brute_routes,
     enumerate_paths,
+    field_spans,
+    graph_edges,
     torch_grad,
 )
 from .strategies import graphs, stack_settings
