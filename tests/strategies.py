@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 import rfanalysis as rfa
 
-from .oracles import _pads, _window_out, tconv_out, upsample_out
+from .oracles import _pads, _window_out, as_graph, tconv_out, upsample_out
 
 MODES = ("zeros", "reflect", "symmetric", "replicate", "circular")
 
@@ -23,12 +23,29 @@ def stack_settings(max_examples: int, *, derandomize: bool = False) -> settings:
     )
 
 
-def output_or_none(net, shape):
-    """``net``'s output shape on ``shape``, or None where the input is too small for it."""
-    try:
-        return rfa.output_shape(net, shape)
-    except ValueError:
-        return None
+def stack_output(net, shape):
+    """``net``'s output shape on ``shape`` by torch's rules, or None where ``shape`` is too
+    small for it (or branches do not meet in one shape).
+
+    Computed node by node from the layers' fields (:func:`layer_output`; a merge keeps its
+    operands' common shape; a dense layer gives ``(out_features,)``), not by the planner: a
+    test that ``assume``s this is not None then calls the code under test on every valid
+    example, so a planner that wrongly refuses a layer fails the test instead of thinning
+    its examples."""
+    shapes = [tuple(shape)]
+    for node in as_graph(net, len(shape))[1:]:
+        ins = [shapes[j] for j in node.inputs]
+        layer = node.layer
+        if any(s is None for s in ins):
+            out = None
+        elif isinstance(layer, rfa.Dense):
+            out = (layer.out_features,)
+        elif isinstance(layer, (rfa.Add, rfa.Mul, rfa.Cat)):
+            out = ins[0] if len(set(ins)) == 1 else None
+        else:
+            out = layer_output(layer, ins[0])
+        shapes.append(out)
+    return shapes[-1]
 
 
 def _axes(draw, ndim, values):

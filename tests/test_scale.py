@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import rfanalysis as rfa
 
 from .oracles import assert_engine_matches_brute_force, brute_routes, torch_grad
-from .strategies import output_or_none, stack_settings, stacks
+from .strategies import stack_output, stack_settings, stacks
 
 pytestmark = pytest.mark.slow
 
@@ -22,7 +22,7 @@ MANY = stack_settings(400, derandomize=True)
 @MANY
 @given(net=stacks(ndim=1, max_layers=5), n=st.integers(2, 12), data=st.data())
 def test_brute_force_1d_at_scale(net, n, data):
-    out = output_or_none(net, (n,))
+    out = stack_output(net, (n,))
     assume(out is not None)
     unit = tuple(data.draw(st.integers(0, m - 1)) for m in out)
     assert_engine_matches_brute_force(net, (n,), unit)
@@ -31,14 +31,14 @@ def test_brute_force_1d_at_scale(net, n, data):
 @MANY
 @given(net=stacks(ndim=2, max_layers=3), h=st.integers(2, 7), w=st.integers(2, 7))
 def test_brute_force_2d_at_scale(net, h, w):
-    assume(output_or_none(net, (h, w)) is not None)
+    assume(stack_output(net, (h, w)) is not None)
     assert_engine_matches_brute_force(net, (h, w), routes=False)
 
 
 @stack_settings(200, derandomize=True)
 @given(net=stacks(ndim=3, max_layers=2, upsample=False), n=st.integers(2, 4))
 def test_brute_force_3d_at_scale(net, n):
-    assume(output_or_none(net, (n, n, n)) is not None)
+    assume(stack_output(net, (n, n, n)) is not None)
     assert rfa.routes(net, (n, n, n), exact=True).tolist() == brute_routes(net, (n, n, n)).tolist()
 
 
@@ -47,7 +47,7 @@ def test_brute_force_3d_at_scale(net, n):
 @stack_settings(120, derandomize=True)
 @given(net=stacks(ndim=1, max_layers=6), n=st.integers(3, 16))
 def test_torch_1d_at_scale(net, n):
-    assume(output_or_none(net, (n,)) is not None)
+    assume(stack_output(net, (n,)) is not None)
     np.testing.assert_array_equal(rfa.coverage(net, (n,)), torch_grad(net, (n,)))
     np.testing.assert_array_equal(rfa.routes(net, (n,)), torch_grad(net, (n,), "center"))
 
@@ -56,7 +56,7 @@ def test_torch_1d_at_scale(net, n):
 @stack_settings(80, derandomize=True)
 @given(net=stacks(ndim=2, max_layers=5), h=st.integers(3, 12), w=st.integers(3, 12))
 def test_torch_2d_at_scale(net, h, w):
-    assume(output_or_none(net, (h, w)) is not None)
+    assume(stack_output(net, (h, w)) is not None)
     np.testing.assert_array_equal(rfa.coverage(net, (h, w)), torch_grad(net, (h, w)))
 
 
@@ -64,7 +64,7 @@ def test_torch_2d_at_scale(net, h, w):
 @stack_settings(40, derandomize=True)
 @given(net=stacks(ndim=3, max_layers=3, ceil=False), n=st.integers(3, 6))
 def test_torch_3d_at_scale(net, n):
-    assume(output_or_none(net, (n, n, n)) is not None)
+    assume(stack_output(net, (n, n, n)) is not None)
     np.testing.assert_array_equal(rfa.coverage(net, (n, n, n)), torch_grad(net, (n, n, n)))
 
 

@@ -1,0 +1,346 @@
+"""Mutation gate: plant plausible one-line bugs, one at a time, and check the tests catch them.
+
+Run from the repository root::
+
+    python tests/mutants.py            # every mutant; exit 1 if one survives or is not found
+    python tests/mutants.py -k merge   # only mutants whose name contains "merge"
+    python tests/mutants.py --list     # names and the tests each one runs
+
+Each mutant is ``(name, original snippet, replacement, tests)``. The snippet is found by
+searching every ``.py`` file of the ``rfanalysis`` package for it (it must occur exactly once
+in the whole package, not in a given file: modules may move), so a mutant survives a
+refactor that moves code between files and fails loudly (``not found`` / ``ambiguous``) when
+the code itself changes. Mutants are applied to a copy of ``rfanalysis/`` and ``tests/`` in a
+temporary directory and the tests run there, so the working tree is never changed, even if
+the run is interrupted. ``tests`` is the pytest selection that should catch the mutant: the
+core tests of that code, kept small so that the whole gate stays fast.
+
+A mutant is caught when pytest fails (exit status 1) or errors while collecting (2); a run
+that selects no test (5) or a usage error (4) is a broken gate entry and counts as a failure
+of the gate. ``tests/test_mutants.py`` checks the list itself (every snippet unique) in CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = "rfanalysis"
+
+
+class Mutant(NamedTuple):
+    name: str
+    original: str
+    replacement: str
+    tests: tuple[str, ...]
+
+
+_GRAPH_FIELDS = "tests/test_graph_oracles.py::test_receptive_field_table_matches_field_spans"
+_ENGINE = ("tests/test_engine.py",)
+_GEOMETRY = ("tests/test_geometry.py", "tests/test_merge_geometry.py", _GRAPH_FIELDS)
+
+MUTANTS: tuple[Mutant, ...] = (
+    # ---------------------------------------------------------------- window operators
+    Mutant(
+        "window length off by one",
+        "        return span // s + 1\n",
+        "        return span // s\n",
+        _ENGINE,
+    ),
+    Mutant(
+        "ceil-mode window allowed to start in the right padding",
+        "    if (m - 1) * s >= n + pb:",
+        "    if (m - 1) * s > n + pb:",
+        ("tests/test_engine.py", "tests/test_properties.py"),
+    ),
+    Mutant(
+        "window taps offset by the trailing padding",
+        "        off = t * d - pb  # input index = o*s + off",
+        "        off = t * d - pa  # input index = o*s + off",
+        (*_ENGINE, "tests/test_connections.py"),
+    ),
+    Mutant(
+        "reflect padding repeats the edge on the left",
+        "return np.where(i < 0, -i, np.where(i >= n, 2 * (n - 1) - i, i))",
+        "return np.where(i < 0, -1 - i, np.where(i >= n, 2 * (n - 1) - i, i))",
+        _ENGINE,
+    ),
+    Mutant(
+        "symmetric padding skips the edge on the right",
+        "return np.where(i < 0, -1 - i, np.where(i >= n, 2 * n - 1 - i, i))",
+        "return np.where(i < 0, -1 - i, np.where(i >= n, 2 * (n - 1) - i, i))",
+        _ENGINE,
+    ),
+    Mutant(
+        "replicate padding reads the second pixel from the edge",
+        "return np.clip(i, 0, n - 1)",
+        "return np.clip(i, 1, n - 1)",
+        _ENGINE,
+    ),
+    Mutant(
+        "circular padding wraps the wrong way",
+        "return np.mod(i, n)",
+        "return np.mod(-i, n)",
+        _ENGINE,
+    ),
+    Mutant(
+        "'same' padding puts the odd pixel first",
+        "        return (total // 2, total - total // 2)",
+        "        return (total - total // 2, total // 2)",
+        (*_ENGINE, "tests/test_geometry.py"),
+    ),
+    Mutant(
+        "transposed convolution ignores its crop",
+        "        off = t * d - pb  # output index = i*s + off",
+        "        off = t * d  # output index = i*s + off",
+        _ENGINE,
+    ),
+    Mutant(
+        "transposed convolution drops output_padding",
+        "    return (n - 1) * s - pb - pa + d * (k - 1) + output_padding + 1",
+        "    return (n - 1) * s - pb - pa + d * (k - 1) + 1",
+        (*_ENGINE, "tests/test_properties.py"),
+    ),
+    Mutant(
+        "planner refuses every dilated transposed convolution",
+        "            m = transposed_length(n, k, s, d, pb, pa, op)",
+        "            m = transposed_length(n, k, s, d, pb, pa, op) if d == 1 else 0",
+        ("tests/test_properties.py",),
+    ),
+    Mutant(
+        "nearest upsampling loses a phase",
+        "segments = [(0, slice(0, n), slice(r, m, scale)) for r in range(scale)]",
+        "segments = [(0, slice(0, n), slice(r, m, scale)) for r in range(1, scale)]",
+        _ENGINE,
+    ),
+    Mutant(
+        "adaptive windows end one unit early",
+        "return [i * n // m for i in range(m)], [-(-(i + 1) * n // m) for i in range(m)]",
+        "return [i * n // m for i in range(m)], [(i + 1) * n // m for i in range(m)]",
+        ("tests/test_graph_models.py",),
+    ),
+    Mutant(
+        "reflect padding limit lets pad == n through",
+        '"reflect": (lambda n: n - 1, ',
+        '"reflect": (lambda n: n, ',
+        ("tests/test_bad_input.py", "tests/test_engine.py"),
+    ),
+    # ---------------------------------------------------------------- merges
+    Mutant(
+        "merge field is the largest operand's, not the span",
+        "        out.append(Field(hi - lo + 1, jump, (lo + hi) / 2))",
+        "        out.append(Field(max(f.rf for f in fs), jump, (lo + hi) / 2))",
+        ("tests/test_merge_geometry.py", _GRAPH_FIELDS),
+    ),
+    Mutant(
+        "merge jump is the smallest operand jump",
+        "        jump = max(jumps)\n",
+        "        jump = min(jumps)\n",
+        ("tests/test_merge_geometry.py", _GRAPH_FIELDS),
+    ),
+    Mutant(
+        "broadcast operand does not make its axis global",
+        "wide = sorted({a for s in padded for a, n in enumerate(s) if n == 1 < out[a]})",
+        "wide = []",
+        ("tests/test_merge_geometry.py", _GRAPH_FIELDS),
+    ),
+    Mutant(
+        "merges refuse to broadcast a size-1 operand",
+        "        big = {n for n in sizes if not (allow and n == 1)}",
+        "        big = set(sizes)",
+        ("tests/test_graph_oracles.py::test_broadcasting_product_by_hand",),
+    ),
+    # ---------------------------------------------------------------- geometry
+    Mutant(
+        "window start shifted by the trailing padding",
+        "else f.start + (Fraction(ke - 1, 2) - pad[0]) * f.jump",
+        "else f.start + (Fraction(ke - 1, 2) - pad[1]) * f.jump",
+        _GEOMETRY,
+    ),
+    Mutant(
+        "window field grows by the layer's own stride",
+        "        return Field(f.rf + (ke - 1) * f.jump, f.jump * s, start)",
+        "        return Field(f.rf + (ke - 1) * f.jump * s, f.jump * s, start)",
+        _GEOMETRY,
+    ),
+    Mutant(
+        "transposed convolution multiplies the jump",
+        "return Field(f.rf + _transposed_span(k, s, d) * f.jump, f.jump / s, start)",
+        "return Field(f.rf + _transposed_span(k, s, d) * f.jump, f.jump * s, start)",
+        ("tests/test_geometry.py",),
+    ),
+    Mutant(
+        "connections read the trailing padding",
+        "        position = out * s + tap * d - pb\n",
+        "        position = out * s + tap * d - pa\n",
+        ("tests/test_connections.py",),
+    ),
+    Mutant(
+        "centre unit rounds up",
+        "        return tuple((m - 1) // 2 for m in out_shape)",
+        "        return tuple(m // 2 for m in out_shape)",
+        _ENGINE,
+    ),
+    # ---------------------------------------------------------------- blind spots
+    Mutant(
+        "uneven padding missed when the end pads less",
+        "            if after == pb:\n",
+        "            if after <= pb:\n",
+        ("tests/test_blindspots.py",),
+    ),
+    Mutant(
+        "zero-coverage pixels not reported",
+        "    zero = counts == 0\n",
+        "    zero = counts < 0\n",
+        ("tests/test_blindspots.py",),
+    ),
+    # ---------------------------------------------------------------- torch importer rules
+    Mutant(
+        "ZeroPad / ConstantPad modules pad with unit 0 instead of no unit",
+        "self.F.pad(value.units, tuple(pad), value=-1.0)",
+        "self.F.pad(value.units, tuple(pad), value=0.0)",
+        ("tests/test_importer_rules.py",),
+    ),
+    Mutant(
+        "F.pad in constant mode pads with unit 0 instead of no unit",
+        'units = self.F.pad(value.units, a["pad"], mode="constant", value=-1.0)',
+        'units = self.F.pad(value.units, a["pad"], mode="constant", value=0.0)',
+        ("tests/test_importer_rules.py",),
+    ),
+    Mutant(
+        "F.max_pool / F.avg_pool lose their padding",
+        '            pad, dil = a.get("padding", 0), a.get("dilation", 1)',
+        '            pad, dil = 0, a.get("dilation", 1)',
+        ("tests/test_importer_rules.py",),
+    ),
+    Mutant(
+        "functional pools lose ceil_mode",
+        '            ceil = a.get("ceil_mode", False)\n',
+        "            ceil = False\n",
+        ("tests/test_importer_rules.py",),
+    ),
+    # ---------------------------------------------------------------- influence backends
+    Mutant(
+        "numpy backend keeps only the last consumer's gradient",
+        "                grads[j] = gj if grads[j] is None else grads[j] + gj",
+        "                grads[j] = gj",
+        ("tests/test_influence.py",),
+    ),
+    Mutant(
+        "numpy backend ignores the ReLU mask going back",
+        "            if mask is not None:\n                gy = gy * mask\n",
+        "            if mask is not None:\n                gy = gy\n",
+        ("tests/test_influence.py",),
+    ),
+    Mutant(
+        "torch backend drops the ReLU",
+        "        values.append(torch.nn.functional.relu(y) if op.relu else y)",
+        "        values.append(y)",
+        ("tests/test_influence_torch.py",),
+    ),
+)
+
+
+# --------------------------------------------------------------------------- locating
+def package_files(root: Path) -> list[Path]:
+    return sorted((root / PACKAGE).rglob("*.py"))
+
+
+def locate(mutant: Mutant, root: Path) -> tuple[Path | None, str]:
+    """The one file of the package under ``root`` holding the snippet, and a problem
+    (``""``, ``"not found"`` or ``"ambiguous: ..."``)."""
+    hits = []
+    for path in package_files(root):
+        count = path.read_text().count(mutant.original)
+        hits += [path] * count
+    if not hits:
+        return None, "not found"
+    if len(hits) > 1:
+        where = ", ".join(sorted({str(p.relative_to(root)) for p in hits}))
+        return None, f"ambiguous: {len(hits)} occurrences ({where})"
+    return hits[0], ""
+
+
+# --------------------------------------------------------------------------- running
+def _copy_tree(dest: Path) -> None:
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", ".pytest_cache")
+    for name in (PACKAGE, "tests"):
+        shutil.copytree(ROOT / name, dest / name, ignore=ignore)
+    for name in ("pyproject.toml", "README.md"):
+        if (ROOT / name).exists():
+            shutil.copy2(ROOT / name, dest / name)
+
+
+def run_tests(root: Path, tests: tuple[str, ...], timeout: float) -> tuple[int, float]:
+    env = dict(os.environ, PYTHONPATH=str(root), PYTHONDONTWRITEBYTECODE="1")
+    env.setdefault("OMP_NUM_THREADS", "1")
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+    start = time.perf_counter()
+    try:
+        done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return -1, time.perf_counter() - start
+    return done.returncode, time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-k", default="", help="only mutants whose name contains this")
+    parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds per mutant")
+    args = parser.parse_args(argv)
+    chosen = [m for m in MUTANTS if args.k.lower() in m.name.lower()]
+    if args.list:
+        for m in chosen:
+            print(f"{m.name}: {' '.join(m.tests)}")
+        return 0
+    total_start = time.perf_counter()
+    failures = []
+    with tempfile.TemporaryDirectory(prefix="rfa-mutants-") as tmp:
+        root = Path(tmp)
+        _copy_tree(root)
+        for i, m in enumerate(chosen, 1):
+            path, problem = locate(m, root)
+            if path is None:
+                print(f"[{i}/{len(chosen)}] {m.name}: snippet {problem}", flush=True)
+                failures.append(m.name)
+                continue
+            original = path.read_text()
+            try:
+                path.write_text(original.replace(m.original, m.replacement))
+                code, seconds = run_tests(root, m.tests, args.timeout)
+            finally:
+                path.write_text(original)
+            if code in (1, 2):
+                verdict = "caught"
+            elif code == 0:
+                verdict = "SURVIVED"
+            elif code == -1:
+                verdict = "TIMEOUT"
+            else:
+                verdict = f"BROKEN ENTRY (pytest exit {code})"
+            where = path.relative_to(root)
+            print(
+                f"[{i}/{len(chosen)}] {verdict:8} {seconds:6.1f}s  {m.name} ({where})", flush=True
+            )
+            if verdict != "caught":
+                failures.append(m.name)
+    elapsed = time.perf_counter() - total_start
+    caught = len(chosen) - len(failures)
+    print(f"{caught}/{len(chosen)} mutants caught in {elapsed:.0f}s")
+    if failures:
+        print("not caught: " + "; ".join(failures))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
