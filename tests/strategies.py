@@ -63,6 +63,8 @@ def convs(draw, ndim=1, modes=MODES):
     padding = draw(st.one_of(st.integers(0, 2), st.sampled_from(["same", "valid", "full"])))
     if padding == "same" and draw(st.booleans()):
         s = 1
+    if draw(st.integers(0, 3)) == 0:  # asymmetric (before, after) per axis
+        padding = tuple((draw(st.integers(0, 2)), draw(st.integers(0, 2))) for _ in range(ndim))
     mode = draw(st.sampled_from(modes))
     if draw(st.integers(0, 4)) == 0:
         return rfa.LocallyConnected(k, s, padding if mode == "zeros" else 0, d)

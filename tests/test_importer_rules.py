@@ -74,3 +74,21 @@ def test_functional_pool_keeps_ceil_mode(pool):
     # one past the end); without it pixel 4 would have no route
     model = _Fn(lambda x: pool(x, (1, 2), stride=2, ceil_mode=True))
     assert _coverage(model, (1, 5)) == [[1, 1, 1, 1, 1]]
+
+
+def test_padding_mode_of_a_conv_module():
+    # reflect padding 1 along the row: [b | a b c | b]: windows bab, abc, bcb: a 2, b 5, c 2
+    conv = nn.Conv2d(1, 1, (1, 3), padding=(0, 1), padding_mode="reflect", bias=False)
+    assert _coverage(conv, (1, 3)) == [[2, 5, 2]]
+
+
+def test_avg_pool_module_keeps_its_padding():
+    # as the functional pool above: windows {a, b}, {a, b, c}, {b, c}
+    assert _coverage(nn.AvgPool2d((1, 3), stride=1, padding=(0, 1)), (1, 3)) == [[2, 3, 2]]
+
+
+def test_adaptive_pool_to_sizes_that_do_not_divide():
+    # 5 -> 2 along the row: torch's windows [0, 3) and [2, 5) share pixel 2
+    assert _coverage(nn.AdaptiveAvgPool2d((1, 2)), (1, 5)) == [[1, 1, 2, 1, 1]]
+    # 6 -> 3 divides: windows of 2, each pixel once
+    assert _coverage(nn.AdaptiveMaxPool2d((1, 3)), (1, 6)) == [[1] * 6]
