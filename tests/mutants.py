@@ -5,6 +5,7 @@ Run from the repository root::
     python tests/mutants.py            # every mutant; exit 1 if one survives or is not found
     python tests/mutants.py -k merge   # only mutants whose name contains "merge"
     python tests/mutants.py --list     # names and the tests each one runs
+    python tests/mutants.py -j 1       # one at a time (default: one per CPU, at most 4)
 
 Each mutant is ``(name, original snippet, replacement, tests)``. The snippet is found by
 searching every ``.py`` file of the ``rfanalysis`` package for it (it must occur exactly once
@@ -24,10 +25,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import queue
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -53,49 +56,49 @@ MUTANTS: tuple[Mutant, ...] = (
         "window length off by one",
         "        return span // s + 1\n",
         "        return span // s\n",
-        _ENGINE,
+        ("tests/test_engine.py::test_pools",),
     ),
     Mutant(
         "ceil-mode window allowed to start in the right padding",
         "    if (m - 1) * s >= n + pb:",
         "    if (m - 1) * s > n + pb:",
-        ("tests/test_engine.py", "tests/test_properties.py"),
+        ("tests/test_engine.py::test_pools",),
     ),
     Mutant(
         "window taps offset by the trailing padding",
         "        off = t * d - pb  # input index = o*s + off",
         "        off = t * d - pa  # input index = o*s + off",
-        ("tests/test_properties.py::test_routes_and_coverage_match_brute_force_1d",),
+        ("tests/test_connections.py::test_asymmetric_padding_by_hand",),
     ),
     Mutant(
         "reflect padding repeats the edge on the left",
         "return np.where(i < 0, -i, np.where(i >= n, 2 * (n - 1) - i, i))",
         "return np.where(i < 0, -1 - i, np.where(i >= n, 2 * (n - 1) - i, i))",
-        _ENGINE,
+        ("tests/test_engine.py::test_padding_modes_one_layer",),
     ),
     Mutant(
         "symmetric padding skips the edge on the right",
         "return np.where(i < 0, -1 - i, np.where(i >= n, 2 * n - 1 - i, i))",
         "return np.where(i < 0, -1 - i, np.where(i >= n, 2 * (n - 1) - i, i))",
-        _ENGINE,
+        ("tests/test_engine.py::test_padding_modes_one_layer",),
     ),
     Mutant(
         "replicate padding reads the second pixel from the edge",
         "return np.clip(i, 0, n - 1)",
         "return np.clip(i, 1, n - 1)",
-        _ENGINE,
+        ("tests/test_engine.py::test_padding_modes_one_layer",),
     ),
     Mutant(
         "circular padding wraps the wrong way",
         "return np.mod(i, n)",
         "return np.mod(-i, n)",
-        _ENGINE,
+        ("tests/test_engine.py::test_padding_modes_one_layer",),
     ),
     Mutant(
         "'same' padding puts the odd pixel first",
         "        return (total // 2, total - total // 2)",
         "        return (total - total // 2, total // 2)",
-        (*_ENGINE, "tests/test_geometry.py"),
+        ("tests/test_engine.py::test_same_padding_puts_the_odd_pixel_at_the_end",),
     ),
     Mutant(
         "transposed convolution ignores its crop",
@@ -107,7 +110,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "transposed convolution drops output_padding",
         "    return (n - 1) * s - pb - pa + d * (k - 1) + output_padding + 1",
         "    return (n - 1) * s - pb - pa + d * (k - 1) + 1",
-        (*_ENGINE, "tests/test_properties.py"),
+        ("tests/test_engine.py::test_pools",),
     ),
     Mutant(
         "planner refuses every dilated transposed convolution",
@@ -119,7 +122,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "nearest upsampling loses a phase",
         "segments = [(0, slice(0, n), slice(r, m, scale)) for r in range(scale)]",
         "segments = [(0, slice(0, n), slice(r, m, scale)) for r in range(1, scale)]",
-        _ENGINE,
+        ("tests/test_engine.py::test_transposed_conv_and_upsample",),
     ),
     Mutant(
         "adaptive windows end one unit early",
@@ -223,7 +226,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "centre unit rounds up",
         "        return tuple((m - 1) // 2 for m in out_shape)",
         "        return tuple(m // 2 for m in out_shape)",
-        _ENGINE,
+        ("tests/test_engine.py::test_unit_selection",),
     ),
     # ---------------------------------------------------------------- blind spots
     Mutant(
@@ -243,43 +246,43 @@ MUTANTS: tuple[Mutant, ...] = (
         "ZeroPad / ConstantPad modules pad with unit 0 instead of no unit",
         "self.F.pad(value.units, tuple(pad), value=-1.0)",
         "self.F.pad(value.units, tuple(pad), value=0.0)",
-        ("tests/test_importer_rules.py",),
+        ("tests/test_importer_rules.py::test_constant_padding_module_is_no_unit",),
     ),
     Mutant(
         "F.pad in constant mode pads with unit 0 instead of no unit",
         'units = self.F.pad(value.units, a["pad"], mode="constant", value=-1.0)',
         'units = self.F.pad(value.units, a["pad"], mode="constant", value=0.0)',
-        ("tests/test_importer_rules.py",),
+        ("tests/test_importer_rules.py::test_functional_pad_modes",),
     ),
     Mutant(
         "F.max_pool / F.avg_pool lose their padding",
         '            pad, dil = a.get("padding", 0), a.get("dilation", 1)',
         '            pad, dil = 0, a.get("dilation", 1)',
-        ("tests/test_importer_rules.py",),
+        ("tests/test_importer_rules.py::test_functional_pool_keeps_its_padding",),
     ),
     Mutant(
         "functional pools lose ceil_mode",
         '            ceil = a.get("ceil_mode", False)\n',
         "            ceil = False\n",
-        ("tests/test_importer_rules.py",),
+        ("tests/test_importer_rules.py::test_functional_pool_keeps_ceil_mode",),
     ),
     Mutant(
         "conv modules lose their padding mode",
         "                m.padding_mode,\n",
         '                "zeros",\n',
-        ("tests/test_importer_rules.py",),
+        ("tests/test_importer_rules.py::test_padding_mode_of_a_conv_module",),
     ),
     Mutant(
         "AvgPool modules lose their padding",
         'layer = self.pool("avg", nd, m.kernel_size, m.stride, m.padding, 1, m.ceil_mode, label)',
         'layer = self.pool("avg", nd, m.kernel_size, m.stride, 0, 1, m.ceil_mode, label)',
-        ("tests/test_importer_rules.py",),
+        ("tests/test_importer_rules.py::test_avg_pool_module_keeps_its_padding",),
     ),
     Mutant(
         "adaptive pools become fixed pools where the sizes do not divide",
         "        if all(n % m == 0 for n, m in zip(spatial, sizes)):",
         "        if True:",
-        ("tests/test_importer_rules.py",),
+        ("tests/test_importer_rules.py::test_adaptive_pool_to_sizes_that_do_not_divide",),
     ),
     # ---------------------------------------------------------------- influence backends
     Mutant(
@@ -345,11 +348,46 @@ def run_tests(root: Path, tests: tuple[str, ...], timeout: float) -> tuple[int, 
     return done.returncode, time.perf_counter() - start
 
 
+def _verdict(code: int) -> str:
+    if code in (1, 2):
+        return "caught"
+    if code == 0:
+        return "SURVIVED"
+    if code == -1:
+        return "TIMEOUT"
+    return f"BROKEN ENTRY (pytest exit {code})"
+
+
+def _worker(root: Path, todo: queue.Queue, report, timeout: float) -> None:
+    """Take mutants off ``todo`` and run each on the copy at ``root`` (one copy per worker:
+    a mutant is restored before the next is applied)."""
+    while True:
+        try:
+            i, m = todo.get_nowait()
+        except queue.Empty:
+            return
+        path, problem = locate(m, root)
+        if path is None:
+            report(i, m, f"snippet {problem}", 0.0, "")
+            continue
+        original = path.read_text()
+        try:
+            path.write_text(original.replace(m.original, m.replacement))
+            code, seconds = run_tests(root, m.tests, timeout)
+        finally:
+            path.write_text(original)
+        report(i, m, _verdict(code), seconds, str(path.relative_to(root)))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-k", default="", help="only mutants whose name contains this")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per mutant")
+    parser.add_argument(
+        "-j", "--jobs", type=int, default=min(4, os.cpu_count() or 1),
+        help="mutants run at once, each on its own copy (default: CPUs, at most 4)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     chosen = [m for m in MUTANTS if args.k.lower() in m.name.lower()]
     if args.list:
@@ -357,36 +395,29 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{m.name}: {' '.join(m.tests)}")
         return 0
     total_start = time.perf_counter()
-    failures = []
-    with tempfile.TemporaryDirectory(prefix="rfa-mutants-") as tmp:
-        root = Path(tmp)
-        _copy_tree(root)
-        for i, m in enumerate(chosen, 1):
-            path, problem = locate(m, root)
-            if path is None:
-                print(f"[{i}/{len(chosen)}] {m.name}: snippet {problem}", flush=True)
-                failures.append(m.name)
-                continue
-            original = path.read_text()
-            try:
-                path.write_text(original.replace(m.original, m.replacement))
-                code, seconds = run_tests(root, m.tests, args.timeout)
-            finally:
-                path.write_text(original)
-            if code in (1, 2):
-                verdict = "caught"
-            elif code == 0:
-                verdict = "SURVIVED"
-            elif code == -1:
-                verdict = "TIMEOUT"
-            else:
-                verdict = f"BROKEN ENTRY (pytest exit {code})"
-            where = path.relative_to(root)
-            print(
-                f"[{i}/{len(chosen)}] {verdict:8} {seconds:6.1f}s  {m.name} ({where})", flush=True
-            )
+    failures: list[str] = []
+    lock = threading.Lock()
+
+    def report(i: int, m: Mutant, verdict: str, seconds: float, where: str) -> None:
+        with lock:
+            line = f"[{i}/{len(chosen)}] {verdict:8} {seconds:6.1f}s  {m.name}"
+            print(line + (f" ({where})" if where else ""), flush=True)
             if verdict != "caught":
                 failures.append(m.name)
+
+    todo: queue.Queue = queue.Queue()
+    for item in enumerate(chosen, 1):
+        todo.put(item)
+    with tempfile.TemporaryDirectory(prefix="rfa-mutants-") as tmp:
+        threads = []
+        for j in range(max(1, min(args.jobs, len(chosen)))):
+            root = Path(tmp) / f"copy{j}"
+            _copy_tree(root)
+            t = threading.Thread(target=_worker, args=(root, todo, report, args.timeout))
+            t.start()
+            threads.append(t)
+        for t in threads:
+            t.join()
     elapsed = time.perf_counter() - total_start
     caught = len(chosen) - len(failures)
     print(f"{caught}/{len(chosen)} mutants caught in {elapsed:.0f}s")

@@ -55,6 +55,8 @@ def test_asymmetric_padding_by_hand():
     expected = [(0, 0), (1, 0), (1, 1), (2, 0), (2, 1), (2, 2), (3, 1), (3, 2), (3, 3)]
     assert _edges(c) == Counter(expected)
     assert c.position.tolist() == [-2, -1, 0, -1, 0, 1, 0, 1, 2, 1, 2, 3]
+    # and the route engine counts the same connections: pixel 0 is read by units 0, 1, 2
+    assert rfa.coverage([rfa.Conv(3, padding=((2, 0),))], (4,)).tolist() == [3, 3, 2, 1]
     # reflect padded (0, 2) on 4 units (c b | a b c d | c b): unit 2 reads c, d, c;
     # unit 3 reads d, c, b
     (c,) = rfa.connections([rfa.Conv(3, padding=((0, 2),), padding_mode="reflect")], (4,))
