@@ -18,7 +18,9 @@ core tests of that code, kept small so that the whole gate stays fast.
 
 A mutant is caught when pytest fails (exit status 1) or errors while collecting (2); a run
 that selects no test (5) or a usage error (4) is a broken gate entry and counts as a failure
-of the gate. ``tests/test_mutants.py`` checks the list itself (every snippet unique) in CI.
+of the gate. First, every selected test runs once on the unchanged code (``--no-baseline``
+skips it where the suite has just passed): a failing test would make every mutant look
+caught. ``tests/test_mutants.py`` checks the list itself (every snippet unique) in CI.
 """
 
 from __future__ import annotations
@@ -385,6 +387,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per mutant")
     parser.add_argument(
+        "--no-baseline", action="store_true",
+        help="skip the first run of every selected test on the unchanged code (CI runs the "
+        "whole suite just before)",
+    )  # fmt: skip
+    parser.add_argument(
         "-j", "--jobs", type=int, default=min(4, os.cpu_count() or 1),
         help="mutants run at once, each on its own copy (default: CPUs, at most 4)",
     )  # fmt: skip
@@ -409,6 +416,16 @@ def main(argv: list[str] | None = None) -> int:
     for item in enumerate(chosen, 1):
         todo.put(item)
     with tempfile.TemporaryDirectory(prefix="rfa-mutants-") as tmp:
+        if not args.no_baseline:
+            # a test that fails without any mutant would make every mutant look caught
+            base = Path(tmp) / "baseline"
+            _copy_tree(base)
+            selections = list(dict.fromkeys(t for m in chosen for t in m.tests))
+            code, seconds = run_tests(base, tuple(selections), args.timeout)
+            print(f"baseline: pytest exit {code} in {seconds:.0f}s", flush=True)
+            if code != 0:
+                print("the selected tests fail on the unchanged code: fix them first")
+                return 1
         threads = []
         for j in range(max(1, min(args.jobs, len(chosen)))):
             root = Path(tmp) / f"copy{j}"
@@ -416,8 +433,16 @@ def main(argv: list[str] | None = None) -> int:
             t = threading.Thread(target=_worker, args=(root, todo, report, args.timeout))
             t.start()
             threads.append(t)
-        for t in threads:
-            t.join()
+        try:
+            for t in threads:
+                t.join()
+        except KeyboardInterrupt:  # let the running mutants end; start no more
+            while not todo.empty():
+                todo.get_nowait()
+            for t in threads:
+                t.join()
+            print("interrupted", flush=True)
+            return 130
     elapsed = time.perf_counter() - total_start
     caught = len(chosen) - len(failures)
     print(f"{caught}/{len(chosen)} mutants caught in {elapsed:.0f}s")

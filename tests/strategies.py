@@ -56,14 +56,17 @@ def _axes(draw, ndim, values):
 
 
 @st.composite
-def convs(draw, ndim=1, modes=MODES):
+def convs(draw, ndim=1, modes=MODES, asymmetric=False):
+    """A convolution or locally connected layer; ``asymmetric`` sometimes pads ``(before,
+    after)`` per axis (which fixes the layer to ``ndim`` axes, and which the spec grammar
+    does not write)."""
     k = _axes(draw, ndim, st.integers(1, 4))
     s = _axes(draw, ndim, st.integers(1, 3))
     d = _axes(draw, ndim, st.integers(1, 2))
     padding = draw(st.one_of(st.integers(0, 2), st.sampled_from(["same", "valid", "full"])))
     if padding == "same" and draw(st.booleans()):
         s = 1
-    if draw(st.integers(0, 3)) == 0:  # asymmetric (before, after) per axis
+    if asymmetric and draw(st.integers(0, 3)) == 0:
         padding = tuple((draw(st.integers(0, 2)), draw(st.integers(0, 2))) for _ in range(ndim))
     mode = draw(st.sampled_from(modes))
     if draw(st.integers(0, 4)) == 0:
@@ -115,8 +118,17 @@ def blocks(draw, modes=MODES):
 
 
 @st.composite
-def stacks(draw, ndim=1, max_layers=4, modes=MODES, ceil=True, dense=True, upsample=True):
-    options = [convs(ndim, modes), pools(ndim, ceil), tconvs(ndim), blocks(modes)]
+def stacks(
+    draw,
+    ndim=1,
+    max_layers=4,
+    modes=MODES,
+    ceil=True,
+    dense=True,
+    upsample=True,
+    asymmetric=False,
+):
+    options = [convs(ndim, modes, asymmetric), pools(ndim, ceil), tconvs(ndim), blocks(modes)]
     if upsample:
         options.append(st.integers(1, 3).map(rfa.Upsample))
     layers = draw(st.lists(st.one_of(options), min_size=1, max_size=max_layers))

@@ -20,7 +20,7 @@ MANY = stack_settings(400, derandomize=True)
 
 # 400 (1-D) + 400 (2-D) + 200 (3-D) = 1000 stacks against the brute-force enumerator
 @MANY
-@given(net=stacks(ndim=1, max_layers=5), n=st.integers(2, 12), data=st.data())
+@given(net=stacks(ndim=1, max_layers=5, asymmetric=True), n=st.integers(2, 12), data=st.data())
 def test_brute_force_1d_at_scale(net, n, data):
     out = stack_output(net, (n,))
     assume(out is not None)
@@ -29,7 +29,7 @@ def test_brute_force_1d_at_scale(net, n, data):
 
 
 @MANY
-@given(net=stacks(ndim=2, max_layers=3), h=st.integers(2, 7), w=st.integers(2, 7))
+@given(net=stacks(ndim=2, max_layers=3, asymmetric=True), h=st.integers(2, 7), w=st.integers(2, 7))
 def test_brute_force_2d_at_scale(net, h, w):
     assume(stack_output(net, (h, w)) is not None)
     assert_engine_matches_brute_force(net, (h, w), routes=False)
@@ -45,7 +45,7 @@ def test_brute_force_3d_at_scale(net, n):
 # 120 (1-D) + 80 (2-D) + 40 (3-D) = 240 stacks against torch autograd
 @pytest.mark.torch
 @stack_settings(120, derandomize=True)
-@given(net=stacks(ndim=1, max_layers=6), n=st.integers(3, 16))
+@given(net=stacks(ndim=1, max_layers=6, asymmetric=True), n=st.integers(3, 16))
 def test_torch_1d_at_scale(net, n):
     assume(stack_output(net, (n,)) is not None)
     np.testing.assert_array_equal(rfa.coverage(net, (n,)), torch_grad(net, (n,)))

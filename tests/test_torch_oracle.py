@@ -19,7 +19,7 @@ SETTINGS = stack_settings(120)
 
 
 @SETTINGS
-@given(net=stacks(ndim=1, max_layers=5), n=st.integers(3, 14), data=st.data())
+@given(net=stacks(ndim=1, max_layers=5, asymmetric=True), n=st.integers(3, 14), data=st.data())
 def test_autograd_equals_routes_1d(net, n, data):
     out = stack_output(net, (n,))
     assume(out is not None)
@@ -29,7 +29,9 @@ def test_autograd_equals_routes_1d(net, n, data):
 
 
 @SETTINGS
-@given(net=stacks(ndim=2, max_layers=4), h=st.integers(3, 10), w=st.integers(3, 10))
+@given(
+    net=stacks(ndim=2, max_layers=4, asymmetric=True), h=st.integers(3, 10), w=st.integers(3, 10)
+)
 def test_autograd_equals_routes_2d(net, h, w):
     assume(stack_output(net, (h, w)) is not None)
     np.testing.assert_array_equal(rfa.routes(net, (h, w)), torch_grad(net, (h, w), "center"))
