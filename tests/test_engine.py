@@ -125,6 +125,9 @@ def test_unit_selection():
     assert ints(rfa.routes("conv3", (5,), unit=2)) == [0, 0, 1, 1, 1]
     r = rfa.routes("conv3", (4, 6), unit=(0, 3))
     assert r.shape == (4, 6) and r.sum() == 9 and r[0:3, 3:6].sum() == 9
+    # "center" is unit (m - 1) // 2: on 6 pixels conv3 has 4 units; unit 1 reads 1, 2, 3
+    assert ints(rfa.routes("conv3", (6,))) == [0, 1, 1, 1, 0, 0]
+    assert ints(rfa.routes("conv3", (6, 5), unit="center")[:, 1]) == [0, 1, 1, 1, 0, 0]
 
 
 # --------------------------------------------------------------------------- number systems
