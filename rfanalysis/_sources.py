@@ -30,6 +30,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import zoo
 from ._graph import Network, check_context, is_torch_module
 from ._importers.fromtorch import from_torch
@@ -349,7 +351,9 @@ def _timm(name: str) -> Any:
 
 def _ultralytics(name: str) -> Any:
     _require("torch", f"ultralytics:{name}")
+    printing = np.get_printoptions()
     ultralytics = _require("ultralytics", f"ultralytics:{name}")
+    np.set_printoptions(**printing)  # its import sets a float formatter for every numpy user
     if not name.lower().endswith((".yaml", ".yml")):
         raise ValueError(
             f"ultralytics:{name}: give a model definition (.yaml, e.g. 'ultralytics:yolov8n.yaml'"
