@@ -15,6 +15,7 @@ run as one grouped convolution over all trials.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -103,8 +104,61 @@ def spec_gradients(
 
 
 # --------------------------------------------------------------------------- user modules
+#: how a model lays out its input: ``(batch, C, *spatial)`` or ``(batch, *spatial, C)``
+LAYOUTS = ("channels_first", "channels_last")
+
+
+def declared_input(module: Any) -> tuple[str, int | None, tuple[int | None, ...]] | None:
+    """``(layout, channels, spatial size)`` of the input a model declares of itself, or None.
+
+    A Keras 3 model on the torch backend is a ``torch.nn.Module``; it declares its input
+    shape (``(None, 224, 224, 3)``), laid out as Keras's image data format says
+    (channels-last unless configured otherwise). Sizes it leaves open are None.
+    """
+    if not type(module).__module__.startswith("keras."):
+        return None
+    try:
+        shape = tuple(module.inputs[0].shape)
+    except (AttributeError, IndexError, TypeError):
+        return None
+    if len(shape) < 3:
+        return None
+    keras = sys.modules.get("keras")
+    fmt = keras.config.image_data_format() if keras is not None else "channels_last"
+    if fmt == "channels_last":
+        return "channels_last", shape[-1], shape[1:-1]
+    return "channels_first", shape[1], shape[2:]
+
+
+def module_layout(module: Any, layout: str | None) -> str:
+    """``layout`` checked; None: the layout the model declares (:func:`declared_input`),
+    else channels-first."""
+    if layout is None:
+        declared = declared_input(module)
+        return declared[0] if declared is not None else "channels_first"
+    if layout not in LAYOUTS:
+        raise ValueError(f"`layout` must be 'channels_first' or 'channels_last', got {layout!r}")
+    return layout
+
+
+def channels_first(torch: Any, run: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A channels-last model ``run`` as a function of ``(B, C, *spatial)``: the input's
+    channels moved last for the call, and a map it returns, ``(B, *spatial, C)``, moved back
+    (a ``(B, features)`` output stays)."""
+
+    def call(x: Any) -> Any:
+        y = run(x.movedim(1, -1))
+        return y.movedim(-1, 1) if isinstance(y, torch.Tensor) and y.ndim > 2 else y
+
+    return call
+
+
 def module_ndim(module: Any) -> int | None:
-    """Spatial axes of a model: those of its first convolution or pool, if any."""
+    """Spatial axes of a model: those of the input it declares, else those of its first
+    convolution or pool, if any."""
+    declared = declared_input(module)
+    if declared is not None:
+        return len(declared[2])
     nn = require_torch("a torch module").nn
     kinds = [
         (cls, nd)
@@ -120,8 +174,11 @@ def module_ndim(module: Any) -> int | None:
 
 
 def module_in_channels(module: Any) -> int:
-    """Input channels of a module: those of its first submodule that declares
-    ``in_channels`` (a convolution), else 1."""
+    """Input channels of a module: those of the input it declares, else those of its first
+    submodule that declares ``in_channels`` (a convolution), else 1."""
+    declared = declared_input(module)
+    if declared is not None and isinstance(declared[1], int):
+        return declared[1]
     for sub in module.modules():
         cin = getattr(sub, "in_channels", None)
         if isinstance(cin, int):
@@ -202,20 +259,32 @@ def _on_device_reduction(reduction: str) -> Callable[[Any], Any]:
 
 
 def _batch_tensor(
-    torch: Any, item: Any, index: int, shape: tuple[int, ...], dtype: Any, device: Any
+    torch: Any,
+    item: Any,
+    index: int,
+    shape: tuple[int, ...],
+    dtype: Any,
+    device: Any,
+    layout: str = "channels_first",
 ) -> Any:
     """One batch of inputs as a ``(B, C, *spatial)`` tensor on ``device``: a tensor or array
-    shaped ``(B, C, *spatial)``, or ``(B, *spatial)`` for one channel; of a tuple or list
-    (a DataLoader's ``(input, label)``), its first element."""
+    shaped ``(B, C, *spatial)`` (``(B, *spatial, C)`` for a channels-last ``layout``), or
+    ``(B, *spatial)`` for one channel; of a tuple or list (a DataLoader's ``(input,
+    label)``), its first element."""
     if isinstance(item, (tuple, list)) and item and hasattr(item[0], "shape"):
         item = item[0]
     x = item if torch.is_tensor(item) else torch.as_tensor(np.asarray(item, dtype=np.float64))
+    given = tuple(x.shape)
     if x.ndim == len(shape) and shape[0] == 1:
         x = x.unsqueeze(1)
+    elif layout == "channels_last" and x.ndim == len(shape) + 1:
+        x = x.movedim(-1, 1)
     if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != shape:
+        last = layout == "channels_last"
+        laid = (*shape[1:], shape[0]) if last else shape
         raise ValueError(
-            f"`inputs` batch {index} has shape {tuple(x.shape)}; expected (batch, "
-            f"{', '.join(map(str, shape))}) (channels first)"
+            f"`inputs` batch {index} has shape {given}; expected (batch, "
+            f"{', '.join(map(str, laid))}) ({'channels last' if last else 'channels first'})"
             + (f" or (batch, {', '.join(map(str, shape[1:]))})" if shape[0] == 1 else "")
         )
     # detached: requires_grad_ below must not touch the caller's tensor when .to() returns it
@@ -288,6 +357,7 @@ def module_gradients(
     device: Any,
     progress: bool | None,
     output: str | None = None,
+    layout: str = "channels_first",
 ) -> tuple[np.ndarray, str, int]:
     """Sum over the inputs of ``reduction`` of ``d <seed, module(x)> / d x``, the dtype used
     and the number of inputs.
@@ -299,7 +369,9 @@ def module_gradients(
     parameters, under ``enable_grad``; its mode and ``requires_grad`` flags are restored
     afterwards. ``seed_for(out_shape)`` gives the ``(1, 1, *out_shape)`` output weighting,
     where ``out_shape`` is the output's spatial shape, or ``(features,)`` for a 2-D output.
-    ``output`` selects an inner map (:func:`selected_output`).
+    ``output`` selects an inner map (:func:`selected_output`). A channels-last model
+    (``layout``) takes its batches ``(B, *spatial, C)`` and runs through
+    :func:`channels_first`.
     """
     torch = require_torch("influence of a torch module")
     own_dtype, own_device = module_dtype_device(module)
@@ -313,6 +385,8 @@ def module_gradients(
         )
     reduce = _on_device_reduction(reduction)
     run = selected_output(torch, module, output)
+    if layout == "channels_last":
+        run = channels_first(torch, run)
     if output is not None:
         name = f"{name}'s {output!r}"
     total_dtype = torch.float32 if dev.type == "mps" else torch.float64  # MPS has no float64
@@ -326,7 +400,8 @@ def module_gradients(
             torch.enable_grad(),
         ):
             for index, item in enumerate(batches):
-                xt = _batch_tensor(torch, item, index, shape, tdtype, dev).requires_grad_(True)
+                xt = _batch_tensor(torch, item, index, shape, tdtype, dev, layout)
+                xt.requires_grad_(True)
                 if xt.shape[0] == 0:
                     continue
                 y = run(xt)

@@ -1,0 +1,77 @@
+"""Channels-last models, ``(batch, *spatial, C)``: ``layout="channels_last"`` in every entry
+point that takes a torch module, and the layout a model declares (a Keras model) read from the
+model. Expected maps are counted by hand on ones-weight models, or are those of the same
+model written channels-first."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import rfanalysis as rfa
+
+pytestmark = pytest.mark.torch
+
+
+class _Last(nn.Module):
+    """A channels-first model ``inner`` behind a channels-last interface."""
+
+    def __init__(self, inner, flat=False):
+        super().__init__()
+        self.inner = inner
+        self.flat = flat
+
+    def forward(self, x):
+        y = self.inner(x.permute(0, 3, 1, 2))
+        return y if self.flat or y.ndim == 2 else y.permute(0, 2, 3, 1)
+
+
+def _ones_conv(k=3, cin=1, cout=1, **kwargs):
+    conv = nn.Conv2d(cin, cout, k, bias=False, **kwargs)
+    nn.init.ones_(conv.weight)
+    return conv
+
+
+def _window(n, unit, k):
+    out = np.zeros((n, n))
+    r = k // 2
+    out[max(0, unit[0] - r) : unit[0] + r + 1, max(0, unit[1] - r) : unit[1] + r + 1] = 1
+    return out
+
+
+# --------------------------------------------------------------------------- influence
+def test_influence_of_a_channels_last_model_counts_its_routes():
+    # one channel, ones weights, no non-linearity: the gradient of unit u is 1 on each pixel
+    # of its 3x3 window (DESIGN section 2); the input's channel axis is the last one
+    model = _Last(_ones_conv(3, padding=1))
+    for unit in ((3, 3), (0, 6)):
+        got = rfa.influence(model, (7, 7), unit, layout="channels_last", reduction="signed")
+        np.testing.assert_array_equal(got, _window(7, unit, 3))
+
+
+def test_influence_channels_last_equals_the_channels_first_model():
+    torch.manual_seed(0)
+    inner = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 2, 5, stride=2))
+    x = np.random.default_rng(0).normal(size=(2, 3, 11, 11))
+    first = rfa.influence(inner, (11, 11), inputs=x)
+    last = _Last(inner)
+    kw = {"layout": "channels_last", "in_channels": 3}
+    for inputs in (np.moveaxis(x, 1, -1), [torch.as_tensor(np.moveaxis(x, 1, -1))]):
+        np.testing.assert_array_equal(rfa.influence(last, (11, 11), inputs=inputs, **kw), first)
+    drawn = rfa.influence(last, (11, 11), trials=3, **kw)
+    np.testing.assert_array_equal(drawn, rfa.influence(inner, (11, 11), trials=3))
+
+
+def test_influence_layout_errors():
+    model = _Last(_ones_conv(3, padding=1))
+    with pytest.raises(ValueError, match="`layout` must be 'channels_first' or 'channels_last'"):
+        rfa.influence(model, 7, layout="nhwc")
+    with pytest.raises(TypeError, match="`layout` says how a torch module"):
+        rfa.influence("conv3", 7, layout="channels_last")
+    with pytest.raises(ValueError, match=r"\(trials, 7, 7, 1\) \(channels last\); got \(2, 1, 7"):
+        rfa.influence(model, 7, inputs=np.zeros((2, 1, 7, 5)), layout="channels_last")
+    with pytest.raises(ValueError, match=r"batch 0 has shape \(1, 3, 7, 7\); expected"):
+        bad = [torch.zeros(1, 3, 7, 7)]
+        rfa.influence(model, 7, inputs=bad, layout="channels_last", in_channels=3)
