@@ -335,11 +335,12 @@ def _resolve_targets(torch: Any) -> dict[Any, Rule]:
     return found
 
 
-#: operations whose result carries no gradient (comparisons, indices, rounding to classes)
+#: operations whose result carries no gradient (comparisons, indices, rounding to classes;
+#: ``torch.tensor`` of a tensor copies its values into a new leaf)
 NO_GRADIENT = (
     "gt lt ge le eq ne isnan isinf isfinite argmax argmin argsort logical_and logical_or "
     "logical_not logical_xor bitwise_and bitwise_or bitwise_not any all nonzero zeros_like "
-    "ones_like empty_like full_like randn_like rand_like sort_indices"
+    "ones_like empty_like full_like randn_like rand_like sort_indices tensor"
 ).split()
 
 
