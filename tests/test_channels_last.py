@@ -75,3 +75,43 @@ def test_influence_layout_errors():
     with pytest.raises(ValueError, match=r"batch 0 has shape \(1, 3, 7, 7\); expected"):
         bad = [torch.zeros(1, 3, 7, 7)]
         rfa.influence(model, 7, inputs=bad, layout="channels_last", in_channels=3)
+
+
+# --------------------------------------------------------------------------- from_torch
+def test_from_torch_channels_last_counts_routes_by_hand():
+    # two ones-weight 3x3 convolutions: unit u reads pixel u + d through the 3 - |d| taps
+    # pairs per axis, 1 2 3 2 1 across the 5x5 window (Pascal's triangle of 3-tap kernels)
+    model = _Last(nn.Sequential(_ones_conv(3, padding=1), _ones_conv(3, padding=1)))
+    net = rfa.from_torch(model, (9, 9), layout="channels_last")
+    assert rfa.output_shape(net, 9) == (9, 9)
+    row = np.array([0, 0, 1, 2, 3, 2, 1, 0, 0])
+    np.testing.assert_array_equal(rfa.routes(net, 9), np.outer(row, row))
+
+
+def test_from_torch_channels_last_equals_the_channels_first_model():
+    torch.manual_seed(0)
+    inner = nn.Sequential(
+        nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+        nn.MaxPool2d(3, 2, 1), nn.Conv2d(8, 4, 5, padding=2),
+    )  # fmt: skip
+    first = rfa.from_torch(inner, (33, 33))
+    last = rfa.from_torch(_Last(inner), (33, 33), layout="channels_last", in_channels=3)
+    assert rfa.output_shape(last, 33) == rfa.output_shape(first, 33) == (9, 9)
+    np.testing.assert_array_equal(rfa.coverage(last, 33), rfa.coverage(first, 33))
+    assert rfa.receptive_field(last).size == rfa.receptive_field(first).size
+
+
+def test_a_channels_last_map_of_one_unit_is_one_unit():
+    # (1, 1, 1, C): one unit with C channels, not a 1 x C map
+    model = _Last(nn.Sequential(_ones_conv(3, 1, 4, padding=1), nn.AdaptiveAvgPool2d(1)))
+    net = rfa.from_torch(model, 7, layout="channels_last")
+    assert rfa.output_shape(net, 7) == (1, 1)
+    assert rfa.receptive_field(net, 7).is_global
+
+
+def test_a_channels_last_model_read_channels_first_fails_with_its_own_error():
+    model = _Last(_ones_conv(3, cin=3, padding=1))
+    with pytest.raises(ValueError, match=r"running _Last on an input of shape \(1, 3, 8, 8\)"):
+        rfa.from_torch(model, 8, in_channels=3)
+    with pytest.raises(ValueError, match="`layout` must be 'channels_first' or 'channels_last'"):
+        rfa.from_torch(model, 8, layout="NHWC")

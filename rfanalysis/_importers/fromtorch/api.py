@@ -27,6 +27,7 @@ from .modules import (
     ModuleState,
     module_dtype_device,
     module_in_channels,
+    module_layout,
     module_ndim,
     require_torch,
 )
@@ -49,13 +50,15 @@ def from_torch(
     in_channels: int | None = None,
     overrides: dict[Any, Any] | None = None,
     unknown: str = "error",
+    layout: str | None = None,
 ) -> Network:
     """Trace a torch model into a :class:`~rfanalysis.Network` graph.
 
     Parameters
     ----------
     module : torch.nn.Module
-        A model taking one tensor ``(batch, C, *spatial)``.
+        A model taking one tensor ``(batch, C, *spatial)`` (``(batch, *spatial, C)`` with
+        ``layout="channels_last"``).
     input_shape : int or tuple of int
         Spatial input size (an int: every axis; the axes are those of the model's first
         convolution or pool, else 2). The graph is traced at this size: adaptive pools,
@@ -84,6 +87,12 @@ def from_torch(
     unknown : {"error", "identity"}
         What to do with an operation that has no mapping: raise (naming it, its module and
         the override that would map it), or treat it as keeping positions in place.
+    layout : {"channels_first", "channels_last"}, optional
+        How the model lays out its input: ``(batch, C, *spatial)`` or
+        ``(batch, *spatial, C)``; a map it returns is read the same way. Default: the layout
+        the model declares (a Keras 3 model on the torch backend: Keras's image data format,
+        channels-last unless configured otherwise; its input channels and spatial axes
+        too), else channels-first.
 
     Returns
     -------
@@ -135,45 +144,51 @@ def from_torch(
         isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1
     ):
         raise ValueError(f"`in_channels` must be a positive integer, got {in_channels!r}")
+    layout = module_layout(module, layout)
     shape = normalise_input_shape(input_shape, module_ndim(module) or DEFAULT_NDIM)
     cin = in_channels or _declared_channels(module) or module_in_channels(module)
-    key = (shape, cin, output, context, verify, unknown, tuple(map(id, mapping)))
+    key = (shape, cin, output, context, verify, unknown, tuple(map(id, mapping)), layout)
     cached = _CACHE.get(module, {}).get(key) if not mapping else None
     if cached is not None:
         return cached
-    net = _from_torch(torch, module, shape, cin, output, context, verify, mapping, unknown)
+    net = _from_torch(torch, module, shape, cin, output, context, verify, mapping, unknown,
+                      layout)  # fmt: skip
     if not mapping:
         _CACHE.setdefault(module, {})[key] = net
     return net
 
 
-def _from_torch(torch, module, shape, cin, output, context, verify, mapping, unknown) -> Network:
+def _from_torch(torch, module, shape, cin, output, context, verify, mapping, unknown,
+                layout="channels_first") -> Network:  # fmt: skip
     name = type(module).__name__
-    found = _traced(torch, module, shape, cin, output, context, mapping, unknown, name, True)
-    if verify and not _verify(torch, module, found, shape, cin, name):
+    found = _traced(torch, module, shape, cin, output, context, mapping, unknown, name, True,
+                    layout)  # fmt: skip
+    if verify and not _verify(torch, module, found, shape, cin, name, layout):
         # the fx trace, converted on shapes, computes another output than the module: convert
         # on values, which records the module as it runs instead
-        found = _traced(torch, module, shape, cin, output, context, mapping, unknown, name, False)
-        _verify(torch, module, found, shape, cin, name)
+        found = _traced(torch, module, shape, cin, output, context, mapping, unknown, name,
+                        False, layout)  # fmt: skip
+        _verify(torch, module, found, shape, cin, name, layout)
     return found.net
 
 
-def _traced(torch, module, shape, cin, output, context, mapping, unknown, name, shapes) -> _Found:
+def _traced(torch, module, shape, cin, output, context, mapping, unknown, name, shapes,
+            layout="channels_first") -> _Found:  # fmt: skip
     """Convert the model, on shapes first (``shapes``: meta tensors, where the conversion
     needs no values computed from the input), else running it on a random input."""
     state = ModuleState(module)  # eval mode before tracing: fx records the eval branches
     try:
         dtype, device = module_dtype_device(module)
         converted = _convert_on_shapes(torch, module, shape, cin, dtype, mapping, unknown,
-                                       name) if shapes else None  # fmt: skip
+                                       name, layout) if shapes else None  # fmt: skip
         if converted is None:
             converted = _convert_on_values(torch, module, shape, cin, dtype, device, mapping,
-                                           unknown, output, name)  # fmt: skip
+                                           unknown, output, name, layout)  # fmt: skip
         program, graph, conv, run = converted
     finally:
         state.restore()
     value, real, fx_node = _selected_output(torch, program, run, output, name)
-    out_node, axes = _output_node(torch, conv, value, real, name)
+    out_node, axes = _output_node(torch, conv, value, real, name, layout, len(shape))
     nodes, keep = _pruned(graph.nodes, out_node)
     if len(nodes) < 2:
         raise ValueError(
@@ -255,15 +270,19 @@ def _named_node(nodes: list[Any], output: str, name: str) -> Any:
     return last
 
 
-def _output_node(torch: Any, conv: Converter, value: Value, real: Any, name: str):
+def _output_node(torch: Any, conv: Converter, value: Value, real: Any, name: str,
+                 layout: str = "channels_first", nd: int = 0):  # fmt: skip
     """The node whose units are the output's, and the output's grid axes: a feature
-    vector's features, a map's spatial axes (2.. for a channels-first map)."""
+    vector's features, a map's spatial axes (2.. for a channels-first map, 1 to ndim - 2
+    for a channels-last model's map with as many axes as its input)."""
     units = value.np()
     if units.ndim == 2:
         axes: tuple[int, ...] = (1,)
     else:
         moving = varying_axes([units])
         conv_axes = tuple(range(2, units.ndim))
+        if layout == "channels_last" and units.ndim == nd + 2:
+            conv_axes = tuple(range(1, units.ndim - 1))
         axes = conv_axes if set(moving) <= set(conv_axes) else moving
     node = conv.canonical(value, axes, f"{name} output") if axes else value.node
     if units.ndim == 2 and conv.grid(node) != (real.shape[1],):  # pragma: no cover

@@ -49,9 +49,22 @@ class _Program:
         return self.root.get_submodule(target)
 
 
-def _attempt(torch, program, x, shape, cin, mapping, unknown, name, shapes_only=False):
+def input_shape(cin: int, shape: tuple[int, ...], layout: str) -> tuple[int, ...]:
+    """The shape of the model's input, batch 1: ``(1, C, *spatial)``, or channels last
+    ``(1, *spatial, C)``."""
+    return (1, *shape, cin) if layout == "channels_last" else (1, cin, *shape)
+
+
+def channel_axis(layout: str) -> int:
+    return -1 if layout == "channels_last" else 1
+
+
+def _attempt(torch, program, x, shape, cin, mapping, unknown, name, shapes_only=False,
+             layout="channels_first"):  # fmt: skip
     """Run ``program`` on ``x``, converting it."""
-    start = Value(0, canonical_units(torch, (1, cin, *shape), tuple(range(2, 2 + len(shape)))))
+    first = 1 if layout == "channels_last" else 2  # the input's first spatial axis
+    start = Value(0, canonical_units(torch, input_shape(cin, shape, layout),
+                                     tuple(range(first, first + len(shape)))))  # fmt: skip
     graph = Graph(input_grid=shape, input_channels=cin)
     rules = Rules(torch, mapping, unknown, partial(unmapped, program))
     conv = Converter(torch, rules, graph, name)
@@ -59,38 +72,41 @@ def _attempt(torch, program, x, shape, cin, mapping, unknown, name, shapes_only=
     return program, graph, conv, run
 
 
-def _convert_on_shapes(torch, module, shape, cin, dtype, mapping, unknown, name):
+def _convert_on_shapes(torch, module, shape, cin, dtype, mapping, unknown, name,
+                       layout="channels_first"):  # fmt: skip
     """The fx trace converted on a meta input (see :func:`run_graph`): the model's arithmetic
     costs nothing. None where that cannot be done (no fx trace, a conversion that needs
     values computed from the input); any error is left to the conversion on values, which
     reports it. That the trace computes the model's own output is checked with the values,
     by :func:`_verify`."""
-    x = torch.empty((1, cin, *shape), dtype=dtype, device=torch.device("meta"))
+    x = torch.empty(input_shape(cin, shape, layout), dtype=dtype, device=torch.device("meta"))
     try:
         gm = _trace(torch, module, mapping, name)
         return _attempt(torch, _Program(gm, gm.graph), x, shape, cin, mapping, unknown,
-                        name, True)  # fmt: skip
+                        name, True, layout)  # fmt: skip
     except Exception:  # whatever the shape run cannot do, the run on values does
         return None
 
 
-def _convert_on_values(torch, module, shape, cin, dtype, device, mapping, unknown, output, name):
+def _convert_on_values(torch, module, shape, cin, dtype, device, mapping, unknown, output, name,
+                       layout="channels_first"):  # fmt: skip
     """Run the model on a random input and convert it: through ``torch.fx`` where it traces
     and reproduces the model's own output, else by recording it as it runs (control flow on
     concrete values)."""
-    x = _random_input(torch, (1, cin, *shape), dtype, device)
+    full = input_shape(cin, shape, layout)
+    x = _random_input(torch, full, dtype, device)
     try:
         with torch.no_grad():
             eager = module(x)
     except Exception as exc:  # the model's own error on this input
         raise ValueError(
-            f"from_torch: running {name} on an input of shape {(1, cin, *shape)} failed "
-            f"({type(exc).__name__}: {first_line(exc)}); check `input_shape` and "
+            f"from_torch: running {name} on an input of shape {full} ({layout.replace('_', ' ')}) "
+            f"failed ({type(exc).__name__}: {first_line(exc)}); check `input_shape` and "
             "`in_channels`"
         ) from None
 
     def attempt(program: _Program) -> tuple:
-        return _attempt(torch, program, x, shape, cin, mapping, unknown, name)
+        return _attempt(torch, program, x, shape, cin, mapping, unknown, name, False, layout)
 
     try:
         gm = _trace(torch, module, mapping, name)

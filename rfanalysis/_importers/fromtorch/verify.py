@@ -14,7 +14,7 @@ from ..._ops.counts import Algebra, Sep
 from ..._plan import plan
 from .messages import describe, inside
 from .modules import ModuleState, module_dtype_device
-from .tracing import _Found, _random_input, _same
+from .tracing import _Found, _random_input, _same, channel_axis, input_shape
 from .units import Value
 
 #: gradients below this fraction of the largest are treated as zero: float32 rounding (an
@@ -22,7 +22,7 @@ from .units import Value
 RELATIVE_ZERO = 1e-5
 
 
-def _verify(torch, module, found: _Found, shape, cin, name) -> bool:
+def _verify(torch, module, found: _Found, shape, cin, name, layout="channels_first") -> bool:
     """Autograd's support of the centre output unit inside the routes' support (raise where
     it is not). For a conversion on shapes, first that the fx trace computes the module's
     own output on the random input: False where it does not."""
@@ -32,7 +32,7 @@ def _verify(torch, module, found: _Found, shape, cin, name) -> bool:
     assert out_shape is not None
     unit = tuple((m - 1) // 2 for m in out_shape)
     grads = _autograd(torch, gm, module, shape, cin, found.fx_node, found.axes, unit, run,
-                      check_output=found.on_shapes)  # fmt: skip
+                      check_output=found.on_shapes, layout=layout)  # fmt: skip
     if grads is None:
         return False
     alg = Algebra("log")  # only the support matters, and counts can pass float64's range
@@ -42,7 +42,7 @@ def _verify(torch, module, found: _Found, shape, cin, name) -> bool:
     g0 = grads.get("input")
     if g0 is None:
         raise ValueError(f"from_torch: the output of {name} does not depend on its input")
-    missing = _outside(np.abs(g0).sum(axis=(0, 1)), counts)
+    missing = _outside(np.abs(g0).sum(axis=(0, channel_axis(layout))), counts)
     if not missing:
         return True
     position = {old: new for new, old in enumerate(keep)}
@@ -87,13 +87,14 @@ def _unit_support(units: np.ndarray, grad: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(flat[ok], weights=g[ok], minlength=n)
 
 
-def _autograd(torch, gm, module, shape, cin, fx_out, axes, unit, run, check_output=False):
+def _autograd(torch, gm, module, shape, cin, fx_out, axes, unit, run, check_output=False,
+              layout="channels_first"):  # fmt: skip
     """Gradients of the output unit, in the module's own dtype, with respect to the input and
     every traced tensor that depends on it. With ``check_output``, None where the program's
     output is not the module's own (compared on the same input, before the backward pass)."""
     fx = torch.fx
     dtype, device = module_dtype_device(module)
-    x = _random_input(torch, (1, cin, *shape), dtype, device).requires_grad_(True)
+    x = _random_input(torch, input_shape(cin, shape, layout), dtype, device).requires_grad_(True)
     keep: dict[str, Any] = {}  # by node name: the copy's nodes are other objects
     traced = {n.name for n in run.vals}
 
