@@ -285,10 +285,20 @@ def test_an_untraceable_submodule_is_recorded_as_it_runs():
 # --------------------------------------------------------------------------- the shape run
 def _traced(model, shape, shapes):
     """What from_torch converts, on shapes (meta tensors) or running the model on values."""
-    from rfanalysis._importers.fromtorch import api
+    from rfanalysis._importers.fromtorch import api, output, tracing, units
 
     cin = api.module_in_channels(model)
-    return api._traced(torch, model, shape, cin, None, "global", {}, "error", "m", shapes)
+    program = tracing.traced(torch, model, {}, "m")
+    x = tracing._random_input(torch, (1, cin, *shape), torch.float32, torch.device("cpu"))
+    if shapes:
+        try:
+            done = tracing.convert(torch, program, x.to("meta"), shape, cin, {}, "error", "m")
+        except units.NeedsValues:
+            pass
+        else:
+            return api._finish(torch, done, output.parse(model, None), shape, "global", "m")
+    done = tracing.convert(torch, program, x, shape, cin, {}, "error", "m")
+    return api._finish(torch, done, output.parse(model, None), shape, "global", "m")
 
 
 def _small_torchvision(name, **kwargs):
@@ -537,7 +547,7 @@ def test_from_torch_restores_mode_and_requires_grad():
 def test_bad_arguments():
     with pytest.raises(ValueError, match=r"`context` must be 'global' or 'local'"):
         rfa.from_torch(nn.Conv2d(1, 1, 3), 8, context="near")
-    with pytest.raises(TypeError, match=r"`output` must be a module or node name"):
+    with pytest.raises(TypeError, match=r"`output` must be a name or a list of names"):
         rfa.from_torch(nn.Conv2d(1, 1, 3), 8, output=3)
     with pytest.raises(ValueError, match=r"no submodule or node 'layer9'"):
         rfa.from_torch(nn.Sequential(nn.Conv2d(1, 1, 3)), 8, output="layer9")
