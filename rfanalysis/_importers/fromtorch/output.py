@@ -97,6 +97,12 @@ def select(torch: Any, program: Any, out: Output, name: str) -> Any:
             )
         rec = program.recording
         if rec is not None:
+            if out.module not in rec.produced and out.path:
+                modules = [q for q, _ in program.root.named_modules() if q]
+                raise ConversionError(
+                    f"from_torch: {name} has no submodule {out.label!r}"
+                    f"{did_you_mean(out.label, modules)}"
+                )
             if out.module not in rec.produced:
                 raise ConversionError(
                     f"from_torch: output={out.label!r}: {name} never ran its submodule "
