@@ -285,10 +285,20 @@ def test_an_untraceable_submodule_is_recorded_as_it_runs():
 # --------------------------------------------------------------------------- the shape run
 def _traced(model, shape, shapes):
     """What from_torch converts, on shapes (meta tensors) or running the model on values."""
-    from rfanalysis._importers.fromtorch import api
+    from rfanalysis._importers.fromtorch import api, output, tracing, units
 
     cin = api.module_in_channels(model)
-    return api._traced(torch, model, shape, cin, None, "global", {}, "error", "m", shapes)
+    program = tracing.traced(torch, model, {}, "m")
+    x = tracing._random_input(torch, (1, cin, *shape), torch.float32, torch.device("cpu"))
+    if shapes:
+        try:
+            done = tracing.convert(torch, program, x.to("meta"), shape, cin, {}, "error", "m")
+        except units.NeedsValues:
+            pass
+        else:
+            return api._finish(torch, done, output.parse(model, None), shape, "global", "m")
+    done = tracing.convert(torch, program, x, shape, cin, {}, "error", "m")
+    return api._finish(torch, done, output.parse(model, None), shape, "global", "m")
 
 
 def _small_torchvision(name, **kwargs):
@@ -537,9 +547,9 @@ def test_from_torch_restores_mode_and_requires_grad():
 def test_bad_arguments():
     with pytest.raises(ValueError, match=r"`context` must be 'global' or 'local'"):
         rfa.from_torch(nn.Conv2d(1, 1, 3), 8, context="near")
-    with pytest.raises(TypeError, match=r"`output` must be a module or node name"):
+    with pytest.raises(TypeError, match=r"`output` must be a name or a list of names"):
         rfa.from_torch(nn.Conv2d(1, 1, 3), 8, output=3)
-    with pytest.raises(ValueError, match=r"no submodule or node 'layer9'"):
+    with pytest.raises(rfa.ConversionError, match=r"has no submodule 'layer9'"):
         rfa.from_torch(nn.Sequential(nn.Conv2d(1, 1, 3)), 8, output="layer9")
     with pytest.raises(TypeError, match=r"`module` must be a torch.nn.Module, got str"):
         rfa.from_torch("conv3", 8)
@@ -551,10 +561,84 @@ def test_bad_arguments():
         rfa.from_torch(nn.Conv2d(1, 1, 3), 8, overrides={nn.Conv2d: "conv3"})
     with pytest.raises(ValueError, match=r"`in_channels` must be a positive integer"):
         rfa.from_torch(nn.Conv2d(1, 1, 3), 8, in_channels=0)
-    with pytest.raises(ValueError, match=r"running Conv2d on an input of shape \(1, 2, 8, 8\)"):
+    with pytest.raises(
+        rfa.ConversionError, match=r"running Conv2d on an input of shape \(1, 2, 8, 8\)"
+    ):
         rfa.from_torch(nn.Conv2d(1, 1, 3), 8, in_channels=2)
-    with pytest.raises(ValueError, match=r"Identity has no layer that changes routes"):
+    with pytest.raises(rfa.ConversionError, match=r"Identity has no layer that changes routes"):
         rfa.from_torch(nn.Identity(), 8)
+    with pytest.raises(ValueError, match=r"`output` names a map twice"):
+        rfa.from_torch(nn.Conv2d(1, 1, 3), 8, output=["0", "0"])
+
+
+# --------------------------------------------------------------------------- output= and errors
+class _Untraceable(nn.Module):
+    """fx cannot trace it (a loop over the shape of a tensor), it returns a tuple and a dict,
+    and its head holds an operation without a rule that its maps do not depend on."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 2, 3, padding=1)
+        self.blocks = nn.ModuleList([nn.Conv2d(2, 2, 3, padding=1) for _ in range(2)])
+        self.head = nn.Conv2d(2, 2, 1)
+
+    def forward(self, x):
+        y = self.stem(x)
+        maps = []
+        for k in range(x.shape[1] + 1):  # Python control flow over a size: fx cannot
+            y = self.blocks[k](y)
+            maps.append(y)
+        side = torch.fft.rfft2(self.head(y)).abs()  # no rule; nothing analysed reads it
+        return maps[0], {"deep": maps[1], "side": side}
+
+
+def test_a_model_fx_cannot_trace_is_recorded_as_it_runs():
+    model = _Untraceable()
+    assert rfa.from_torch(model, 16, output="blocks.0").spec() == "conv3p1*2"
+    assert rfa.from_torch(model, 16, output="0").spec() == "conv3p1*2"
+    assert rfa.from_torch(model, 16, output="1.deep").spec() == "conv3p1*3"
+    nets = rfa.from_torch(model, 16, output=["blocks.0", "blocks.1"])
+    assert {k: n.spec() for k, n in nets.items()} == {
+        "blocks.0": "conv3p1*2",
+        "blocks.1": "conv3p1*3",
+    }
+    # an operation without a rule on the analysed path: one line naming it and its module
+    with pytest.raises(rfa.ConversionError, match=r"no mapping for torch\.fft\.rfft2 at node"):
+        rfa.from_torch(model, 16, output="1.side")
+    with pytest.raises(rfa.ConversionError, match=r"returns tuple; pass output="):
+        rfa.from_torch(model, 16)
+    with pytest.raises(rfa.ConversionError, match=r"returns no entry 'x'"):
+        rfa.from_torch(model, 16, output="blocks.0.x")
+
+
+def test_overrides_hold_on_the_recorded_capture():
+    model = _Untraceable()
+    net = rfa.from_torch(
+        model, 16, output="blocks.1", overrides={"blocks.0": rfa.Conv(5, padding=2)}
+    )
+    assert net.spec() == "conv3p1,conv5p2,conv3p1"
+
+
+def test_output_names_the_submodule_not_a_traced_node_of_that_name():
+    # swin_v2_t's top-level `permute` is the final 7x7 map (a global field); its patch
+    # embedding holds a traced node also called "permute" (a 56x56 map, field 4)
+    model = _small_torchvision("swin_v2_t")
+    net = rfa.from_torch(model, 224, output="permute")
+    assert rfa.output_shape(net, 224) == (7, 7)
+    assert rfa.receptive_field(net).size == ("global", "global")
+
+
+def test_every_conversion_failure_is_the_public_error():
+    class Spectral(nn.Module):
+        def forward(self, x):
+            return torch.fft.rfft2(x).abs()
+
+    model = nn.Sequential(nn.Conv2d(1, 1, 3), Spectral())
+    with pytest.raises(rfa.ConversionError) as info:
+        rfa.from_torch(model, 8)
+    assert type(info.value) is rfa.ConversionError  # no private class in what users see
+    assert isinstance(info.value, ValueError)
+    assert "_TraceFailure" not in str(info.value) and "\n" not in str(info.value)
 
 
 class _SliceThenMix(nn.Module):

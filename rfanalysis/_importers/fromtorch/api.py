@@ -1,16 +1,12 @@
-"""``from_torch``: trace a torch model into a network graph, checked against the model.
+"""``from_torch``: a torch model as a network graph, checked against the model.
 
-The model is traced with ``torch.fx`` (a submodule that fx cannot trace, for example one
-with data-dependent control flow, is retried as a leaf) and run once while :mod:`._convert`
-turns every operation into nodes. That run is on shapes (meta tensors: no arithmetic, so a
-large model converts in a fraction of a second); where the conversion needs values computed
-from the input, or fx cannot trace the model, the model runs on a random input instead (and
-a model fx cannot trace is recorded as it runs). Then, unless ``verify=False``, the graph is
-checked against the module itself: the trace must compute the module's own output on a
-random input, and the support of one output unit's autograd gradient, with the module's own
-weights, must lie inside the support of its routes. Where it does not, the error names the
-first traced tensor (walking back from the output) where autograd reaches units that no
-route does.
+One short pipeline: capture the model (:mod:`.tracing`: an fx trace, converted on shapes
+where it can, else on a random input; a model fx cannot trace is recorded as it runs), pick
+the analysed map (:mod:`.output`), keep the nodes it depends on (an operation without a rule
+elsewhere is no error), and, unless ``verify=False``, check the result against the module
+itself (:mod:`.verify`): the capture must compute the module's own value of that map, and
+the support of one output unit's autograd gradient, with the module's own weights, must lie
+inside the support of its routes.
 """
 
 from __future__ import annotations
@@ -20,7 +16,8 @@ from typing import Any
 
 from ..._graph import Network, Node, check_context
 from ..._plan import DEFAULT_NDIM, normalise_input_shape, plan
-from ..._suggest import did_you_mean
+from ..errors import ConversionError
+from . import output as outputs
 from .converter import Converter
 from .messages import check_overrides
 from .modules import (
@@ -31,8 +28,19 @@ from .modules import (
     module_ndim,
     require_torch,
 )
-from .tracing import _convert_on_shapes, _convert_on_values, _Found
-from .units import Value, varying_axes
+from .tracing import (
+    Converted,
+    NoTrace,
+    _Found,
+    _random_input,
+    _same,
+    convert,
+    fx_value,
+    input_tensor_shape,
+    recorded,
+    traced,
+)
+from .units import Value, first_line, varying_axes
 from .verify import _verify
 
 UNKNOWN = ("error", "identity")
@@ -44,7 +52,7 @@ def from_torch(
     module: Any,
     input_shape: Any,
     *,
-    output: str | None = None,
+    output: str | list[str] | tuple[str, ...] | None = None,
     context: str = "global",
     verify: bool = True,
     in_channels: int | None = None,
@@ -63,10 +71,14 @@ def from_torch(
         Spatial input size (an int: every axis; the axes are those of the model's first
         convolution or pool, else 2). The graph is traced at this size: adaptive pools,
         interpolation sizes, token grids and attention windows are fixed by it.
-    output : str, optional
-        A submodule's qualified name (``"layer4"``, ``"features.12"``, ``"stages.2"``) or a
-        traced node's name whose output map is analysed instead of the model's output; for a
-        model that returns a dict (torchvision's segmentation models), the key (``"out"``).
+    output : str or list of str, optional
+        The map analysed instead of the model's output: a submodule's qualified name
+        (``"layer4"``, ``"model.15"``; its output as the module computes it, found where it
+        is produced), optionally followed by a path into what it returns; a path into what
+        the model returns (``"0"``, ``"out"``, ``"logits"``, ``"feature_maps.-1"``: keys and
+        indices, dotted); or, where no submodule has the name, a traced node's name. A name
+        that is both a submodule and an entry of the model's result is refused. A list of
+        names returns a dict of networks, the model captured once.
     context : {"global", "local"}
         The context the returned network's routes, coverage and geometry use by default
         (each call may still choose).
@@ -96,15 +108,17 @@ def from_torch(
 
     Returns
     -------
-    Network
-        Nodes named after the modules (or traced nodes) they come from. Traces are cached
-        per module and arguments.
+    Network or dict of str to Network
+        Nodes named after the modules (or traced nodes) they come from; a dict by name for a
+        list of outputs. Traces are cached per module and arguments.
 
     Raises
     ------
-    ValueError
-        For an operation without a mapping, a model fx cannot trace, or a graph whose
-        routes miss units that the model's gradient reaches (one line naming where).
+    rfanalysis.ConversionError
+        A ``ValueError``: for an operation without a mapping that the analysed map depends
+        on (operations it does not depend on need none), a model that cannot be captured,
+        or a graph whose routes miss units that the model's gradient reaches (one line
+        naming where).
 
     Notes
     -----
@@ -137,8 +151,14 @@ def from_torch(
     check_context(context)
     if not isinstance(verify, bool):
         raise TypeError(f"`verify` must be a bool, got {verify!r}")
-    if output is not None and not isinstance(output, str):
-        raise TypeError(f"`output` must be a module or node name, got {output!r}")
+    many = isinstance(output, (list, tuple))
+    names = list(output) if many else [output]  # type: ignore[list-item]
+    if (many and not names) or any(
+        (many or o is not None) and not isinstance(o, str) for o in names
+    ):
+        raise TypeError(f"`output` must be a name or a list of names, got {output!r}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"`output` names a map twice: {output!r}")
     mapping = check_overrides(overrides)
     if in_channels is not None and (
         isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1
@@ -147,66 +167,133 @@ def from_torch(
     layout = module_layout(module, layout)
     shape = normalise_input_shape(input_shape, module_ndim(module) or DEFAULT_NDIM)
     cin = in_channels or _declared_channels(module) or module_in_channels(module)
-    key = (shape, cin, output, context, verify, unknown, tuple(map(id, mapping)), layout)
-    cached = _CACHE.get(module, {}).get(key) if not mapping else None
-    if cached is not None:
-        return cached
-    net = _from_torch(torch, module, shape, cin, output, context, verify, mapping, unknown,
-                      layout)  # fmt: skip
-    if not mapping:
-        _CACHE.setdefault(module, {})[key] = net
-    return net
+    cache = _CACHE.get(module, {}) if not mapping else {}
+    keys = [(shape, cin, o, context, verify, unknown, layout) for o in names]
+    if all(k in cache for k in keys):
+        nets = [cache[k] for k in keys]
+    else:
+        try:
+            nets = _from_torch(torch, module, shape, cin, names, context, verify, mapping,
+                               unknown, layout)  # fmt: skip
+        except ValueError as exc:  # every conversion failure is the one public class
+            if type(exc) is ConversionError:
+                raise
+            raise ConversionError(str(exc)) from None
+        if not mapping:
+            _CACHE.setdefault(module, {}).update(zip(keys, nets))
+    return dict(zip(names, nets)) if many else nets[0]
 
 
-def _from_torch(torch, module, shape, cin, output, context, verify, mapping, unknown,
-                layout="channels_first") -> Network:  # fmt: skip
+def _from_torch(torch, module, shape, cin, names, context, verify, mapping, unknown,
+                layout="channels_first") -> list:  # fmt: skip
+    """The networks of the maps ``names``, from one capture of the model: an fx trace on
+    shapes where it can, else on values, else the model recorded as it runs; each checked
+    against the module (unless ``verify`` is False), falling back to the next capture where
+    the check finds that the capture computes another map than the module. ``layout``: how
+    the model lays out its input."""
     name = type(module).__name__
-    found = _traced(torch, module, shape, cin, output, context, mapping, unknown, name, True,
-                    layout)  # fmt: skip
-    if verify and not _verify(torch, module, found, shape, cin, name, layout):
-        # the fx trace, converted on shapes, computes another output than the module: convert
-        # on values, which records the module as it runs instead
-        found = _traced(torch, module, shape, cin, output, context, mapping, unknown, name,
-                        False, layout)  # fmt: skip
-        _verify(torch, module, found, shape, cin, name, layout)
-    return found.net
-
-
-def _traced(torch, module, shape, cin, output, context, mapping, unknown, name, shapes,
-            layout="channels_first") -> _Found:  # fmt: skip
-    """Convert the model, on shapes first (``shapes``: meta tensors, where the conversion
-    needs no values computed from the input), else running it on a random input."""
+    full = input_tensor_shape(cin, shape, layout)
+    wanted = [outputs.parse(module, o) for o in names]
     state = ModuleState(module)  # eval mode before tracing: fx records the eval branches
     try:
         dtype, device = module_dtype_device(module)
-        converted = _convert_on_shapes(torch, module, shape, cin, dtype, mapping, unknown,
-                                       name, layout) if shapes else None  # fmt: skip
-        if converted is None:
-            converted = _convert_on_values(torch, module, shape, cin, dtype, device, mapping,
-                                           unknown, output, name, layout)  # fmt: skip
-        program, graph, conv, run = converted
+        program = None
+        try:
+            program = traced(torch, module, mapping, name)
+        except NoTrace:
+            pass
+        if program is not None:
+            meta = torch.empty(full, dtype=dtype, device=torch.device("meta"))
+            try:
+                done = convert(torch, program, meta, shape, cin, mapping, unknown, name, layout)
+                found = [_finish(torch, done, o, shape, context, name, layout) for o in wanted]
+            except Exception:  # whatever the shape run cannot do, the run on values does
+                found = None
+            if found is not None and (not verify or all(
+                _verify(torch, module, f, shape, cin, name, o, layout)
+                for f, o in zip(found, wanted)
+            )):  # fmt: skip
+                return [f.net for f in found]
+        # on values: the module's own maps on a random input decide between the captures
+        x = _random_input(torch, full, dtype, device)
+        try:
+            refs = outputs.references(torch, module, x, wanted)
+        except Exception as exc:  # the model's own error on this input
+            raise ConversionError(
+                f"from_torch: running {name} on an input of shape {full} "
+                f"({layout.replace('_', ' ')}) failed ({type(exc).__name__}: "
+                f"{first_line(exc)}); check `input_shape` and `in_channels`"
+            ) from None
+        found = None
+        if program is not None:
+            try:
+                done = convert(torch, program, x, shape, cin, mapping, unknown, name, layout)
+                found = [_finish(torch, done, o, shape, context, name, layout) for o in wanted]
+                if not all(_agrees(torch, done, f, r) for f, r in zip(found, refs)):
+                    found = None  # the fx trace computes another map than the module
+            except (NoTrace, outputs.NotFound, RuntimeError, TypeError, IndexError):
+                found = None
+        if found is None:
+            try:
+                program = recorded(torch, module, x, mapping)
+            except Exception as exc:  # pragma: no cover - the module ran on this input above
+                raise ConversionError(
+                    f"from_torch: recording {name} as it runs failed ({type(exc).__name__}: "
+                    f"{first_line(exc)})"
+                ) from None
+            done = convert(torch, program, x, shape, cin, mapping, unknown, name, layout)
+            found = [_finish(torch, done, o, shape, context, name, layout) for o in wanted]
     finally:
         state.restore()
-    value, real, fx_node = _selected_output(torch, program, run, output, name)
-    out_node, axes = _output_node(torch, conv, value, real, name, layout, len(shape))
-    nodes, keep = _pruned(graph.nodes, out_node)
+    if verify:
+        for f, o in zip(found, wanted):
+            if not _verify(torch, module, f, shape, cin, name, o, layout):
+                raise ConversionError(
+                    f"from_torch: the capture of {name} computes another "
+                    f"{'output' if o.text is None else repr(o.text)} than the module itself "
+                    "on a random input; please report this"
+                )
+    return [f.net for f in found]
+
+
+def _agrees(torch: Any, done: Converted, found: _Found, reference: Any) -> bool:
+    """Whether the captured map equals the module's own (None: the module has none)."""
+    return reference is not None and _same(torch, fx_value(torch, done.run, found.fx_node),
+                                           reference)  # fmt: skip
+
+
+def _finish(torch, done: Converted, out: outputs.Output, shape, context, name,
+            layout="channels_first") -> _Found:  # fmt: skip
+    """The network of one analysed map: its nodes and those it depends on."""
+    src = outputs.select(torch, done.program, out, name)
+    run = done.run
+    failed = run.failed.get(src) if src is not None else None
+    if failed is not None:
+        raise ConversionError(failed)
+    value = run.vals.get(src) if src is not None else None
+    real = run.env.get(src) if src is not None else None
+    if not isinstance(value, Value) or not isinstance(real, torch.Tensor):
+        what = name if out.text is None else f"{name}'s {out.text!r}"
+        raise ConversionError(f"from_torch: the output of {what} does not depend on its input")
+    out_node, axes = _output_node(torch, done.conv, value, real, name, layout, len(shape))
+    nodes, keep = _pruned(done.graph.nodes, out_node)
     if len(nodes) < 2:
-        raise ValueError(
+        raise ConversionError(
             f"from_torch: {name} has no layer that changes routes (it is the identity)"
         )
     net = Network.from_nodes(
-        nodes, name=name if output is None else f"{name}:{output}", ndim=len(shape)
+        nodes, name=name if out.text is None else f"{name}:{out.text}", ndim=len(shape)
     )
     if context == "local":
         net = net.with_context("local")
     grid = tuple(real.shape[a] for a in axes) or (1,)
     got = plan(net, shape).output_shape
     if got != grid:  # pragma: no cover - the converter tracks grids as the planner does
-        raise ValueError(
+        raise ConversionError(
             f"from_torch: the traced network gives output {got} but {name} gives {grid} for "
             f"input {shape}; please report this"
         )
-    return _Found(program, run, run.shapes_only, net, keep, value, fx_node, axes)
+    return _Found(done, net, keep, value, src, axes)
 
 
 def _declared_channels(module: Any) -> int | None:
@@ -220,56 +307,6 @@ def _declared_channels(module: Any) -> int | None:
 
 
 # --------------------------------------------------------------------------- the output
-def _selected_output(torch: Any, gm: Any, run: Any, output: str | None, name: str):
-    """The Value, real tensor and fx node analysed: the model's output, or the output of
-    the submodule or node named ``output``."""
-    nodes = list(gm.graph.nodes)
-    (out,) = [n for n in nodes if n.op == "output"]
-    returned = out.args[0]
-    if isinstance(returned, dict) and output in returned:
-        src = returned[output]  # a key of the dict the model returns ("out")
-    elif output is None:
-        src = returned
-        if isinstance(returned, dict):
-            raise ValueError(
-                f"from_torch: {name} returns a dict ({', '.join(map(repr, returned))}); pass "
-                "output= with the key to analyse"
-            )
-        if not hasattr(src, "op"):
-            raise ValueError(
-                f"from_torch: {name} returns {type(src).__name__}; only models that return one "
-                "tensor can be traced (pass output= to pick a submodule's map)"
-            )
-    else:
-        src = _named_node(nodes, output, name)
-    value = run.vals.get(src)
-    real = run.env.get(src)
-    if not isinstance(value, Value) or not isinstance(real, torch.Tensor):
-        raise ValueError(f"from_torch: the output of {name} does not depend on its input")
-    return value, real, src
-
-
-def _named_node(nodes: list[Any], output: str, name: str) -> Any:
-    """The last traced node of the submodule ``output`` (or the node named so)."""
-    for n in nodes:
-        if n.name == output or (n.op == "call_module" and n.target == output):
-            last = n
-            break
-    else:
-        inside = [
-            n for n in nodes if any(k == output for k in (n.meta.get("nn_module_stack") or {}))
-        ]
-        if not inside:
-            modules = sorted({k for n in nodes for k in (n.meta.get("nn_module_stack") or {})})
-
-            raise ValueError(
-                f"from_torch: {name} has no submodule or node {output!r}"
-                f"{did_you_mean(output, modules)}"
-            )
-        last = inside[-1]
-    return last
-
-
 def _output_node(torch: Any, conv: Converter, value: Value, real: Any, name: str,
                  layout: str = "channels_first", nd: int = 0):  # fmt: skip
     """The node whose units are the output's, and the output's grid axes: a feature

@@ -32,15 +32,6 @@ class NeedsValues(Exception):
     tensors computed from the input; the model is then converted running for real."""
 
 
-class ReportedError(Exception):
-    """A user-facing error raised while the interpreter runs (fx decorates exceptions that
-    pass through it; ``text`` keeps the one line)."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self.text = text
-
-
 #: what a rule returns for "no rule here" where None means "a constant"
 NONE = object()
 

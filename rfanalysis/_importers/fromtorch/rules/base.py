@@ -219,7 +219,7 @@ class Rules:
             raise Unmapped
         bound = module if not kwargs else _Bound(torch, module, kwargs)
         try:
-            (root, graph), _ = record(torch, bound, tuple(args), tracked)
+            recorded = record(torch, bound, tuple(args), tracked)
         except Exception as exc:  # the module's own error, as it ran
             raise ValueError(
                 f"from_torch: running module {label!r} ({type(module).__name__}) failed "
@@ -229,7 +229,10 @@ class Rules:
                       (label, type(module)))  # fmt: skip
         values = [run.vals.get(s) if isinstance(run.vals.get(s), Value) else None for s in srcs]
         sub = Converter(torch, inner, run.conv.graph, run.conv.name)
-        return run_graph(torch, root, sub, values, list(args), graph).result
+        inner_run = run_graph(torch, recorded.root, sub, values, list(args), recorded.graph)
+        if inner_run.result_failed:
+            raise ValueError(inner_run.result_failed)
+        return inner_run.result
 
     # -- overrides ------------------------------------------------------------------------
     def override(self, n: Any, module: Any) -> Any:
@@ -340,7 +343,8 @@ def _resolve_targets(torch: Any) -> dict[Any, Rule]:
 NO_GRADIENT = (
     "gt lt ge le eq ne isnan isinf isfinite argmax argmin argsort logical_and logical_or "
     "logical_not logical_xor bitwise_and bitwise_or bitwise_not any all nonzero zeros_like "
-    "ones_like empty_like full_like randn_like rand_like sort_indices tensor"
+    "ones_like empty_like full_like randn_like rand_like sort_indices new_zeros new_ones new_full "
+    "new_empty new_tensor tensor"
 ).split()
 
 
