@@ -101,7 +101,7 @@ def test_normalize_over_channels_keeps_positions():
     np.testing.assert_array_equal(rfa.routes(net, N, unit=(0, 0)), window((0, 0)))
 
 
-# --------------------------------------------------------------------------- tensors made from tensors
+# --------------------------------------------------------------------------- torch.tensor
 def test_as_tensor_of_a_map_is_the_map():
     # HighResNet's block: conv(x) + torch.as_tensor(pad(x)): the window plus the pixel itself
     model = _After(lambda y, x: y + torch.as_tensor(x), channels=1)
