@@ -163,3 +163,31 @@ def test_a_concat_of_channels_last_maps_is_a_concat():
                for node in net.nodes[1:])  # fmt: skip
     for unit in (CENTRE, (1, 0)):
         np.testing.assert_array_equal(rfa.routes(net, N, unit), window(unit) + window(unit, 5))
+
+
+# --------------------------------------------------------------------------- keyword inputs
+class _Branchy(nn.Module):
+    """Control flow on values: fx cannot trace it, so it is recorded as it runs."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 3, padding=1)
+
+    def forward(self, pixel_values, scale=None):
+        if bool(pixel_values.sum() > -1e30):
+            return self.conv(pixel_values)
+        return pixel_values  # pragma: no cover
+
+
+class _CalledByKeyword(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inner = _Branchy()
+
+    def forward(self, x):
+        return self.inner(pixel_values=x, scale=2.0)  # as Hugging Face models are called
+
+
+def test_a_module_given_its_input_by_keyword_is_recorded():
+    net = rfa.from_torch(_CalledByKeyword(), N)
+    np.testing.assert_array_equal(rfa.routes(net, N, (0, 6)), window((0, 6)))

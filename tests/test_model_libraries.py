@@ -73,7 +73,7 @@ def _wrap(model, pick):
             self.model = model
 
         def forward(self, x):
-            return pick(self.model(x))
+            return pick(self.model(pixel_values=x))
 
     return Wrapped()
 
@@ -140,19 +140,9 @@ HF = {
     "segformer": (64, (16, 16)),
     "dinov2": (56, (4, 4)),
 }
-XFAIL = {
-    "mobilenetv2": "from_torch: torch.fx cannot trace Wrapped",
-}
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=XFAIL[n])) if n in XFAIL
-        else n
-        for n in HF
-    ],
-)  # fmt: skip
+@pytest.mark.parametrize("name", list(HF))
 def test_hugging_face_vision_models(name):
     size, grid = HF[name]
 

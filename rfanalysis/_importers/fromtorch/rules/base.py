@@ -14,6 +14,7 @@ which leaves the operation to the module's own recording, ``unknown=`` and the e
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -212,10 +213,12 @@ class Rules:
         if run.shapes_only:
             raise NeedsValues(label)  # recording runs the module's own Python on values
         srcs = list(n.args)
+        ksrcs = dict(n.kwargs)
+        if any(isinstance(run.vals.get(v), Value) for v in ksrcs.values()):
+            # model(pixel_values=x): pass by position what its forward takes so
+            args, kwargs, srcs, ksrcs = _by_position(module, args, kwargs, srcs, ksrcs)
         tracked = {id(a) for a, s in zip(args, srcs) if isinstance(run.vals.get(s), Value)}
-        if not tracked or (
-            kwargs and any(isinstance(run.vals.get(v), Value) for v in n.kwargs.values())
-        ):
+        if not tracked or any(isinstance(run.vals.get(v), Value) for v in ksrcs.values()):
             raise Unmapped
         bound = module if not kwargs else _Bound(torch, module, kwargs)
         try:
@@ -364,6 +367,23 @@ def reduced_axes(dim: Any, ndim: int) -> tuple[int, ...]:
 def _builtin(torch: Any, module: Any) -> bool:
     """A torch.nn layer as torch defines it (not a subclass with its own forward)."""
     return type(module).__module__.startswith(("torch.nn.", "torch.ao.nn."))
+
+
+def _by_position(module: Any, args: Any, kwargs: dict, srcs: list, ksrcs: dict) -> tuple:
+    """The keyword arguments that the module's ``forward`` also takes by position, after
+    ``args``, moved there (real values and fx nodes alike)."""
+    try:
+        params = list(inspect.signature(module.forward).parameters.values())
+    except (TypeError, ValueError):  # pragma: no cover - a builtin without a signature
+        return args, kwargs, srcs, ksrcs
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    args, kwargs, srcs, ksrcs = list(args), dict(kwargs), list(srcs), dict(ksrcs)
+    for p in params[len(args) :]:
+        if p.kind not in positional or p.name not in kwargs:
+            break
+        args.append(kwargs.pop(p.name))
+        srcs.append(ksrcs.pop(p.name))
+    return tuple(args), kwargs, srcs, ksrcs
 
 
 class _Bound:
