@@ -191,3 +191,36 @@ class _CalledByKeyword(nn.Module):
 def test_a_module_given_its_input_by_keyword_is_recorded():
     net = rfa.from_torch(_CalledByKeyword(), N)
     np.testing.assert_array_equal(rfa.routes(net, N, (0, 6)), window((0, 6)))
+
+
+# --------------------------------------------------------------------------- explicit padding
+@pytest.mark.parametrize(
+    "pad, value",
+    [((1, 1, 1, 1), 0.0), ((0, 1, 0, 1), 0.0), ((2, 1, 0, 3), 0.0), ((1, 1, 1, 1), 1.0)],
+)
+def test_a_border_before_a_window_is_the_window_s_padding(pad, value):
+    # F.pad(x, (left, right, top, bottom)) then a valid 3x3 stride-2 convolution (Keras's
+    # ZeroPadding2D, TF's "same"): the convolution padded so, whatever the constant
+    class Padded(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 1, 3, stride=2)
+
+        def forward(self, x):
+            return self.conv(F.pad(x, pad, value=value))
+
+    left, right, top, bottom = pad
+    net = rfa.from_torch(Padded(), 8)
+    expected = rfa.Network([rfa.Conv(3, 2, ((top, bottom), (left, right)))])
+    assert rfa.output_shape(net, 8) == rfa.output_shape(expected, 8)
+    assert rfa.receptive_field(net, 8) == rfa.receptive_field(expected, 8)
+    np.testing.assert_array_equal(rfa.coverage(net, 8), rfa.coverage(expected, 8))
+
+
+def test_a_border_before_a_max_pool_is_its_padding():
+    model = nn.Sequential(nn.ZeroPad2d(1), nn.MaxPool2d(3, 2))
+    net = rfa.from_torch(model, 7)
+    assert rfa.receptive_field(net, 7).size == (3, 3)
+    # per axis the windows read pixels -1..1, 1..3, 3..5 and 5..7: the odd pixels twice
+    per_axis = np.array([1, 2, 1, 2, 1, 2, 1])
+    np.testing.assert_array_equal(rfa.coverage(net, 7), np.outer(per_axis, per_axis))
