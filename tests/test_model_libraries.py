@@ -218,7 +218,10 @@ for name, size in {models!r}:
         routes = rfa.routes(net, size, unit, log=True) > -np.inf
         missed = int((support & ~routes).sum())
         assert not missed, (name, unit, missed)
-    print(name, grid, rfa.receptive_field(net, size).size)
+    # influence reads the layout from the model too: its map lies inside the routes
+    shown = rfa.influence(model, size, unit=units[0]) > 0
+    assert not (shown & ~(rfa.routes(net, size, units[0], log=True) > -np.inf)).any(), name
+    print(name, grid, rfa.receptive_field(net, size).size[0])
 """
 
 KERAS = [("MobileNetV3Small", 64), ("ResNet50", 64), ("DenseNet121", 64)]
@@ -232,5 +235,10 @@ def test_keras_applications_on_the_torch_backend():
         env=env, capture_output=True, text=True, timeout=600, cwd=ROOT,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    lines = done.stdout.splitlines()
-    assert [line.split()[0] for line in lines] == [n for n, _ in KERAS], done.stdout
+    fields = {line.split()[0]: line.split()[-1] for line in done.stdout.splitlines()}
+    assert list(fields) == [n for n, _ in KERAS], done.stdout
+    # Keras's ResNet50 strides the first 1x1 convolution of a stage, so the stage's 3x3
+    # convolutions all run at the new jump: torchvision's 427 plus 2 (4 + 8 + 16) = 483, the
+    # published field of ResNet-50 v1 (Araujo, Norris & Sim, Distill 2019); its explicit
+    # ZeroPadding2D layers keep the geometry exact
+    assert fields["ResNet50"] == "483"
