@@ -115,3 +115,21 @@ def test_a_channels_last_model_read_channels_first_fails_with_its_own_error():
         rfa.from_torch(model, 8, in_channels=3)
     with pytest.raises(ValueError, match="`layout` must be 'channels_first' or 'channels_last'"):
         rfa.from_torch(model, 8, layout="NHWC")
+
+
+# --------------------------------------------------------------------------- shift_invariance
+def test_shift_invariance_of_a_channels_last_model_is_that_of_the_model():
+    torch.manual_seed(0)
+    inner = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1, padding_mode="circular"), nn.ReLU(),
+                          nn.MaxPool2d(2), nn.Conv2d(4, 3, 3, padding=1))  # fmt: skip
+    first = rfa.shift_invariance(inner, 12, trials=3)
+    last = rfa.shift_invariance(_Last(inner), 12, trials=3, layout="channels_last", in_channels=2)
+    assert last.shifts == first.shifts == (0, 1, 2, 3, 4)  # total stride 2, from the trace
+    assert last.similarity == first.similarity
+    assert last.map_similarity == first.map_similarity
+    x = np.random.default_rng(1).normal(size=(3, 2, 12, 12))
+    given = rfa.shift_invariance(_Last(inner), 12, inputs=np.moveaxis(x, 1, -1),
+                                 layout="channels_last", in_channels=2)  # fmt: skip
+    assert given.similarity == rfa.shift_invariance(inner, 12, inputs=x).similarity
+    with pytest.raises(TypeError, match="`layout` says how a torch module"):
+        rfa.shift_invariance("conv3", 12, layout="channels_last")
