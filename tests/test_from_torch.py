@@ -290,15 +290,14 @@ def _traced(model, shape, shapes):
     cin = api.module_in_channels(model)
     program = tracing.traced(torch, model, {}, "m")
     x = tracing._random_input(torch, (1, cin, *shape), torch.float32, torch.device("cpu"))
+    wanted = [output.parse(model, None)]
     if shapes:
         try:
-            done = tracing.convert(torch, program, x.to("meta"), shape, cin, {}, "error", "m")
+            return api._maps(torch, program, x.to("meta"), wanted, shape, cin, {}, "error",
+                             "global", "m")[0]  # fmt: skip
         except units.NeedsValues:
             pass
-        else:
-            return api._finish(torch, done, output.parse(model, None), shape, "global", "m")
-    done = tracing.convert(torch, program, x, shape, cin, {}, "error", "m")
-    return api._finish(torch, done, output.parse(model, None), shape, "global", "m")
+    return api._maps(torch, program, x, wanted, shape, cin, {}, "error", "global", "m")[0]
 
 
 def _small_torchvision(name, **kwargs):

@@ -191,8 +191,8 @@ def _from_torch(torch, module, shape, cin, names, context, verify, mapping, unkn
         if program is not None:
             meta = torch.empty((1, cin, *shape), dtype=dtype, device=torch.device("meta"))
             try:
-                done = convert(torch, program, meta, shape, cin, mapping, unknown, name)
-                found = [_finish(torch, done, o, shape, context, name) for o in wanted]
+                found = _maps(torch, program, meta, wanted, shape, cin, mapping, unknown,
+                              context, name)  # fmt: skip
             except Exception:  # whatever the shape run cannot do, the run on values does
                 found = None
             if found is not None and (not verify or all(
@@ -201,33 +201,19 @@ def _from_torch(torch, module, shape, cin, names, context, verify, mapping, unkn
                 return [f.net for f in found]
         # on values: the module's own maps on a random input decide between the captures
         x = _random_input(torch, (1, cin, *shape), dtype, device)
-        try:
-            refs = outputs.references(torch, module, x, wanted)
-        except Exception as exc:  # the model's own error on this input
-            raise ConversionError(
-                f"from_torch: running {name} on an input of shape {(1, cin, *shape)} failed "
-                f"({type(exc).__name__}: {first_line(exc)}); check `input_shape` and "
-                "`in_channels`"
-            ) from None
         found = None
         if program is not None:
+            refs = _running(name, shape, cin, lambda: outputs.references(torch, module, x, wanted))
             try:
-                done = convert(torch, program, x, shape, cin, mapping, unknown, name)
-                found = [_finish(torch, done, o, shape, context, name) for o in wanted]
-                if not all(_agrees(torch, done, f, r) for f, r in zip(found, refs)):
+                found = _maps(torch, program, x, wanted, shape, cin, mapping, unknown, context,
+                              name)  # fmt: skip
+                if not all(_agrees(torch, f, r) for f, r in zip(found, refs)):
                     found = None  # the fx trace computes another map than the module
             except (NoTrace, outputs.NotFound, RuntimeError, TypeError, IndexError):
                 found = None
         if found is None:
-            try:
-                program = recorded(torch, module, x, mapping)
-            except Exception as exc:  # pragma: no cover - the module ran on this input above
-                raise ConversionError(
-                    f"from_torch: recording {name} as it runs failed ({type(exc).__name__}: "
-                    f"{first_line(exc)})"
-                ) from None
-            done = convert(torch, program, x, shape, cin, mapping, unknown, name)
-            found = [_finish(torch, done, o, shape, context, name) for o in wanted]
+            program = _running(name, shape, cin, lambda: recorded(torch, module, x, mapping))
+            found = _maps(torch, program, x, wanted, shape, cin, mapping, unknown, context, name)
     finally:
         state.restore()
     if verify:
@@ -241,15 +227,42 @@ def _from_torch(torch, module, shape, cin, names, context, verify, mapping, unkn
     return [f.net for f in found]
 
 
-def _agrees(torch: Any, done: Converted, found: _Found, reference: Any) -> bool:
+def _running(name: str, shape: tuple, cin: int, run: Any) -> Any:
+    """``run()``, which runs the model on a random input; its error in one line."""
+    try:
+        return run()
+    except Exception as exc:  # the model's own error on this input
+        raise ConversionError(
+            f"from_torch: running {name} on an input of shape {(1, cin, *shape)} failed "
+            f"({type(exc).__name__}: {first_line(exc)}); check `input_shape` and "
+            "`in_channels`"
+        ) from None
+
+
+def _maps(torch, program, x, wanted, shape, cin, mapping, unknown, context, name) -> list:
+    """The analysed maps of a capture, converting only the operations they depend on."""
+    srcs = [outputs.select(torch, program, o, name) for o in wanted]
+    needed: set[Any] = set()
+    todo = [s for s in srcs if s is not None]
+    while todo:
+        n = todo.pop()
+        if n not in needed:
+            needed.add(n)
+            todo.extend(n.all_input_nodes)
+    done = convert(torch, program, x, shape, cin, mapping, unknown, name, needed)
+    return [_finish(torch, done, o, src, shape, context, name) for o, src in zip(wanted, srcs)]
+
+
+def _agrees(torch: Any, found: _Found, reference: Any) -> bool:
     """Whether the captured map equals the module's own (None: the module has none)."""
-    return reference is not None and _same(torch, fx_value(torch, done.run, found.fx_node),
-                                           reference)  # fmt: skip
+    return reference is not None and _same(
+        torch, fx_value(torch, found.run, found.fx_node), reference
+    )
 
 
-def _finish(torch, done: Converted, out: outputs.Output, shape, context, name) -> _Found:
-    """The network of one analysed map: its nodes and those it depends on."""
-    src = outputs.select(torch, done.program, out, name)
+def _finish(torch, done: Converted, out: outputs.Output, src, shape, context, name) -> _Found:
+    """The network of one analysed map (the capture's node ``src``): its nodes and those it
+    depends on."""
     run = done.run
     failed = run.failed.get(src) if src is not None else None
     if failed is not None:

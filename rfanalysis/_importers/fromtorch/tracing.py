@@ -84,14 +84,15 @@ class _Found:
         return self.converted.on_shapes
 
 
-def convert(torch, program: Program, x, shape, cin, mapping, unknown, name) -> Converted:
-    """Run ``program`` on ``x`` (a meta tensor: on shapes), converting it."""
+def convert(torch, program: Program, x, shape, cin, mapping, unknown, name, needed=None):
+    """Run ``program`` on ``x`` (a meta tensor: on shapes), converting the operations in
+    ``needed`` (every one where None): those the analysed maps depend on."""
     start = Value(0, canonical_units(torch, (1, cin, *shape), tuple(range(2, 2 + len(shape)))))
     graph = Graph(input_grid=shape, input_channels=cin)
     rules = Rules(torch, mapping, unknown, partial(unmapped, program))
     conv = Converter(torch, rules, graph, name)
     shapes_only = x.device == torch.device("meta")
-    run = run_graph(torch, program.root, conv, [start], [x], program.graph, shapes_only)
+    run = run_graph(torch, program.root, conv, [start], [x], program.graph, shapes_only, needed)
     return Converted(program, graph, conv, run)
 
 

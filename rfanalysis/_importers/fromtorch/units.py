@@ -232,7 +232,9 @@ def set_units(ids: np.ndarray, sets: list[np.ndarray] | None) -> np.ndarray:
     if sets is None:
         return ids
     units = np.array([s[0] for s in sets] or [-1], dtype=np.int64)
-    return np.where(ids >= 0, units[np.maximum(ids, 0)], -1)
+    small = compact(ids)  # on the distinct ids: a broadcast stays one (a dense copy of a
+    # map's units repeated over its channels makes every later rule slow)
+    return expand_np(np.where(small >= 0, units[np.maximum(small, 0)], -1), ids.shape)
 
 
 @dataclass

@@ -31,22 +31,22 @@ from .pointwise import pointwise
 REDUCTIONS = "mean sum amax amin max min var std logsumexp prod norm nansum nanmean median"
 
 
-@module_rule("LayerNorm")
+@module_rule("LayerNorm", keeps_shape=True)
 def _layer_norm_module(c: Call) -> Any:
     return layer_norm(c.rules, c.run, c.value, c.out, len(c.module.normalized_shape), c.label)
 
 
-@module_rule("GroupNorm")
+@module_rule("GroupNorm", keeps_shape=True)
 def _group_norm_module(c: Call) -> Any:
     return c.structured([SpatialNorm("group", groups=c.module.num_groups, name=c.label)])
 
 
-@module_rule("InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d")
+@module_rule("InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", keeps_shape=True)
 def _instance_norm_module(c: Call) -> Any:
     return c.structured([SpatialNorm("instance", name=c.label)])
 
 
-@module_rule("Softmax", "LogSoftmax", "Softmin")
+@module_rule("Softmax", "LogSoftmax", "Softmin", keeps_shape=True)
 def _softmax_module(c: Call) -> Any:
     m = c.module
     return softmax(c.rules, c.value, c.out, m.dim if m.dim is not None else -1, c.label, c.run)
