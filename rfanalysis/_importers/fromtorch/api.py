@@ -213,7 +213,12 @@ def _from_torch(torch, module, shape, cin, names, context, verify, mapping, unkn
                 found = None
         if found is None:
             program = _running(name, shape, cin, lambda: recorded(torch, module, x, mapping))
-            found = _maps(torch, program, x, wanted, shape, cin, mapping, unknown, context, name)
+            try:  # the recording has resolved the control flow: converted on shapes
+                found = _maps(torch, program, x.to("meta"), wanted, shape, cin, mapping,
+                              unknown, context, name)  # fmt: skip
+            except Exception:  # whatever the shape run cannot do, the run on values does
+                found = _maps(torch, program, x, wanted, shape, cin, mapping, unknown, context,
+                              name)  # fmt: skip
     finally:
         state.restore()
     if verify:

@@ -27,8 +27,8 @@ def run_graph(
     traced node that depends on the input), ``env`` (every real tensor), ``result`` and
     ``failed``: the one-line error of every node that could not be converted (no rule, a
     shape the rule refuses) or depends on one; it stands only where the analysed output
-    depends on that node. With ``needed``, only the nodes in it are converted (the others
-    run, unconverted).
+    depends on that node. With ``needed``, only the nodes in it run and are converted (the
+    others are None).
 
     With ``shapes_only`` the input is a meta tensor (a shape without values): every operation
     on tensors computed from it runs on meta tensors (parameters and constants taken to the
@@ -109,6 +109,8 @@ def run_graph(
                     store[k] = t
 
         def run_node(self, n: Any) -> Any:
+            if needed is not None and n not in needed and n.op not in ("placeholder", "output"):
+                return None  # the analysed maps do not depend on it: not even run
             out = super().run_node(n)
             inputs = n.all_input_nodes
             if n.op == "placeholder":
@@ -119,8 +121,8 @@ def run_graph(
                 self.result = fx.node.map_arg(n.args[0], lambda a: self.vals.get(a))
                 bad = [self.failed[a] for a in inputs if a in self.failed]
                 self.result_failed = bad[0] if bad else None
-            elif n.op == "get_attr" or (needed is not None and n not in needed):
-                pass  # a constant, or an operation the analysed maps do not depend on
+            elif n.op == "get_attr":
+                pass
             elif self.failed and any(a in self.failed for a in inputs):
                 # downstream of an operation that could not be converted: the error stands
                 # only if the analysed output depends on it
