@@ -260,6 +260,8 @@ class Read:
 
     def covers(self, n_units: int) -> bool:
         """Whether some element reads every unit of the operand's node."""
+        if self.sets is None:  # one unit per element
+            return n_units == 1 and bool((compact(self.ids) >= 0).any())
         return any(len(s) == n_units for s in self.as_sets()[1])
 
 
@@ -281,9 +283,32 @@ def union_relation(
     return Relation.from_sets(n_in, set_ids, sets)
 
 
+def singletons(n_in: int, set_of: np.ndarray, units: np.ndarray) -> Relation:
+    """The relation whose set ``k`` is the one unit ``units[k]`` (built without a list of
+    one-element arrays: maps have many units)."""
+    return Relation(
+        n_in,
+        np.asarray(set_of, dtype=np.intp),
+        np.arange(len(units) + 1, dtype=np.intp),
+        np.asarray(units, dtype=np.intp),
+    )
+
+
+def identity_relation(n: int) -> Relation:
+    """Every unit reads itself."""
+    return singletons(n, np.arange(n), np.arange(n))
+
+
 def relation_for(read: Read, unit_index: np.ndarray, n_out: int, n_in: int) -> Relation:
     """The relation of one operand, given each output unit's position (an element index into
     ``read.ids``' flat array)."""
+    if read.sets is None:  # one unit per element: the units read are the sets
+        flat = at(read.ids, unit_index)
+        used, set_of = np.unique(flat, return_inverse=True)
+        set_of = set_of.reshape(flat.shape)
+        if used.size and used[0] < 0:  # -1: reads nothing
+            used, set_of = used[1:], np.where(flat >= 0, set_of - 1, -1)
+        return singletons(n_in, set_of, used)
     ids, sets = read.as_sets()
     flat = at(ids, unit_index)
     used = np.unique(flat[flat >= 0])

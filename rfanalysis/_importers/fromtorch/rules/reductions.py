@@ -13,7 +13,7 @@ import numpy as np
 
 from ...._ops import GlobalPool, SpatialNorm
 from ...._ops.reads import Reads, Relation
-from ..units import Value, dedupe_sets, fiber_sets, is_canonical
+from ..units import Value, dedupe_sets, fiber_sets, identity_relation, is_canonical
 from .base import (
     Call,
     as_tuple,
@@ -184,7 +184,7 @@ def norm_over(rules, run, value, out, dims, label) -> Value:
         ]
         set_of, unique = dedupe_sets(rows)
     rel = Relation.from_sets(n, set_of, unique)
-    own = Relation.from_sets(n, np.arange(n), [np.asarray([u]) for u in range(n)])
+    own = identity_relation(n)
     channels = graph.channels_of(value.node)
     layer = Reads((grid,), grid, (rel,), (own,), "layer norm", out_channels=channels,
                   name=label)  # fmt: skip
