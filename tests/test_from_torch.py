@@ -707,3 +707,28 @@ def test_a_layer_norm_over_channels_and_space_is_a_spatial_norm():
         )
     # globally every pixel reaches every output unit through the statistics
     assert (rfa.routes(layer_norm, (8, 8)) > 0).all()
+
+
+class _Padded(nn.Module):
+    """fx cannot trace it (padding computed from a size); as a leaf it has no rule."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 3)
+
+    def forward(self, x):
+        if x.shape[-1] % 2:  # control flow on a size
+            x = nn.functional.pad(x, (1, 1, 1, 1))
+        return self.conv(x)
+
+
+def test_past_the_fx_retry_limit_the_model_is_recorded(monkeypatch):
+    from rfanalysis._importers.fromtorch import tracing
+
+    monkeypatch.setattr(tracing, "MAX_RETRIES", 1)  # two untraceable submodules: past it
+    model = nn.Sequential(_Padded(), _Padded())
+    net = rfa.from_torch(model, 9)  # checked against its gradients
+    assert rfa.output_shape(net, 9) == (9, 9)
+    # two zero-padded 3x3 convolutions: the centre unit reads the 5x5 block around it
+    support = rfa.routes(net, (9, 9)) > 0
+    assert support.sum() == 25 and support[2:7, 2:7].all()
