@@ -732,3 +732,25 @@ def test_past_the_fx_retry_limit_the_model_is_recorded(monkeypatch):
     # two zero-padded 3x3 convolutions: the centre unit reads the 5x5 block around it
     support = rfa.routes(net, (9, 9)) > 0
     assert support.sum() == 25 and support[2:7, 2:7].all()
+
+
+class _Cumulative(nn.Module):
+    """fx cannot trace it; a Tensor method without a rule lies on the analysed path."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 3, padding=1)
+
+    def forward(self, x):
+        for _ in range(x.shape[1]):  # control flow on a size: recorded
+            x = self.conv(x)
+        return x.cumsum(-1)
+
+
+def test_a_recorded_method_is_mapped_by_its_name_or_its_function():
+    model = _Cumulative()
+    with pytest.raises(rfa.ConversionError, match=r"no mapping for torch\.Tensor\.cumsum"):
+        rfa.from_torch(model, 8)
+    for key in ("cumsum", torch.Tensor.cumsum):
+        net = rfa.from_torch(model, 8, overrides={key: None}, verify=False)
+        assert net.spec() == "conv3p1"

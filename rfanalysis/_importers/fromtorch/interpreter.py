@@ -320,5 +320,6 @@ def _recordable(func: Any) -> Any:
         return func(*a, **k)
 
     call.__name__ = call.__qualname__ = getattr(func, "__name__", "call")
+    call.__wrapped__ = func  # type: ignore[attr-defined]  # what overrides name
     call.__module__ = "torch.Tensor"  # how errors name it: torch.Tensor.__gt__
     return call
