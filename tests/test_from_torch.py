@@ -754,3 +754,23 @@ def test_a_recorded_method_is_mapped_by_its_name_or_its_function():
     for key in ("cumsum", torch.Tensor.cumsum):
         net = rfa.from_torch(model, 8, overrides={key: None}, verify=False)
         assert net.spec() == "conv3p1"
+
+
+class _Named(nn.Module):
+    """A submodule called ``out`` and a returned dict whose key ``out`` is another map."""
+
+    def __init__(self):
+        super().__init__()
+        self.out = nn.Conv2d(1, 1, 3, padding=1)
+        self.more = nn.Conv2d(1, 1, 5, padding=2)
+
+    def forward(self, x):
+        y = self.out(x)
+        return {"out": self.more(y), "first": y}
+
+
+def test_a_name_that_is_both_a_submodule_and_an_entry_is_refused():
+    with pytest.raises(rfa.ConversionError, match=r"ambiguous: the submodule 'out' or the entry"):
+        rfa.from_torch(_Named(), 8, output="out")
+    assert rfa.from_torch(_Named(), 8, output="more").spec() == "conv3p1,conv5p2"
+    assert rfa.from_torch(_Named(), 8, output="first").spec() == "conv3p1"
