@@ -215,7 +215,11 @@ def fiber_sets(units: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, li
     moved = np.transpose(small, keep + list(axes))
     small_lead = moved.shape[: len(keep)]
     rows = moved.reshape(math.prod(small_lead) if small_lead else 1, -1)
-    uniq, inverse = np.unique(rows, axis=0, return_inverse=True)
+    if rows.shape[1] == 1:  # one element per fibre: a plain unique (no row comparison)
+        flat, inverse = np.unique(rows[:, 0], return_inverse=True)
+        uniq = flat[:, None]
+    else:
+        uniq, inverse = np.unique(rows, axis=0, return_inverse=True)
     ids, sets = row_sets(uniq)
     return expand_np(ids[inverse.ravel()].reshape(small_lead), lead), sets
 
