@@ -122,6 +122,20 @@ def test_yolov8n_converts_checked_against_itself_and_without_the_head(offline):
     model = _build("yolov8n.yaml")
     p3 = rfa.from_torch(model, SIZE, output="model.15")  # verified: the recording path
     assert rfa.receptive_field(p3).stride == (8, 8)
+
+    # a user's wrapper that returns P3 through a forward hook: the head is not on its path
+    class Wrapped(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.m, self.seen = model, {}
+            model.model[15].register_forward_hook(lambda m, a, y: self.seen.update(p3=y))
+
+        def forward(self, x):
+            self.m(x)
+            return self.seen["p3"]
+
+    hooked = rfa.from_torch(Wrapped(), SIZE)
+    assert [x.layer.spec() for x in hooked.nodes[1:]] == [x.layer.spec() for x in p3.nodes[1:]]
     # the model returns a tuple: what to analyse must be named
     with pytest.raises(rfa.ConversionError, match=r"returns tuple; pass output="):
         rfa.from_torch(model, SIZE, verify=False)

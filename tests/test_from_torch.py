@@ -290,15 +290,14 @@ def _traced(model, shape, shapes):
     cin = api.module_in_channels(model)
     program = tracing.traced(torch, model, {}, "m")
     x = tracing._random_input(torch, (1, cin, *shape), torch.float32, torch.device("cpu"))
+    wanted = [output.parse(model, None)]
     if shapes:
         try:
-            done = tracing.convert(torch, program, x.to("meta"), shape, cin, {}, "error", "m")
+            return api._maps(torch, program, x.to("meta"), wanted, shape, cin, {}, "error",
+                             "global", "m")[0]  # fmt: skip
         except units.NeedsValues:
             pass
-        else:
-            return api._finish(torch, done, output.parse(model, None), shape, "global", "m")
-    done = tracing.convert(torch, program, x, shape, cin, {}, "error", "m")
-    return api._finish(torch, done, output.parse(model, None), shape, "global", "m")
+    return api._maps(torch, program, x, wanted, shape, cin, {}, "error", "global", "m")[0]
 
 
 def _small_torchvision(name, **kwargs):
@@ -708,3 +707,70 @@ def test_a_layer_norm_over_channels_and_space_is_a_spatial_norm():
         )
     # globally every pixel reaches every output unit through the statistics
     assert (rfa.routes(layer_norm, (8, 8)) > 0).all()
+
+
+class _Padded(nn.Module):
+    """fx cannot trace it (padding computed from a size); as a leaf it has no rule."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 3)
+
+    def forward(self, x):
+        if x.shape[-1] % 2:  # control flow on a size
+            x = nn.functional.pad(x, (1, 1, 1, 1))
+        return self.conv(x)
+
+
+def test_past_the_fx_retry_limit_the_model_is_recorded(monkeypatch):
+    from rfanalysis._importers.fromtorch import tracing
+
+    monkeypatch.setattr(tracing, "MAX_RETRIES", 1)  # two untraceable submodules: past it
+    model = nn.Sequential(_Padded(), _Padded())
+    net = rfa.from_torch(model, 9)  # checked against its gradients
+    assert rfa.output_shape(net, 9) == (9, 9)
+    # two zero-padded 3x3 convolutions: the centre unit reads the 5x5 block around it
+    support = rfa.routes(net, (9, 9)) > 0
+    assert support.sum() == 25 and support[2:7, 2:7].all()
+
+
+class _Cumulative(nn.Module):
+    """fx cannot trace it; a Tensor method without a rule lies on the analysed path."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 3, padding=1)
+
+    def forward(self, x):
+        for _ in range(x.shape[1]):  # control flow on a size: recorded
+            x = self.conv(x)
+        return x.cumsum(-1)
+
+
+def test_a_recorded_method_is_mapped_by_its_name_or_its_function():
+    model = _Cumulative()
+    with pytest.raises(rfa.ConversionError, match=r"no mapping for torch\.Tensor\.cumsum"):
+        rfa.from_torch(model, 8)
+    for key in ("cumsum", torch.Tensor.cumsum):
+        net = rfa.from_torch(model, 8, overrides={key: None}, verify=False)
+        assert net.spec() == "conv3p1"
+
+
+class _Named(nn.Module):
+    """A submodule called ``out`` and a returned dict whose key ``out`` is another map."""
+
+    def __init__(self):
+        super().__init__()
+        self.out = nn.Conv2d(1, 1, 3, padding=1)
+        self.more = nn.Conv2d(1, 1, 5, padding=2)
+
+    def forward(self, x):
+        y = self.out(x)
+        return {"out": self.more(y), "first": y}
+
+
+def test_a_name_that_is_both_a_submodule_and_an_entry_is_refused():
+    with pytest.raises(rfa.ConversionError, match=r"ambiguous: the submodule 'out' or the entry"):
+        rfa.from_torch(_Named(), 8, output="out")
+    assert rfa.from_torch(_Named(), 8, output="more").spec() == "conv3p1,conv5p2"
+    assert rfa.from_torch(_Named(), 8, output="first").spec() == "conv3p1"

@@ -205,8 +205,8 @@ def _from_torch(torch, module, shape, cin, names, context, verify, mapping, unkn
         if program is not None:
             meta = torch.empty(full, dtype=dtype, device=torch.device("meta"))
             try:
-                done = convert(torch, program, meta, shape, cin, mapping, unknown, name, layout)
-                found = [_finish(torch, done, o, shape, context, name, layout) for o in wanted]
+                found = _maps(torch, program, meta, wanted, shape, cin, mapping, unknown,
+                              context, name, layout)  # fmt: skip
             except Exception:  # whatever the shape run cannot do, the run on values does
                 found = None
             if found is not None and (not verify or all(
@@ -216,33 +216,26 @@ def _from_torch(torch, module, shape, cin, names, context, verify, mapping, unkn
                 return [f.net for f in found]
         # on values: the module's own maps on a random input decide between the captures
         x = _random_input(torch, full, dtype, device)
-        try:
-            refs = outputs.references(torch, module, x, wanted)
-        except Exception as exc:  # the model's own error on this input
-            raise ConversionError(
-                f"from_torch: running {name} on an input of shape {full} "
-                f"({layout.replace('_', ' ')}) failed ({type(exc).__name__}: "
-                f"{first_line(exc)}); check `input_shape` and `in_channels`"
-            ) from None
         found = None
         if program is not None:
+            refs = _running(name, full, layout,
+                            lambda: outputs.references(torch, module, x, wanted))  # fmt: skip
             try:
-                done = convert(torch, program, x, shape, cin, mapping, unknown, name, layout)
-                found = [_finish(torch, done, o, shape, context, name, layout) for o in wanted]
-                if not all(_agrees(torch, done, f, r) for f, r in zip(found, refs)):
+                found = _maps(torch, program, x, wanted, shape, cin, mapping, unknown, context,
+                              name, layout)  # fmt: skip
+                if not all(_agrees(torch, f, r) for f, r in zip(found, refs)):
                     found = None  # the fx trace computes another map than the module
             except (NoTrace, outputs.NotFound, RuntimeError, TypeError, IndexError):
                 found = None
         if found is None:
-            try:
-                program = recorded(torch, module, x, mapping)
-            except Exception as exc:  # pragma: no cover - the module ran on this input above
-                raise ConversionError(
-                    f"from_torch: recording {name} as it runs failed ({type(exc).__name__}: "
-                    f"{first_line(exc)})"
-                ) from None
-            done = convert(torch, program, x, shape, cin, mapping, unknown, name, layout)
-            found = [_finish(torch, done, o, shape, context, name, layout) for o in wanted]
+            program = _running(name, full, layout,
+                               lambda: recorded(torch, module, x, mapping))  # fmt: skip
+            try:  # the recording has resolved the control flow: converted on shapes
+                found = _maps(torch, program, x.to("meta"), wanted, shape, cin, mapping,
+                              unknown, context, name, layout)  # fmt: skip
+            except Exception:  # whatever the shape run cannot do, the run on values does
+                found = _maps(torch, program, x, wanted, shape, cin, mapping, unknown, context,
+                              name, layout)  # fmt: skip
     finally:
         state.restore()
     if verify:
@@ -256,16 +249,46 @@ def _from_torch(torch, module, shape, cin, names, context, verify, mapping, unkn
     return [f.net for f in found]
 
 
-def _agrees(torch: Any, done: Converted, found: _Found, reference: Any) -> bool:
+def _running(name: str, full: tuple, layout: str, run: Any) -> Any:
+    """``run()``, which runs the model on a random input of shape ``full``; its error in one
+    line."""
+    try:
+        return run()
+    except Exception as exc:  # the model's own error on this input
+        raise ConversionError(
+            f"from_torch: running {name} on an input of shape {full} "
+            f"({layout.replace('_', ' ')}) failed ({type(exc).__name__}: {first_line(exc)}); "
+            "check `input_shape` and `in_channels`"
+        ) from None
+
+
+def _maps(torch, program, x, wanted, shape, cin, mapping, unknown, context, name,
+          layout="channels_first") -> list:  # fmt: skip
+    """The analysed maps of a capture, converting only the operations they depend on."""
+    srcs = [outputs.select(torch, program, o, name) for o in wanted]
+    needed: set[Any] = set()
+    todo = [s for s in srcs if s is not None]
+    while todo:
+        n = todo.pop()
+        if n not in needed:
+            needed.add(n)
+            todo.extend(n.all_input_nodes)
+    done = convert(torch, program, x, shape, cin, mapping, unknown, name, needed, layout)
+    return [_finish(torch, done, o, src, shape, context, name, layout)
+            for o, src in zip(wanted, srcs)]  # fmt: skip
+
+
+def _agrees(torch: Any, found: _Found, reference: Any) -> bool:
     """Whether the captured map equals the module's own (None: the module has none)."""
-    return reference is not None and _same(torch, fx_value(torch, done.run, found.fx_node),
-                                           reference)  # fmt: skip
+    return reference is not None and _same(
+        torch, fx_value(torch, found.run, found.fx_node), reference
+    )
 
 
-def _finish(torch, done: Converted, out: outputs.Output, shape, context, name,
+def _finish(torch, done: Converted, out: outputs.Output, src, shape, context, name,
             layout="channels_first") -> _Found:  # fmt: skip
-    """The network of one analysed map: its nodes and those it depends on."""
-    src = outputs.select(torch, done.program, out, name)
+    """The network of one analysed map (the capture's node ``src``): its nodes and those it
+    depends on."""
     run = done.run
     failed = run.failed.get(src) if src is not None else None
     if failed is not None:

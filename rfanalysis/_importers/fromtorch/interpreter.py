@@ -20,13 +20,15 @@ def run_graph(
     real: list[Any],
     graph: Any = None,
     shapes_only: bool = False,
+    needed: set[Any] | None = None,
 ) -> Any:
     """Run ``gm`` on ``real`` inputs, converting as it goes; ``inputs`` are the Values of the
     placeholders (None for constants). Returns the interpreter: ``vals`` (the Value of every
     traced node that depends on the input), ``env`` (every real tensor), ``result`` and
     ``failed``: the one-line error of every node that could not be converted (no rule, a
     shape the rule refuses) or depends on one; it stands only where the analysed output
-    depends on that node.
+    depends on that node. With ``needed``, only the nodes in it run and are converted (the
+    others are None).
 
     With ``shapes_only`` the input is a meta tensor (a shape without values): every operation
     on tensors computed from it runs on meta tensors (parameters and constants taken to the
@@ -107,6 +109,8 @@ def run_graph(
                     store[k] = t
 
         def run_node(self, n: Any) -> Any:
+            if needed is not None and n not in needed and n.op not in ("placeholder", "output"):
+                return None  # the analysed maps do not depend on it: not even run
             out = super().run_node(n)
             inputs = n.all_input_nodes
             if n.op == "placeholder":
@@ -316,5 +320,6 @@ def _recordable(func: Any) -> Any:
         return func(*a, **k)
 
     call.__name__ = call.__qualname__ = getattr(func, "__name__", "call")
+    call.__wrapped__ = func  # type: ignore[attr-defined]  # what overrides name
     call.__module__ = "torch.Tensor"  # how errors name it: torch.Tensor.__gt__
     return call

@@ -94,9 +94,11 @@ def channel_axis(layout: str) -> int:
     return -1 if layout == "channels_last" else 1
 
 
-def convert(torch, program: Program, x, shape, cin, mapping, unknown, name,
-            layout="channels_first") -> Converted:  # fmt: skip
-    """Run ``program`` on ``x`` (a meta tensor: on shapes), converting it."""
+def convert(torch, program: Program, x, shape, cin, mapping, unknown, name, needed=None,
+            layout="channels_first"):  # fmt: skip
+    """Run ``program`` on ``x`` (a meta tensor: on shapes), converting the operations in
+    ``needed`` (every one where None): those the analysed maps depend on. ``layout``: how
+    the model lays out its input."""
     first = 1 if layout == "channels_last" else 2  # the input's first spatial axis
     start = Value(0, canonical_units(torch, input_tensor_shape(cin, shape, layout),
                                      tuple(range(first, first + len(shape)))))  # fmt: skip
@@ -104,7 +106,7 @@ def convert(torch, program: Program, x, shape, cin, mapping, unknown, name,
     rules = Rules(torch, mapping, unknown, partial(unmapped, program))
     conv = Converter(torch, rules, graph, name)
     shapes_only = x.device == torch.device("meta")
-    run = run_graph(torch, program.root, conv, [start], [x], program.graph, shapes_only)
+    run = run_graph(torch, program.root, conv, [start], [x], program.graph, shapes_only, needed)
     return Converted(program, graph, conv, run)
 
 

@@ -240,12 +240,13 @@ class Rules:
     # -- overrides ------------------------------------------------------------------------
     def override(self, n: Any, module: Any) -> Any:
         for key, value in self.overrides.items():
+            target = getattr(n.target, "__wrapped__", n.target)  # a recorded call
             if isinstance(key, str):
-                hit = key == n.target if n.op != "call_function" else False
+                hit = key == n.target if n.op != "call_function" else _method_named(target, key)
             elif isinstance(key, type):
                 hit = module is not None and isinstance(module, key)
             else:
-                hit = n.op == "call_function" and key is n.target
+                hit = n.op == "call_function" and key is target
             if hit:
                 if callable(value) and not isinstance(value, Layer) and not _is_network(value):
                     value = value(module if module is not None else n)
@@ -328,6 +329,13 @@ class Rules:
         if rule is None:
             raise Unmapped
         return rule(call)
+
+
+def _method_named(target: Any, name: str) -> bool:
+    """Whether a recorded call is the Tensor method ``name`` (fx writes a method call as
+    ``call_method``; a recording, as the method's function)."""
+    qualname = getattr(target, "__qualname__", "") or ""
+    return qualname.startswith(("Tensor.", "TensorBase.")) and target.__name__ == name
 
 
 def _resolve_targets(torch: Any) -> dict[Any, Rule]:

@@ -13,7 +13,7 @@ import numpy as np
 
 from ...._ops import GlobalPool, SpatialNorm
 from ...._ops.reads import Reads, Relation
-from ..units import Value, dedupe_sets, fiber_sets, is_canonical
+from ..units import Value, dedupe_sets, fiber_sets, identity_relation, is_canonical
 from .base import (
     Call,
     as_tuple,
@@ -33,22 +33,22 @@ REDUCTIONS = "mean sum amax amin max min var std logsumexp prod norm nansum nanm
 NORMS = ("linalg_vector_norm", "linalg_norm", "linalg_matrix_norm")
 
 
-@module_rule("LayerNorm")
+@module_rule("LayerNorm", keeps_shape=True)
 def _layer_norm_module(c: Call) -> Any:
     return layer_norm(c.rules, c.run, c.value, c.out, len(c.module.normalized_shape), c.label)
 
 
-@module_rule("GroupNorm")
+@module_rule("GroupNorm", keeps_shape=True)
 def _group_norm_module(c: Call) -> Any:
     return c.structured([SpatialNorm("group", groups=c.module.num_groups, name=c.label)])
 
 
-@module_rule("InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d")
+@module_rule("InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", keeps_shape=True)
 def _instance_norm_module(c: Call) -> Any:
     return c.structured([SpatialNorm("instance", name=c.label)])
 
 
-@module_rule("Softmax", "LogSoftmax", "Softmin")
+@module_rule("Softmax", "LogSoftmax", "Softmin", keeps_shape=True)
 def _softmax_module(c: Call) -> Any:
     m = c.module
     return softmax(c.rules, c.value, c.out, m.dim if m.dim is not None else -1, c.label, c.run)
@@ -189,7 +189,7 @@ def norm_over(rules, run, value, out, dims, label) -> Value:
         ]
         set_of, unique = dedupe_sets(rows)
     rel = Relation.from_sets(n, set_of, unique)
-    own = Relation.from_sets(n, np.arange(n), [np.asarray([u]) for u in range(n)])
+    own = identity_relation(n)
     channels = graph.channels_of(value.node)
     layer = Reads((grid,), grid, (rel,), (own,), "layer norm", out_channels=channels,
                   name=label)  # fmt: skip
