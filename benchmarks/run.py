@@ -348,8 +348,8 @@ def from_torch_section(quick: bool) -> Section:
             kind = SegmentationModel if "seg" in cfg else PoseModel if "pose" in cfg else (
                 DetectionModel)  # fmt: skip
             cases.append((cfg.removesuffix(".yaml"),
-                          lambda cfg=cfg, kind=kind: kind(cfg, verbose=False), 640,
-                          "levels"))  # fmt: skip
+                          lambda cfg=cfg, kind=kind: kind(cfg, verbose=False),
+                          320 if quick else 640, "levels"))  # fmt: skip
     slowest = (0.0, "")
     for name, make, n, output in cases:
         model = build(make)

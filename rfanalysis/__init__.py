@@ -33,10 +33,16 @@ Empirical influence
     influence (mean |d y_unit / d x| of a network with real weights, numpy or torch; also a
     user's torch module, over one array of inputs or a DataLoader's stream of batches),
     InfluenceWarning (a map that is zero, or cut short by all-zero weights), from_torch
-    (trace a torch model into a Network, checked against its autograd; needs torch)
+    (trace a torch model into a Network, checked against its autograd; needs torch),
+    from_onnx (an ONNX graph from any framework into a Network, checked with onnxruntime;
+    needs onnx)
 Shift invariance
     shift_invariance (how the output of a random network or a torch module changes when its
     input shifts by 0 ... 2x its total stride: pooled features and the map) -> ShiftInvariance
+Tiled inference
+    tiling (halo, alignment, step and windows that make tile-by-tile outputs equal a
+    whole-image run) -> Tiling; tiled (run a torch module, or a RandomNetwork through numpy,
+    window by window, also over a Dask array); TilingWarning
 Plotting
     ``rfanalysis.plotting`` (imported on demand; needs matplotlib)
 
@@ -64,28 +70,30 @@ import importlib
 from typing import Any
 
 from . import theory, zoo
-from ._blindspots import BlindSpotReport, SizeSearch, UnevenPadding, blind_spots
-from ._compare import Comparison, compare
-from ._empirical import (
-    InfluenceWarning,
-    ShiftInvariance,
-    influence,
-    shift_invariance,
-)
-from ._engine import CountOverflowError, coverage, output_shape, routes
-from ._geometry import (
-    Connections,
-    Geometry,
-    GeometryRow,
-    ReceptiveField,
+from ._api import (
+    blind_spots,
     connections,
+    coverage,
     geometry,
+    influence,
+    output_shape,
     receptive_field,
+    routes,
+    save,
+    shift_invariance,
+    tiled,
+    tiling,
 )
+from ._blindspots import BlindSpotReport, SizeSearch, UnevenPadding
+from ._compare import Comparison, compare
+from ._empirical import InfluenceWarning, ShiftInvariance
+from ._engine import CountOverflowError
+from ._geometry import Connections, Geometry, GeometryRow, ReceptiveField
 from ._graph import Concat, Input, Network, Node, Parallel, Residual, Value
 from ._importers.errors import ConversionError
+from ._importers.fromonnx import from_onnx
 from ._importers.fromtorch import from_torch
-from ._io import load, save
+from ._io import load
 from ._ops import (
     AdaptivePool,
     Add,
@@ -105,6 +113,8 @@ from ._ops import (
     Upsample,
 )
 from ._parse import parse
+from ._tiled import RandomNetwork
+from ._tiling import Tiling, TilingWarning
 
 __version__ = "0.1.0"
 
@@ -136,11 +146,14 @@ __all__ = [
     "Node",
     "Parallel",
     "Pool",
+    "RandomNetwork",
     "ReceptiveField",
     "Residual",
     "ShiftInvariance",
     "SizeSearch",
     "SpatialNorm",
+    "Tiling",
+    "TilingWarning",
     "UnevenPadding",
     "Upsample",
     "Value",
@@ -149,6 +162,7 @@ __all__ = [
     "compare",
     "connections",
     "coverage",
+    "from_onnx",
     "from_torch",
     "geometry",
     "influence",
@@ -160,6 +174,8 @@ __all__ = [
     "save",
     "shift_invariance",
     "theory",
+    "tiled",
+    "tiling",
     "zoo",
 ]
 

@@ -552,7 +552,7 @@ def blind_spots(net: Any, input_shape: Any, *, max_distance: int | None = None) 
 
     Parameters
     ----------
-    net : Network, layer, sequence of layers, or spec string
+    net : any model :func:`rfanalysis.routes` takes
     input_shape : int or tuple of int
         As in :func:`rfanalysis.coverage`.
     max_distance : int, optional

@@ -244,8 +244,10 @@ def routes(
 
     Parameters
     ----------
-    net : Network, layer, sequence of layers, or spec string
-        The stack (``"conv3p1*10"`` is parsed with :func:`rfanalysis.parse`).
+    net : Network, layers, spec text or file, zoo name, torch module, ONNX model, reference
+        The stack (``"conv3p1*10"`` is parsed with :func:`rfanalysis.parse`); a torch module
+        or a model reference (``"timm:resnet18"``, ``"path/file.py:make_model"``) is traced
+        at ``input_shape``; an ONNX model or file (``"model.onnx"``) is imported.
     input_shape : int or tuple of int
         Input size per spatial axis. An int is the size of every axis: the network's own
         number of axes if it fixes one, else 2 (an image).

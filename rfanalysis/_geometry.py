@@ -372,7 +372,7 @@ def geometry(net: Any, input_shape: Any = None) -> Geometry:
 
     Parameters
     ----------
-    net : Network, layer, sequence of layers, or spec string
+    net : any model :func:`rfanalysis.routes` takes
     input_shape : int or tuple of int, optional
         Needed for output sizes, parameter counts of the locally connected and dense
         alternatives, and ``"same"`` padding with stride > 1 (TF's rule depends on the size).

@@ -19,7 +19,6 @@ written as nested blocks (series-parallel) is given the same form on request.
 from __future__ import annotations
 
 import itertools
-import os
 import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -28,9 +27,13 @@ from functools import cached_property
 from typing import Any
 
 from ._ops import Add, Cat, Layer, Mul
-from ._ops.base import REGISTRY
+from ._ops.base import REGISTRY, install_node_builder
 
 _ids = itertools.count()
+
+#: layer kinds of the compact spec grammar, longest match first (the parser reads them, and
+#: :meth:`Network.spec` keeps the axes of a spec by them)
+SPEC_KINDS = ("maxpool", "avgpool", "lppool", "blurpool", "tconv", "conv", "lc", "up", "fc")
 
 
 # --------------------------------------------------------------------------- blocks
@@ -364,6 +367,9 @@ def apply_layer(layer: Layer, inputs: tuple[Any, ...]) -> Value:
     return Value(layer, tuple(inputs), layer.name)
 
 
+install_node_builder(apply_layer)
+
+
 def _arity(layer: Layer, inputs: tuple, arity: tuple[int, int | None]) -> tuple:
     lo, hi = arity
     if len(inputs) < lo or (hi is not None and len(inputs) > hi):
@@ -687,13 +693,12 @@ def _graph_ndim(nodes: tuple[Node, ...]) -> int | None:
 def _keep_axes(text: str, ndim: int | None) -> str:
     """A spec whose layers are fixed to ``ndim`` axes but all give one value for every axis
     (``conv3x3x3`` would read back as ``conv3``, which is analysed in 2-D by default) keeps
-    its axes by writing its first kernel per axis; 2-D, the default, needs no mark."""
+    its axes by writing its first kernel (or upsampling factor) per axis; 2-D, the default,
+    needs no mark."""
     if ndim is None or ndim < 3 or re.search(r"\dx\d", text):
         return text
-    from ._parse import _KINDS  # (the parser builds graphs: imported when used)
-
-    windows = "|".join(k for k in _KINDS if k not in ("up", "fc"))  # kinds with a kernel
-    kernel = re.compile(rf"(?<![a-z])({windows})(\d+)(?![\dx])")
+    sized = "|".join(k for k in SPEC_KINDS if k != "fc")  # kinds with a size per axis
+    kernel = re.compile(rf"(?<![a-z])({sized})(\d+)(?![\dx.])")
     return kernel.sub(lambda m: m[1] + "x".join([m[2]] * ndim), text, count=1)
 
 
@@ -756,53 +761,18 @@ def _block(merge: Layer, branches: list[list[Layer]]) -> Layer:
     return Parallel(*branches, merge=replace(merge, name=None), name=name)  # type: ignore[type-var]
 
 
-def as_network(obj: Any, what: str = "net", input_shape: Any = None) -> Network:
-    """Accept a Network, a layer, a sequence of layers, a compact spec string, a zoo name
-    (``"resnet50"``, ``"resnet50:trunk"``), a ``.json``/``.toml`` spec file, or a
-    ``torch.nn.Module`` (traced by :func:`~rfanalysis.from_torch` at ``input_shape``; traces
-    are cached per module and input shape)."""
+def as_network(obj: Any, what: str = "net") -> Network:
+    """A Network, a layer, a graph value or a sequence of layers as a :class:`Network`.
+
+    Spec text, spec files, zoo names, torch modules, ONNX files and model references are
+    turned into networks by :mod:`rfanalysis._sources`, above the engine."""
     if isinstance(obj, Network):
         return obj
-    if isinstance(obj, str):
-        return _from_text(obj)
-    if isinstance(obj, os.PathLike):
-        from ._io import load
-
-        return load(obj)
-    if isinstance(obj, Value):
+    if isinstance(obj, (Value, Layer, list, tuple)):
         return Network(obj)
-    if isinstance(obj, Layer) or isinstance(obj, (list, tuple)):
-        return Network(obj)
-    if is_torch_module(obj):
-        return _from_module(obj, what, input_shape)
     raise TypeError(
-        f"`{what}` must be a Network, a layer, a sequence of layers, a spec string, a zoo "
-        f"name, a spec file or a torch.nn.Module; got {type(obj).__name__}"
+        f"`{what}` must be a Network, a layer or a sequence of layers; got {type(obj).__name__}"
     )
-
-
-def _from_text(text: str) -> Network:
-    from . import zoo
-    from ._parse import parse
-    from ._suggest import close_matches
-
-    if text.lower().endswith((".json", ".toml")):
-        from ._io import load
-
-        return load(text)
-    base = text.partition(":")[0]
-    if base in zoo.names():
-        return zoo.get(text)  # the zoo's own errors for an unknown ':part'
-    try:
-        return parse(text)
-    except ValueError:
-        close = close_matches(text, zoo.names())
-        if close:
-            raise ValueError(
-                f"unknown network {text!r}: not a zoo name (did you mean "
-                f"{' or '.join(repr(c) for c in close)}?), a spec file or a valid spec"
-            ) from None
-        raise
 
 
 def is_torch_module(obj: Any) -> bool:
@@ -810,26 +780,3 @@ def is_torch_module(obj: Any) -> bool:
     only once torch is loaded)."""
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(obj, torch.nn.Module)
-
-
-def _from_module(module: Any, what: str, input_shape: Any) -> Network:
-    from ._importers.fromtorch import from_torch
-
-    if input_shape is None:
-        input_shape = declared_size(module)
-    if input_shape is None:
-        raise TypeError(
-            f"`{what}` is a torch module ({type(module).__name__}): give `input_shape` (the "
-            "spatial size to trace it at, e.g. (224, 224)), or trace it once with "
-            "rfa.from_torch(module, input_shape) and pass the network"
-        )
-    return from_torch(module, input_shape)
-
-
-def declared_size(module: Any) -> tuple[int, ...] | None:
-    """The spatial input size a model declares of itself (timm's ``pretrained_cfg``)."""
-    cfg = getattr(module, "pretrained_cfg", None)
-    size = cfg.get("input_size") if isinstance(cfg, dict) else None
-    if isinstance(size, (tuple, list)) and len(size) > 1 and all(isinstance(v, int) for v in size):
-        return tuple(size[1:])
-    return None

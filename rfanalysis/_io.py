@@ -46,7 +46,6 @@ from ._graph import (
     Residual,
     _arity,
     _graph_ndim,
-    as_network,
 )
 from ._ops import REGISTRY, Layer, Pool
 from ._parse import parse
@@ -422,7 +421,7 @@ def save(net: Any, path: str | os.PathLike[str]) -> None:
     """Write ``net`` to a JSON or TOML spec file (chosen by the suffix), atomically."""
     if not isinstance(net, (Network, str)):
         raise TypeError(f"`net` must be a Network, got {type(net).__name__}")
-    net = as_network(net)
+    net = parse(net) if isinstance(net, str) else net
     path = Path(path)
     fmt = _format_of(path)
     data = to_dict(net)

@@ -9,10 +9,13 @@
     global := gap | gmp
     layer := kind K ("s" S)? ("p" P)? ("o" O)? ("d" D)? ("c")? (":" mode)?
     kind  := conv | lc | maxpool | avgpool | lppool | blurpool | tconv | up | fc
-    P     := integer | "same" | "valid" | "full"
+    P     := integer | "same" | "valid" | "full" | A ("x" A)*   (some A a pair)
+    A     := integer | "(" before "," after ")"
     mode  := zeros | reflect | symmetric | replicate | circular
 
-K, S, P, O, D may be written per axis as ``AxB`` (``conv3x5``). Beyond the core grammar:
+K, S, P, O, D may be written per axis as ``AxB`` (``conv3x5``); a padding that differs before
+and after on some axis (TF's "SAME" at stride 2) is written per axis with pairs
+``(before,after)``: ``conv3s2p(0,1)x(0,1)``, ``conv3p1x(0,1)``. Beyond the core grammar:
 ``res(body|shortcut)`` gives a residual block a projection shortcut, ``blurpool`` is blurred
 downsampling (stride 2 unless given; it takes a padding mode as conv does), ``o`` is a
 transposed convolution's output padding, a trailing ``c`` sets a pool's ``ceil_mode``, ``id`` is the
@@ -28,7 +31,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ._graph import Concat, Network, Parallel, Residual
+from ._graph import SPEC_KINDS, Concat, Network, Parallel, Residual
 from ._ops import (
     BlurPool,
     Conv,
@@ -42,7 +45,7 @@ from ._ops import (
 )
 from ._ops.base import PADDING_MODES
 
-_KINDS = ("maxpool", "avgpool", "lppool", "blurpool", "tconv", "conv", "lc", "up", "fc")
+_KINDS = SPEC_KINDS
 _WORD = re.compile(r"[a-z0-9_.]+|.", re.S)
 _INT = re.compile(r"\d+")
 _SPACE = re.compile(r"\s*")
@@ -188,6 +191,8 @@ class _Parser:
                 args["ceil_mode"] = True
             elif letter == "p" and (word := self._padding_word()):
                 args["padding"] = word
+            elif letter == "p":
+                args["padding"] = self._padding_pairs()
             else:
                 args[names[letter]] = self.axes(f"a number after '{letter}'")
         mode = None
@@ -207,6 +212,34 @@ class _Parser:
             return factory(*args)
         except (ValueError, TypeError) as exc:
             raise self.error(str(exc), start) from None
+
+    def _padding_pairs(self) -> int | tuple[int, ...] | tuple[tuple[int, int], ...]:
+        """Padding as :meth:`axes` reads it (``1``, ``1x2``), or per axis with some axis
+        uneven: ``(1,0)x(1,0)``, ``1x(0,1)`` (before, after)."""
+        pairs = [self._padding_axis()]
+        while self.text.startswith("x", self.pos) and (
+            self.text.startswith("(", self.pos + 1) or _INT.match(self.text, self.pos + 1)
+        ):
+            self.pos += 1
+            pairs.append(self._padding_axis())
+        if any(b != a for b, a in pairs):
+            return tuple(pairs)
+        return pairs[0][0] if len(pairs) == 1 else tuple(b for b, _ in pairs)
+
+    def _padding_axis(self) -> tuple[int, int]:
+        if not self.text.startswith("(", self.pos):
+            n = self.integer("a number or '(before,after)' after 'p'")
+            return (n, n)
+        self.pos += 1
+        before = self.integer("the padding before, as in '(1,0)'")
+        if not self.text.startswith(",", self.pos):
+            raise self.error("expected ',' between the padding before and after, as in '(1,0)'")
+        self.pos += 1
+        after = self.integer("the padding after, as in '(1,0)'")
+        if not self.text.startswith(")", self.pos):
+            raise self.error("expected ')' after the padding before and after, as in '(1,0)'")
+        self.pos += 1
+        return (before, after)
 
     def _padding_word(self) -> str | None:
         for word in ("same", "valid", "full"):

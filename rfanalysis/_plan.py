@@ -16,9 +16,10 @@ from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache
 from typing import Any
 
-from ._graph import Network, Node, as_network, declared_size, is_torch_module
+from ._graph import Network, Node, as_network
 from ._ops.base import OpError, Shape, TooSmall, fmt_shape
 from ._ops.merges import ShapeMismatch
+from ._parse import parse
 
 #: number of spatial axes an ``int`` input size stands for when the network does not fix it
 DEFAULT_NDIM = 2
@@ -111,14 +112,29 @@ def _positive(v: Any) -> int:
     return n
 
 
+def network_of(obj: Any, what: str = "net") -> Network:
+    """A Network, a layer, a sequence of layers or compact spec text as a :class:`Network`.
+
+    The analyses take networks; the public functions turn every other model source (spec
+    files, zoo names, torch modules, ONNX files, model references) into one first
+    (:mod:`rfanalysis._sources`)."""
+    if isinstance(obj, str):
+        return parse(obj)
+    try:
+        return as_network(obj, what)
+    except TypeError:
+        raise TypeError(
+            f"`{what}` must be a Network, a layer, a sequence of layers or a spec string; got "
+            f"{type(obj).__name__}"
+        ) from None
+
+
 # --------------------------------------------------------------------------- planning
 def plan(net: Any, input_shape: Any = None) -> Plan:
-    """Resolve ``net`` (anything :func:`as_network` accepts) for ``input_shape``."""
+    """Resolve ``net`` (anything :func:`network_of` accepts) for ``input_shape``."""
     if isinstance(net, Plan):
         return net
-    if input_shape is None and is_torch_module(net):
-        input_shape = declared_size(net)  # a model that declares its size is traced at it
-    network = as_network(net, input_shape=input_shape)
+    network = network_of(net)
     if input_shape is None:
         return _plan_cached(network, None, network.ndim or DEFAULT_NDIM)
     shape = normalise_input_shape(input_shape, network.ndim)

@@ -6,6 +6,7 @@ one line ``Error: ...`` on stderr, and never leave a partial output file.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import sys
@@ -19,7 +20,7 @@ import click
 import numpy as np
 
 import rfanalysis as rfa
-from rfanalysis._graph import as_network
+from rfanalysis import _sources
 from rfanalysis._io import write_atomic
 from rfanalysis._ops.base import fmt_shape
 
@@ -67,6 +68,8 @@ def _user_errors() -> Iterator[None]:
         yield
     except (ValueError, TypeError) as exc:
         raise UserError(" ".join(str(exc).split())) from None
+    except ImportError as exc:  # a missing package: what to install
+        raise UserError(" ".join(str(exc).split())) from None
     except OSError as exc:
         raise UserError(
             f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)
@@ -76,13 +79,21 @@ def _user_errors() -> Iterator[None]:
 
 
 # --------------------------------------------------------------------------- parameter parsing
-def network_for(spec: str, input_shape: Any, required: bool = True) -> rfa.Network:
-    """The network ``spec`` names, refusing an ``--input`` whose axes cannot be the
-    network's: a zoo model's standard number of axes, or an image's channels given as an
-    axis (``224,224,3``)."""
+def network_for(
+    spec: str, input_shape: Any, required: bool = True, source: dict[str, Any] | None = None
+) -> rfa.Network:
+    """The network ``spec`` names (a model reference or ONNX file imported at ``--input``
+    with the ``source`` options of :func:`model_options`), refusing an ``--input`` whose
+    axes cannot be the network's: a zoo model's standard number of axes, or an image's
+    channels given as an axis (``224,224,3``)."""
     if required and input_shape is None:
         raise click.UsageError("Missing option '--input'.")
-    net = as_network(spec)  # a spec file, a zoo name (NAME:trunk) or a compact spec
+    try:
+        net = _sources.network(spec, input_shape, **(source or {}))
+    except _sources.NeedsInputShape:
+        raise click.UsageError(
+            f"{spec} is a torch model: give --input, the size to trace it at (e.g. --input 224)"
+        ) from None
     if isinstance(input_shape, tuple):
         _check_axes(spec, net, input_shape)
     return net
@@ -154,6 +165,49 @@ def _output_callback(ctx: click.Context, param: click.Parameter, value: str | No
 
 
 spec_argument = click.argument("spec", metavar="SPEC")
+
+
+def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of an imported model (ONNX file, torch model reference), passed to the
+    command as one ``source`` dict for :func:`network_for`."""
+
+    @functools.wraps(command)
+    def run(
+        *args: Any,
+        output_node: str | None,
+        in_channels: int | None,
+        context: str | None,
+        layout: str | None,
+        **kwargs: Any,
+    ) -> Any:
+        source = {"output": output_node, "in_channels": in_channels, "context": context}
+        return command(*args, source=dict(source, layout=layout), **kwargs)
+
+    options = [
+        click.option(
+            "--output", "--output-node", "output_node", metavar="NAME",
+            help="Imported models: the submodule, node or tensor whose map is analysed "
+            "(layer4, model.15) instead of the model's output.",
+        ),
+        click.option(
+            "--in-channels", type=click.IntRange(min=1), metavar="N",
+            help="Torch models: input channels (default: those of the first convolution).",
+        ),
+        click.option(
+            "--context", type=click.Choice(["global", "local"]),
+            help="Count every route (global, the gradient's support) or drop those that "
+            "only modulate: gates, norm statistics, attention beyond a window (local).",
+        ),
+        click.option(
+            "--layout", type=click.Choice(list(_sources.LAYOUTS)),
+            help="Torch models: channels_last for a model that takes (batch, *spatial, C).",
+        ),
+    ]  # fmt: skip
+    for option in reversed(options):
+        run = option(run)
+    return run
+
+
 input_option = click.option(
     "--input",
     "input_shape",
@@ -164,7 +218,8 @@ input_option = click.option(
 )
 output_option = click.option(
     "-o",
-    "--output",
+    "--out",
+    "output",
     metavar="FILE",
     callback=_output_callback,
     help="Write an image (.png .svg .pdf) or data (.npy .csv .json) instead of a summary.",
@@ -194,7 +249,7 @@ def format_option(*choices: str, help: str | None = None) -> Callable[[Any], Any
 def output_option_for(what: str) -> Callable[[Any], Any]:
     """``-o FILE`` for a command that writes ``what``: a figure or its numbers as .json."""
     return click.option(
-        "-o", "--output", metavar="FILE", callback=_output_callback,
+        "-o", "--out", "output", metavar="FILE", callback=_output_callback,
         help=f"Write {what} (.png .svg .pdf) or the numbers (.json).",
     )  # fmt: skip
 
@@ -610,30 +665,41 @@ def main() -> None:
     """Receptive fields, route counts and border coverage of convolutional networks.
 
     SPEC is a zoo name (see 'rfanalysis zoo'; NAME:trunk drops its classifier head), a
-    compact spec such as 'conv7s2p3,maxpool3s2p1,res(conv3p1,conv3p1)*2', or a
-    .json/.toml spec file.
+    compact spec such as 'conv7s2p3,maxpool3s2p1,res(conv3p1,conv3p1)*2', a .json/.toml
+    spec file, an ONNX file (model.onnx), or a torch model built with random weights and
+    traced at --input: torchvision:resnet50, timm:convnext_tiny, ultralytics:yolov8n.yaml,
+    path/to/file.py:make_model or package.module:make_model (a callable returning the
+    module).
     """
 
 
 @main.command()
 @spec_argument
+@model_options
 @input_option
 @output_option
 @log_option
 @exact_option
 @dpi_option
 def coverage(
-    spec: str, input_shape: Any, output: Path | None, log: bool | None, exact: bool, dpi: int
+    spec: str,
+    input_shape: Any,
+    output: Path | None,
+    log: bool | None,
+    exact: bool,
+    dpi: int,
+    source: dict[str, Any],
 ) -> None:
     """Routes from every input pixel, summed over all output units."""
     with _user_errors():
-        net = network_for(spec, input_shape)
+        net = network_for(spec, input_shape, source=source)
         counts, is_log = _compute(rfa.coverage, net, input_shape, output, log, exact)
         _emit_counts("coverage", net, input_shape, counts, output, is_log, dpi, {})
 
 
 @main.command()
 @spec_argument
+@model_options
 @input_option
 @click.option(
     "--unit",
@@ -655,10 +721,11 @@ def routes(
     log: bool | None,
     exact: bool,
     dpi: int,
+    source: dict[str, Any],
 ) -> None:
     """Routes from every input pixel to one output unit."""
     with _user_errors():
-        net = network_for(spec, input_shape)
+        net = network_for(spec, input_shape, source=source)
         counts, is_log = _compute(rfa.routes, net, input_shape, output, log, exact, unit=unit)
         _emit_counts(
             "routes",
@@ -674,19 +741,23 @@ def routes(
 
 @main.command()
 @spec_argument
+@model_options
 @input_option
 @format_option("table", "csv", "json", "markdown")
 @click.option(
     "-o",
-    "--output",
+    "--out",
+    "output",
     metavar="FILE",
     type=click.Path(dir_okay=False),
     help="Write to FILE instead of standard output.",
 )
-def geometry(spec: str, input_shape: Any, fmt: str, output: str | None) -> None:
+def geometry(
+    spec: str, input_shape: Any, fmt: str, output: str | None, source: dict[str, Any]
+) -> None:
     """The receptive-field table: size, jump, start, effective padding and parameters."""
     with _user_errors():
-        net = network_for(spec, input_shape, required=False)
+        net = network_for(spec, input_shape, required=False, source=source)
         table = rfa.geometry(net, input_shape)
         text = {
             "table": lambda: str(table) + "\n",
@@ -780,13 +851,64 @@ def _zoo_summary(name: str) -> list[str]:
 
 @main.command()
 @spec_argument
+@model_options
 @input_option
 @format_option("table", "json")
-def blindspots(spec: str, input_shape: Any, fmt: str) -> None:
+def blindspots(spec: str, input_shape: Any, fmt: str, source: dict[str, Any]) -> None:
     """Zero-coverage pixels, uneven padding, asymmetry and the nearest clean input sizes."""
     with _user_errors():
-        report = rfa.blind_spots(network_for(spec, input_shape), input_shape)
+        report = rfa.blind_spots(network_for(spec, input_shape, source=source), input_shape)
     click.echo(json.dumps(report.to_dict(), indent=2) if fmt == "json" else str(report))
+
+
+def _json_path(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    path = Path(value)
+    if path.suffix.lower() != ".json":
+        raise click.BadParameter(f"unsupported file type {path.suffix or '(none)'!r}; use .json")
+    if path.parent and not path.parent.exists():
+        raise click.BadParameter(f"folder {str(path.parent)!r} does not exist")
+    return path
+
+
+@main.command()
+@spec_argument
+@model_options
+@click.option(
+    "--tile",
+    "tile",
+    required=True,
+    metavar="N[,N...]",
+    callback=_input_callback,
+    help="The largest input window that runs at once, in pixels per axis.",
+)
+@click.option(
+    "--image",
+    "image",
+    metavar="N[,N...]",
+    callback=_input_callback,
+    help="An image size: also count its windows.",
+)
+@click.option(
+    "-o", "--out", "output", metavar="FILE", callback=_json_path,
+    help="Write the numbers (.json).",
+)  # fmt: skip
+def tiling(spec: str, tile: Any, image: Any, output: Path | None, source: dict[str, Any]) -> None:
+    """Halo, alignment and step that make tile-by-tile outputs equal a whole-image run.
+
+    --context local gives the halo of the local field (gates and norm statistics dropped)
+    for a network that reads the whole map."""
+    context = source.pop("context")
+    with _user_errors():
+        net = network_for(spec, tile, required=False, source=source)
+        result = rfa.tiling(net, tile, context=context)
+        if isinstance(image, int):
+            image = (image,) * len(result.tile)
+        text = result.table(image)
+        if output is not None:
+            write_atomic(output, (json.dumps(result.to_dict(image), indent=2) + "\n").encode())
+    click.echo(text)
 
 
 def _unit_or_all(ctx: click.Context, param: click.Parameter, value: str) -> Any:
@@ -795,6 +917,7 @@ def _unit_or_all(ctx: click.Context, param: click.Parameter, value: str) -> Any:
 
 @main.command()
 @spec_argument
+@model_options
 @input_option
 @click.option(
     "--unit",
@@ -821,6 +944,7 @@ def compare(
     fmt: str,
     output: Path | None,
     dpi: int,
+    source: dict[str, Any],
 ) -> None:
     """Analytic routes beside the empirical gradient map |dy/dx| of a real network.
 
@@ -829,7 +953,7 @@ def compare(
     """
     with _user_errors():
         kind = _figure_or_json("compare", output)
-        net = network_for(spec, input_shape)
+        net = network_for(spec, input_shape, source=source)
         analytic = (
             rfa.coverage(net, input_shape) if unit == "all" else rfa.routes(net, input_shape, unit)
         )
@@ -906,6 +1030,7 @@ def _shifts_callback(ctx: click.Context, param: click.Parameter, value: str | No
 
 @main.command()
 @spec_argument
+@model_options
 @input_option
 @click.option(
     "--shifts",
@@ -946,6 +1071,7 @@ def shift(
     fmt: str,
     output: Path | None,
     dpi: int,
+    source: dict[str, Any],
 ) -> None:
     """How much the output changes when the input shifts by a few pixels.
 
@@ -954,7 +1080,7 @@ def shift(
     """
     with _user_errors():
         kind = _figure_or_json("shift", output)
-        net = network_for(spec, input_shape)
+        net = network_for(spec, input_shape, source=source)
         result = _random_run(
             rfa.shift_invariance, net, input_shape, shifts, axis=axis, mode=mode,
             weights=weights, activation=activation, channels=channels, trials=trials,

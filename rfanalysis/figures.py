@@ -3,13 +3,17 @@
 Each figure is a function that computes what it shows through the public API and draws it with
 :mod:`rfanalysis.plotting`; :func:`build` renders the selected figures in the paper style and
 writes them deterministically (same bytes for the same inputs), atomically, as PNG files named
-``NN_name.png``. Nothing here is an algorithm of its own.
+``NN_name.png``. Nothing here is an algorithm of its own. The figures of the trained networks
+(16 onward) read what ``experiments/train.py`` committed under ``experiments/results/``, so
+building them needs no torch.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -456,6 +460,295 @@ def stride_period() -> Figure:
     right.set_title("weight of each pixel in the output sum / mean")
     right.set_ylabel("weight / mean")
     right.legend(loc="lower center")
+    return fig
+
+
+# --------------------------------------------------------------------------- tiling
+#: the write-up's small U-Net (two levels, free channel counts) and a ResNet-like trunk
+TILING_UNET = (
+    "conv3p1*2,cat(id|maxpool2s2,conv3p1*2,cat(id|maxpool2s2,conv3p1*2,tconv2s2),conv3p1,"
+    "tconv2s2),conv3p1,conv1"
+)
+TILING_TRUNK = "conv7s2p3,maxpool3s2p1,res(conv3p1,conv3p1)*2,conv3s2p1,res(conv3p1,conv3p1)"
+#: (network, image size, tile) of figure 14
+TILING_CASES = ((TILING_UNET, 96, 48), (TILING_TRUNK, 192, 112))
+
+
+@_figure(
+    "14_tiling_seams",
+    "Seams of tiled inference: the difference between a tiled run and the whole-image run of "
+    "the same random network (largest over channels), for a small U-Net (top, 96 x 96 "
+    "pixels, tiles of 48) and a ResNet-like trunk (bottom, 192 x 192, tiles of 112). Tiles "
+    "without overlap and tiles overlapping by 10 % with averaging leave seams along the tile "
+    "edges; windows with the computed halo and alignment give the whole-image output.",
+)
+def tiling_seams() -> Figure:
+    fig = Figure(figsize=(10.0, 6.4), layout="constrained")
+    axes = fig.subplots(2, 3)
+    ways = ((0.0, "no overlap"), (0.1, "10 % overlap, averaged"), (None, "computed halo"))
+    for row, (net, n, tile) in zip(axes, TILING_CASES):
+        model = rfa.RandomNetwork(net, rng=0)
+        x = np.random.default_rng(0).standard_normal((1, 1, n, n))
+        whole = model(x)
+        diffs = [
+            np.abs(rfa.tiled(model, x, tile, overlap=o) - whole).max(axis=(0, 1)) for o, _ in ways
+        ]
+        top = max(float(d.max()) for d in diffs)
+        for ax, d, (_, title) in zip(row, diffs, ways):
+            image = ax.imshow(d, cmap="magma", vmin=0, vmax=top, interpolation="nearest")
+            top_d = float(d.max())
+            size = f"{top_d:.2g}" if top_d >= 1e-12 else "below 1e-12 (rounding)"
+            ax.set_title(f"{title}\nlargest difference {size}")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        fig.colorbar(image, ax=row[-1], shrink=0.8, label="|tiled - whole|")
+        row[0].set_ylabel("U-Net" if net == TILING_UNET else "ResNet-like trunk")
+    return fig
+
+
+@_figure(
+    "15_tiling_efficiency",
+    "Efficiency of exact tiling (output units kept per output unit computed, both axes) "
+    "against the tile size, for torchvision's ResNet-50 trunk (field 427, alignment 32) and "
+    "the padded U-Net of the zoo (alignment 16). Below the smallest tile nothing is kept.",
+)
+def tiling_efficiency() -> Figure:
+    fig = Figure(figsize=(6.4, 3.6), layout="constrained")
+    ax = fig.subplots()
+    for net, first, color in (("unet_padded", 256, "C0"), ("resnet50:trunk", 512, "C3")):
+        tiles = [t for t in range(first, 4097, 64)]
+        eff = [rfa.tiling(net, t).efficiency for t in tiles]
+        ax.plot(tiles, eff, color=color, label=net)
+    ax.set_xlabel("tile (pixels per side)")
+    ax.set_ylabel("kept / computed outputs")
+    ax.set_ylim(0, 1)
+    ax.legend(loc="lower right")
+    return fig
+
+
+# --------------------------------------------------------------------------- trained networks
+#: what ``experiments/train.py`` wrote: every number of part III and the maps it draws
+TRAINED = Path(__file__).resolve().parents[1] / "experiments" / "results"
+
+
+@cache
+def _trained() -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The committed results of the trained networks (read once; no torch needed)."""
+    numbers, maps = TRAINED / "results.json", TRAINED / "maps.npz"
+    if not (numbers.is_file() and maps.is_file()):
+        raise FileNotFoundError(
+            f"the trained-network results are missing from {TRAINED}: build the figures from "
+            "a checkout of the repository (they are committed), or run experiments/train.py"
+        )
+    with np.load(maps) as stored:
+        arrays = {name: stored[name].astype(np.float64) for name in stored.files}
+    return json.loads(numbers.read_text()), arrays
+
+
+def _denoiser(depth: int, padding_mode: str, residual: bool) -> str:
+    """The name ``experiments/train.py`` gives one denoiser of its grid."""
+    return f"denoiser_d{depth}_{padding_mode}_{'res' if residual else 'plain'}"
+
+
+def _middle(values: np.ndarray, half: int) -> np.ndarray:
+    """The central ``2 half + 1`` square of a map with an odd size."""
+    c = (values.shape[0] - 1) // 2
+    return values[c - half : c + half + 1, c - half : c + half + 1]
+
+
+_DEPTHS = (5, 10, 17)
+_MODES = ("zeros", "reflect", "circular")
+
+
+@_figure(
+    "16_trained_erf",
+    "Effective receptive field of the centre unit of the plain denoisers (zero padding): "
+    "mean |dy/dx| over 32 noisy 65x65 test patches, at initialisation (He-normal) and after "
+    "training, beside the routes and their square root; each map divided by its maximum, "
+    "logarithmic scale, central 41x41 pixels. Columns: depth 5, 10 and 17.",
+)
+def trained_erf() -> Figure:
+    numbers, maps = _trained()
+    panels = []
+    for depth in _DEPTHS:
+        name = _denoiser(depth, "zeros", False)
+        size = numbers["config"]["erf_size"]
+        routes = rfa.routes(numbers["denoisers"][name]["spec"], (size, size))
+        rows = [
+            ("routes", routes),
+            ("sqrt(routes)", np.sqrt(routes)),
+            ("|dy/dx| at init", maps[f"{name}/erf_init"]),
+            ("|dy/dx| trained", maps[f"{name}/erf_trained"]),
+        ]
+        panels.append([(f"{title}, depth {depth}", m / m.max()) for title, m in rows])
+    ordered = [panels[col][row] for row in range(4) for col in range(len(_DEPTHS))]
+    fig = Figure(figsize=(8.6, 10.4), layout="constrained")
+    plotting.grid_figure(
+        [(title, _middle(m, 20)) for title, m in ordered],
+        ncols=len(_DEPTHS),
+        fig=fig,
+        label="map / max",
+        vmin=1e-4,
+    )
+    return fig
+
+
+@_figure(
+    "17_trained_erf_width",
+    "Left: width (standard deviation of a Gaussian fitted by moments) of the centre unit's "
+    "map against the square root of depth: routes, their square root, and the mean |dy/dx| "
+    "of the plain and residual denoisers (zero padding) at initialisation and after training. "
+    "Right: total-variation distance of the maps of the zero-padded denoisers to routes "
+    "(black) and to sqrt(routes) (grey), at initialisation (open) and after training "
+    "(filled); dashes: the trained reflect and circular denoisers.",
+)
+def trained_erf_width() -> Figure:
+    numbers, _ = _trained()
+    found = numbers["denoisers"]
+    fig = Figure(figsize=(10.0, 3.9), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    first = [found[_denoiser(d, "zeros", False)]["erf_trained"] for d in _DEPTHS]
+    plotting.plot_erf_radius(
+        _DEPTHS, [m["sigma_routes"] for m in first], ax=left, label="routes", color="k"
+    )
+    plotting.plot_erf_radius(
+        _DEPTHS,
+        [m["sigma_sqrt_routes"] for m in first],
+        ax=left,
+        label="sqrt(routes)",
+        color="0.5",
+        marker="s",
+    )
+    styles = (("plain", False, "C0"), ("residual", True, "C3"))
+    for title, residual, color in styles:
+        for when, marker in (("init", "v"), ("trained", "o")):
+            widths = [
+                found[_denoiser(d, "zeros", residual)][f"erf_{when}"]["sigma"] for d in _DEPTHS
+            ]
+            plotting.plot_erf_radius(
+                _DEPTHS,
+                widths,
+                ax=left,
+                reference=False,
+                label=f"{title}, {'at init' if when == 'init' else 'trained'}",
+                color=color,
+                marker=marker,
+                linestyle="-" if when == "trained" else ":",
+                fillstyle="full" if when == "trained" else "none",
+            )
+    left.set_ylabel("standard deviation (pixels)")
+    left.legend(fontsize=7)
+    x = np.arange(len(_DEPTHS))
+    for law, color in (("routes", "k"), ("sqrt_routes", "0.5")):
+        for when, linestyle in (("init", ":"), ("trained", "-")):
+            for residual, marker in ((False, "o"), (True, "s")):
+                tv = [
+                    found[_denoiser(d, "zeros", residual)][f"erf_{when}"][f"tv_{law}"]
+                    for d in _DEPTHS
+                ]
+                right.plot(
+                    x,
+                    tv,
+                    color=color,
+                    marker=marker,
+                    linestyle=linestyle,
+                    fillstyle="full" if when == "trained" else "none",
+                    label=f"{'residual' if residual else 'plain'}, {when}, "
+                    + ("vs routes" if law == "routes" else "vs sqrt(routes)"),
+                )
+            # the other padding modes, trained: the same within a few hundredths
+            for mode in _MODES[1:]:
+                for residual in (False, True):
+                    tv = [
+                        found[_denoiser(d, mode, residual)]["erf_trained"][f"tv_{law}"]
+                        for d in _DEPTHS
+                    ]
+                    right.plot(x, tv, color=color, marker="_", linestyle="none")
+    right.set_xticks(x, [f"depth {d}" for d in _DEPTHS])
+    right.set_ylabel("total variation to the law")
+    right.set_ylim(0, 0.5)
+    right.legend(fontsize=6, ncols=2, loc="upper left")
+    return fig
+
+
+@_figure(
+    "18_border_psnr",
+    "Cost of the image border for the trained denoisers: PSNR of 64x64 test crops denoised "
+    "alone minus the same crops denoised inside their surroundings (same noise), by distance "
+    "to the crop's border, per padding mode; solid: residual, dashed: plain. The grey line "
+    "marks the half-width of the receptive field (= depth), beyond which the two runs are "
+    "identical. Bottom: coverage of the same stacks along the middle row of a 64x64 input, "
+    "divided by its value at the centre.",
+)
+def border_psnr() -> Figure:
+    numbers, maps = _trained()
+    crop = numbers["config"]["crop"]
+    fig = Figure(figsize=(11.0, 6.0), layout="constrained")
+    axes = fig.subplots(2, len(_DEPTHS), sharex=True, sharey="row")
+    distance = np.arange(crop // 2)
+    for col, depth in enumerate(_DEPTHS):
+        top, bottom = axes[:, col]
+        for i, mode in enumerate(_MODES):
+            for residual, linestyle in ((True, "-"), (False, "--")):
+                name = _denoiser(depth, mode, residual)
+                top.plot(
+                    distance,
+                    maps[f"{name}/deficit_db"],
+                    linestyle=linestyle,
+                    color=f"C{i}",
+                    marker=".",
+                    label=f"{mode}, {'residual' if residual else 'plain'}",
+                )
+            spec = numbers["denoisers"][_denoiser(depth, mode, False)]["spec"]
+            cov = rfa.coverage(spec, (crop, crop))
+            row = cov[(crop - 1) // 2, : crop // 2]
+            bottom.plot(distance, row / row[-1], color=f"C{i}", marker=".", label=mode)
+        for ax in (top, bottom):
+            ax.axvline(depth, color="0.6", linewidth=0.8, zorder=0)
+        top.axhline(0, color="0.85", linewidth=0.8, zorder=0)
+        top.set_title(f"depth {depth} (field {2 * depth + 1})")
+        bottom.set_xlabel("distance to the border (pixels)")
+    axes[0, 0].set_ylabel("PSNR lost at the border (dB)")
+    axes[1, 0].set_ylabel("coverage / centre")
+    axes[0, 0].legend(fontsize=7)
+    axes[1, 0].legend(fontsize=7)
+    axes[0, 0].set_xlim(-0.5, 24)
+    return fig
+
+
+@_figure(
+    "19_occlusion",
+    "The face / non-face classifier (25x25 inputs, two stride-2 layers, global average "
+    "pooling). Top: routes from each 5x5 square to the face logit (coverage summed over the "
+    "square, indexed by its top-left pixel), and the mean absolute change of the true "
+    "class's logit margin when that square is set to the image's mean, over the 60 test "
+    "images, the faces and the non-faces. Bottom: coverage of the trunk and the mean "
+    "|d logit / dx| over the test images at initialisation and after training. Each map "
+    "divided by its maximum, linear scale.",
+)
+def occlusion() -> Figure:
+    numbers, maps = _trained()
+    found = numbers["classifier"]
+    size, square = numbers["config"]["face_size"], numbers["config"]["occluder"]
+    coverage = rfa.coverage(found["spec"], (size, size))
+    windows = np.lib.stride_tricks.sliding_window_view(coverage, (square, square))
+    panels = [
+        ("routes from the square", windows.sum(axis=(-2, -1))),
+        ("occlusion, all", maps["classifier/occlusion"]),
+        ("occlusion, faces", maps["classifier/occlusion_faces"]),
+        ("occlusion, non-faces", maps["classifier/occlusion_nonfaces"]),
+        ("coverage", coverage),
+        ("|d logit/dx| at init", maps["classifier/erf_init"]),
+        ("|d logit/dx| trained", maps["classifier/erf_trained"]),
+    ]
+    fig = Figure(figsize=(11.0, 5.6), layout="constrained")
+    plotting.grid_figure(
+        [(title, m / m.max()) for title, m in panels],
+        ncols=4,
+        log=False,
+        fig=fig,
+        label="map / max",
+    )
     return fig
 
 

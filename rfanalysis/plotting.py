@@ -50,6 +50,7 @@ from matplotlib.text import Annotation
 from matplotlib.transforms import Bbox, TransformedBbox
 
 from ._engine import as_float_counts
+from ._sources import network as _network
 from ._style import paper_style, save_figure
 
 __all__ = [
@@ -1481,9 +1482,7 @@ def grid_figure(
 # --------------------------------------------------------------------------- route diagram
 def _diagram_input(net: Any, input_length: Any) -> tuple[Any, int]:
     """Validate the network and input of :func:`plot_route_diagram`."""
-    from ._graph import as_network
-
-    network = as_network(net)
+    network = _network(net)
     if network.ndim not in (None, 1):
         raise ValueError(
             f"`net` must be a 1-D network for a route diagram, got a {network.ndim}-D one"

@@ -29,10 +29,9 @@ from typing import Any
 import numpy as np
 
 from ._engine import as_float_counts
-from ._graph import as_network
 from ._ops import Conv, LocallyConnected, Pool
 from ._ops.base import fmt_shape
-from ._plan import Plan, Step, plan
+from ._plan import Plan, Step, network_of, plan
 
 __all__ = [
     "GaussianLimit",
@@ -305,7 +304,7 @@ def limit_profile(layer: Any, input_shape: Any) -> LimitProfile:
     >>> round(lp.growth, 6), lp.profile.round(3).tolist()
     (2.847759, [0.383, 0.707, 0.924, 1.0, 0.924, 0.707, 0.383])
     """
-    net = as_network(layer)
+    net = network_of(layer, "layer")
     if len(net.layers) != 1 or not isinstance(net.layers[0], (Conv, LocallyConnected, Pool)):
         raise ValueError(f"`layer` must be one convolution or pool, got {net.spec()!r}")
     p = plan(net, input_shape)

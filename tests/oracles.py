@@ -293,6 +293,69 @@ def enumerate_paths_1d(net, n, unit):
     return enumerate_paths(net, (n,), (unit,)).tolist()
 
 
+# --------------------------------------------------------------------------- field spans
+#: a unit whose field along an axis is the whole input (after a dense layer, or a merge that
+#: broadcasts an operand of one unit over several)
+GLOBAL_SPAN = "global"
+
+
+def field_spans(net, in_shape, axis):
+    """Per node of ``net``'s graph, a function ``unit -> (lo, hi)``: the first and last input
+    coordinate of the field of that unit along ``axis`` (any integer unit, also one in the
+    padding: its field is where it would read), or :data:`GLOBAL_SPAN`.
+
+    Straight from the definitions, unit by unit: input unit ``i`` spans ``(i, i)``; output
+    unit ``o`` of a window spans every tap ``o*s + t*d - p_before`` of its input; nearest
+    upsampling reads ``o // f``; a merge spans all its operands at the same unit (an operand of
+    one unit on an axis where the merged map has several: global); a dense layer is global.
+    Transposed convolutions are not covered. The field's size is ``hi - lo + 1``, its centre
+    ``(lo + hi) / 2``; no closed form (jump, start) is used, so a table can be checked
+    against it unit by unit."""
+    nodes = as_graph(net, len(in_shape))
+    shapes = [s for _, s, _ in graph_edges(net, in_shape)]
+    memo: dict = {}
+
+    def span(j, o):
+        if (j, o) in memo:
+            return memo[(j, o)]
+        node = nodes[j]
+        layer = node.layer
+        if j == 0:
+            reads = None
+            out = (o, o)
+        elif isinstance(layer, rfa.Dense):
+            reads = None
+            out = GLOBAL_SPAN
+        elif isinstance(layer, MERGES):
+            m = shapes[j][axis]
+            reads = []
+            for i in node.inputs:
+                if shapes[i][axis] == 1 < m:
+                    reads = None
+                    out = GLOBAL_SPAN
+                    break
+                reads.append((i, o))
+        elif isinstance(layer, rfa.Upsample):
+            reads = [(node.inputs[0], o // int(layer.scale_factor[axis]))]
+        elif isinstance(layer, rfa.ConvTranspose):
+            raise NotImplementedError("field_spans: transposed convolutions")
+        else:  # conv, locally connected, pool
+            (i,) = node.inputs
+            pb, _ = _pads(layer, axis, shapes[i][axis])
+            k, s, d = layer.kernel_size[axis], layer.stride[axis], layer.dilation[axis]
+            reads = [(i, o * s + t * d - pb) for t in range(k)]
+        if reads is not None:
+            spans = [span(i, u) for i, u in reads]
+            if any(x == GLOBAL_SPAN for x in spans):
+                out = GLOBAL_SPAN
+            else:
+                out = (min(x[0] for x in spans), max(x[1] for x in spans))
+        memo[(j, o)] = out
+        return out
+
+    return [lambda o, j=j: span(j, o) for j in range(len(nodes))]
+
+
 # --------------------------------------------------------------------------- torch oracle
 def torch_net(net, in_shape, extra=None, dtype="float64"):
     """A callable ``x -> y`` in torch (one channel, ones weights, ``dtype``) for ``net``'s

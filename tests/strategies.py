@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 import rfanalysis as rfa
 
-from .oracles import _pads, _window_out, tconv_out, upsample_out
+from .oracles import _pads, _window_out, as_graph, tconv_out, upsample_out
 
 MODES = ("zeros", "reflect", "symmetric", "replicate", "circular")
 
@@ -23,12 +23,29 @@ def stack_settings(max_examples: int, *, derandomize: bool = False) -> settings:
     )
 
 
-def output_or_none(net, shape):
-    """``net``'s output shape on ``shape``, or None where the input is too small for it."""
-    try:
-        return rfa.output_shape(net, shape)
-    except ValueError:
-        return None
+def stack_output(net, shape):
+    """``net``'s output shape on ``shape`` by torch's rules, or None where ``shape`` is too
+    small for it (or branches do not meet in one shape).
+
+    Computed node by node from the layers' fields (:func:`layer_output`; a merge keeps its
+    operands' common shape; a dense layer gives ``(out_features,)``), not by the planner: a
+    test that ``assume``s this is not None then calls the code under test on every valid
+    example, so a planner that wrongly refuses a layer fails the test instead of thinning
+    its examples."""
+    shapes = [tuple(shape)]
+    for node in as_graph(net, len(shape))[1:]:
+        ins = [shapes[j] for j in node.inputs]
+        layer = node.layer
+        if any(s is None for s in ins):
+            out = None
+        elif isinstance(layer, rfa.Dense):
+            out = (layer.out_features,)
+        elif isinstance(layer, (rfa.Add, rfa.Mul, rfa.Cat)):
+            out = ins[0] if len(set(ins)) == 1 else None
+        else:
+            out = layer_output(layer, ins[0])
+        shapes.append(out)
+    return shapes[-1]
 
 
 def _axes(draw, ndim, values):
@@ -39,13 +56,18 @@ def _axes(draw, ndim, values):
 
 
 @st.composite
-def convs(draw, ndim=1, modes=MODES):
+def convs(draw, ndim=1, modes=MODES, asymmetric=False):
+    """A convolution or locally connected layer; ``asymmetric`` sometimes pads ``(before,
+    after)`` per axis (which fixes the layer to ``ndim`` axes, and which the spec grammar
+    does not write)."""
     k = _axes(draw, ndim, st.integers(1, 4))
     s = _axes(draw, ndim, st.integers(1, 3))
     d = _axes(draw, ndim, st.integers(1, 2))
     padding = draw(st.one_of(st.integers(0, 2), st.sampled_from(["same", "valid", "full"])))
     if padding == "same" and draw(st.booleans()):
         s = 1
+    if asymmetric and draw(st.integers(0, 3)) == 0:
+        padding = tuple((draw(st.integers(0, 2)), draw(st.integers(0, 2))) for _ in range(ndim))
     mode = draw(st.sampled_from(modes))
     if draw(st.integers(0, 4)) == 0:
         return rfa.LocallyConnected(k, s, padding if mode == "zeros" else 0, d)
@@ -96,8 +118,17 @@ def blocks(draw, modes=MODES):
 
 
 @st.composite
-def stacks(draw, ndim=1, max_layers=4, modes=MODES, ceil=True, dense=True, upsample=True):
-    options = [convs(ndim, modes), pools(ndim, ceil), tconvs(ndim), blocks(modes)]
+def stacks(
+    draw,
+    ndim=1,
+    max_layers=4,
+    modes=MODES,
+    ceil=True,
+    dense=True,
+    upsample=True,
+    asymmetric=False,
+):
+    options = [convs(ndim, modes, asymmetric), pools(ndim, ceil), tconvs(ndim), blocks(modes)]
     if upsample:
         options.append(st.integers(1, 3).map(rfa.Upsample))
     layers = draw(st.lists(st.one_of(options), min_size=1, max_size=max_layers))

@@ -243,7 +243,8 @@ CASES = [
         lambda: rfa.coverage(42, 8),
         TypeError,
         "`net` must be a Network, a layer, a sequence of layers, a spec string, a zoo name, "
-        "a spec file or a torch.nn.Module; got int",
+        "a spec file, a torch.nn.Module, an ONNX model or file, or a model reference "
+        "('torchvision:resnet18', 'path/file.py:make_model'); got int",
     ),
     # ---- units
     Case(
@@ -593,24 +594,30 @@ def test_a_failed_write_leaves_no_file(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("spec", "shape", "smallest"),
+    ("spec", "shape", "smallest", "out"),
     [
         # n -> floor((n - 3) / 2) + 1 five times ends at 1 from 2**6 - 1 = 63 up
-        ("conv3s2*5", (8, 8), "63x63"),
+        ("conv3s2*5", (8, 8), "63x63", (1, 1)),
         # torchvision's ResNet-50 head pools 7x7 at jump 32: 193 -> 97 -> 49 -> 25 -> 13 -> 7
-        ("resnet50", (16, 16), "193x193"),
+        ("resnet50", (16, 16), "193x193", (1000,)),
         # only the short axis is too small: 25 -> 13 -> 7 -> 3 -> 1 after the stem and two s2
-        ("conv7s2p3,maxpool3s2p1,res(conv3p1,conv3p1)*2,conv3s2,conv3s2", (10, 40), "25x40"),
-        # reflect padding 2 needs 3 pixels to mirror
-        ("conv3p2:reflect", (2,), "3"),
+        # (the long one: 40 -> 20 -> 10 -> 4 -> 1)
+        (
+            "conv7s2p3,maxpool3s2p1,res(conv3p1,conv3p1)*2,conv3s2,conv3s2",
+            (10, 40),
+            "25x40",
+            (1, 1),
+        ),
+        # reflect padding 2 needs 3 pixels to mirror: 3 + 2 + 2 - 2 = 5 outputs
+        ("conv3p2:reflect", (2,), "3", (5,)),
     ],
 )
-def test_too_small_says_the_smallest_input_that_works(spec, shape, smallest):
+def test_too_small_says_the_smallest_input_that_works(spec, shape, smallest, out):
     with pytest.raises(ValueError, match=r"the input is too small|must be smaller") as info:
         rfa.coverage(spec, shape)
     assert str(info.value).endswith(f"; the smallest input that works is {smallest}")
     works = tuple(int(v) for v in smallest.split("x"))
-    assert rfa.coverage(spec, works).min() >= 0  # it does work
+    assert rfa.output_shape(spec, works) == out  # it does work, with the sizes above
     one_less = [tuple(v - (a == b) for b, v in enumerate(works)) for a in range(len(works))]
     for shape_below in one_less:
         if shape_below != tuple(max(v, w) for v, w in zip(shape_below, shape)):

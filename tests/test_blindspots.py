@@ -499,19 +499,13 @@ def test_size_search_far_above_the_borders_matches_brute_force():
     # above twice the receptive field and a few jumps, a size and the size one jump away are
     # clean alike; the search checks those small sizes. Against the full map at every size.
     rng = np.random.default_rng(7)
-    checked = 0
     for _ in range(25):
         spec = _random_window_network(rng)
-        try:
-            geometry = rfa.geometry(spec)
-        except ValueError:
-            continue
+        geometry = rfa.geometry(spec)
         rf, jump = geometry.rows[-1].rf_size[0], geometry.rows[-1].jump[0]
         n = 2 * rf + 4 * jump + int(rng.integers(2 * jump, 6 * jump + 1))
-        try:
-            report = rfa.blind_spots(spec, (n,), max_distance=3 * jump)
-        except ValueError:
-            continue
+        # n is far above the field: every layer fits, so no ValueError is expected
+        report = rfa.blind_spots(spec, (n,), max_distance=3 * jump)
         (search,) = report.sizes
         below = next(
             (c for c in range(n - 1, n - 3 * jump - 1, -1) if _clean_by_brute_force(spec, c)),
@@ -526,8 +520,6 @@ def test_size_search_far_above_the_borders_matches_brute_force():
         start = 2 * rf + 4 * jump
         for c in range(start, start + jump):
             assert _clean_by_brute_force(spec, c) == _clean_by_brute_force(spec, c + jump), spec
-        checked += 1
-    assert checked >= 15
 
 
 def test_combined_clean_sizes_use_each_axis_period():

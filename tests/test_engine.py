@@ -87,6 +87,13 @@ def test_pools():
     # ceil mode: 5 pixels, windows [0 1], [2 3], [4]
     assert rfa.output_shape("maxpool2c", (5,)) == (3,)
     assert ints(rfa.coverage("maxpool2c", (5,))) == [1, 1, 1, 1, 1]
+    # ceil mode, padding 1 on 3 pixels: padded positions 0..4; windows start at 0 and 2; a
+    # third would start at 4, in the right padding, which torch drops
+    assert rfa.output_shape("maxpool2s2p1c", (3,)) == (2,)
+    assert ints(rfa.coverage("maxpool2s2p1c", (3,))) == [1, 1, 1]
+    # transposed convolution with output padding 1: (2 - 1) * 2 + 3 + 1 = 6 outputs; the
+    # last one has no input (output 5: no i, t with 2i + t = 5, t < 3, i < 2)
+    assert rfa.output_shape("tconv3s2o1", (2,)) == (6,)
 
 
 def test_transposed_conv_and_upsample():
@@ -118,6 +125,9 @@ def test_unit_selection():
     assert ints(rfa.routes("conv3", (5,), unit=2)) == [0, 0, 1, 1, 1]
     r = rfa.routes("conv3", (4, 6), unit=(0, 3))
     assert r.shape == (4, 6) and r.sum() == 9 and r[0:3, 3:6].sum() == 9
+    # "center" is unit (m - 1) // 2: on 6 pixels conv3 has 4 units; unit 1 reads 1, 2, 3
+    assert ints(rfa.routes("conv3", (6,))) == [0, 1, 1, 1, 0, 0]
+    assert ints(rfa.routes("conv3", (6, 5), unit="center")[:, 1]) == [0, 1, 1, 1, 0, 0]
 
 
 # --------------------------------------------------------------------------- number systems
@@ -302,3 +312,13 @@ def test_counting_leaves_no_reference_cycles(monkeypatch):
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+def test_same_padding_puts_the_odd_pixel_at_the_end():
+    # conv2 "same" on 3 pixels pads 1 in total, at the end (torch; TF's rule for stride 1):
+    # windows [0 1], [1 2], [2 pad]
+    assert ints(rfa.coverage(rfa.Conv(2, padding="same"), (3,))) == [1, 2, 2]
+    # stride 2 (TF): 4 pixels, total max(4 - 2, 0) = 2, one before and one after; 5 pixels,
+    # total max(4 - 1, 0) = 3, one before and two after. conv4s2 windows on 5 pixels:
+    # [pad 0 1 2], [1 2 3 4], [3 4 pad pad]
+    assert ints(rfa.coverage(rfa.Conv(4, 2, "same"), (5,))) == [1, 2, 2, 2, 2]

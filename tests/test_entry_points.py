@@ -73,7 +73,7 @@ def test_bad_names_say_what_they_could_be():
         rfa.receptive_field("resnet5")
     with pytest.raises(ValueError, match=r"'resnet50:trunk'"):
         rfa.coverage("resnet50:head", (64, 64))
-    with pytest.raises(TypeError, match=r"spec string, a zoo name, a spec file or a torch"):
+    with pytest.raises(TypeError, match=r"spec string, a zoo name, a spec file, a torch"):
         rfa.coverage(3.5, (9, 9))
     with pytest.raises(FileNotFoundError):
         rfa.coverage("missing.json", (9, 9))

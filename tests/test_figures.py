@@ -58,3 +58,13 @@ def test_list_and_errors(tmp_path):
         + ")"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_trained_figures_say_where_their_results_are_missing(tmp_path, monkeypatch):
+    monkeypatch.setattr(figures, "TRAINED", tmp_path)
+    figures._trained.cache_clear()
+    try:
+        with pytest.raises(FileNotFoundError, match="trained-network results are missing"):
+            figures.FIGURES["18_border_psnr"].draw()
+    finally:
+        figures._trained.cache_clear()

@@ -11,7 +11,10 @@ Random graphs per run (derandomized): 240 in 1-D and 160 in 2-D, each against bo
 (routes to a random unit and coverage), plus 80 small 1-D graphs on which the brute-force
 counter is checked against literal route enumeration: 480 in all. Nearly half of them are
 graphs that nested blocks cannot write (``net.is_tree`` False). Another 240 (120 1-D, 120
-2-D) check that geometry's receptive field holds every route the brute force finds.
+2-D, dense layers and broadcast operands included) check geometry's table row by row against
+fields spanned unit by unit (``oracles.field_spans``: size, jump and start equal, global axes
+where the spans say so, merges of different jumps included), and those spans against the brute
+force's support (equal where the field lies inside the input).
 """
 
 from __future__ import annotations
@@ -27,11 +30,15 @@ from hypothesis import strategies as st
 import rfanalysis as rfa
 
 from .oracles import (
+    GLOBAL_SPAN,
+    as_graph,
     attention_groups,
     brute_coverage,
     brute_output_shape,
     brute_routes,
     enumerate_paths,
+    field_spans,
+    graph_edges,
     torch_grad,
 )
 from .strategies import graphs, stack_settings
@@ -194,34 +201,119 @@ def test_broadcast_operand_makes_its_axis_global():
     assert rfa.receptive_field(gate, 8).size == ("global", "global")
 
 
-def _assert_field_holds_routes(net, shape):
-    """Every pixel with a route to unit u (the brute force's support; corner and centre
-    units) lies within the field that geometry gives u, centred on ``start + u * jump``.
-    Not on an axis whose field is the whole input, nor on a graph in which operands of
-    different jumps meet: no single (size, jump, start) describes such units, and the table
-    says so in a note."""
+def _oracle_jumps(net, shape, axis):
+    """Per node, the distance in input pixels between neighbouring units along ``axis`` by
+    the graph's structure: 1 at the input, times the stride of a window, over an upsampling
+    factor, the operands' common jump at a merge. None where no single value describes the
+    units: a dense layer, an operand of one unit broadcast over several (global), operands
+    of different jumps meeting, or anything after those; at a merge of operands with
+    different jumps, the tuple of theirs."""
+    nodes = as_graph(net, len(shape))
+    shapes = [s for _, s, _ in graph_edges(net, shape)]
+    jumps: list = [Fraction(1)]
+    for j, node in enumerate(nodes[1:], 1):
+        layer, ins = node.layer, [jumps[i] for i in node.inputs]
+        if isinstance(layer, rfa.Dense) or any(not isinstance(x, Fraction) for x in ins):
+            jumps.append(None)
+        elif isinstance(layer, (rfa.Add, rfa.Mul, rfa.Cat)):
+            if any(shapes[i][axis] == 1 < shapes[j][axis] for i in node.inputs):
+                jumps.append(None)
+            else:
+                jumps.append(ins[0] if len(set(ins)) == 1 else tuple(ins))
+        elif isinstance(layer, rfa.Upsample):
+            jumps.append(ins[0] / int(layer.scale_factor[axis]))
+        else:
+            jumps.append(ins[0] * layer.stride[axis])
+    return jumps
+
+
+def _check_fields(net, shape):
+    """Geometry's table, row by row, against the unit-by-unit field spans of
+    ``oracles.field_spans`` (and those against the brute force's support).
+
+    Every node whose units are evenly spaced (``_oracle_jumps``) has, along each axis, the
+    size, jump and start of its units' spans: the size and centre of unit 0's span, and the
+    shift from one unit's span to the next (checked over the map and two units of padding
+    either side). A merge of operands with different jumps has unit 0's span and the largest
+    operand jump (no single value describes its units; the note says so); nodes after it
+    make no claim. An axis is global exactly where the spans say so. At the output, the
+    brute force's support of corner and centre units lies inside their span, and along an
+    axis where every field lies inside the input (no route then passes through padding,
+    whose fields reach outside) its first and last pixels are the span's ends.
+
+    Returns how many (node, axis) pairs were checked and how many were merges of different
+    jumps, so that the callers can see both kinds occur."""
     g = rfa.geometry(net, shape)
-    if any("jumps differ" in row.note for row in g.rows):
-        return
-    rf = g.receptive_field
+    nodes = as_graph(net, len(shape))
+    assert len(g.rows) == len(nodes)
     out = brute_output_shape(net, shape)
+    spans = [field_spans(net, shape, a) for a in range(len(shape))]
+    shapes = [s for _, s, _ in graph_edges(net, shape)]
+    checked = misaligned = 0
+    for a in range(len(shape)):
+        jumps = _oracle_jumps(net, shape, a)
+        for j, row in enumerate(g.rows):
+            first = spans[a][j](0)
+            if first == GLOBAL_SPAN:
+                assert row.rf_size[a] == "global", (j, a, row)
+                continue
+            assert row.rf_size[a] != "global", (j, a, row)
+            jump = jumps[j]
+            if jump is None:
+                continue  # after a merge of different jumps: no claim
+            lo, hi = first
+            assert (row.rf_size[a], row.start[a]) == (hi - lo + 1, Fraction(lo + hi, 2)), (
+                j,
+                a,
+                row,
+                first,
+            )
+            checked += 1
+            if isinstance(jump, tuple):
+                assert row.jump[a] == max(jump), (j, a, row, jump)
+                assert "jumps differ" in row.note
+                misaligned += 1
+                continue
+            assert row.jump[a] == jump, (j, a, row, jump)
+            m = shapes[j][a]
+            for u in range(-2, m + 2):
+                nxt, here = spans[a][j](u + 1), spans[a][j](u)
+                assert (nxt[0] - here[0], nxt[1] - here[1]) == (jump, jump), (j, a, u)
+    # the spans themselves against the brute force, at the output (a dense output: global)
+    last = len(nodes) - 1
+    if isinstance(nodes[last].layer, rfa.Dense):
+        return checked, misaligned
     for unit in itertools.product(*(sorted({0, (m - 1) // 2, m - 1}) for m in out)):
         support = np.nonzero(brute_routes(net, shape, unit).astype(bool))
-        for a, (size, jump, start) in enumerate(zip(rf.size, rf.stride, rf.start)):
-            if size == "global" or not support[a].size:
+        span = [spans[a][last](unit[a]) for a in range(len(shape))]
+        inside = all(s == GLOBAL_SPAN or (0 <= s[0] and s[1] < n) for s, n in zip(span, shape))
+        for a, s in enumerate(span):
+            if s == GLOBAL_SPAN or not support[a].size:
                 continue
-            centre = start + unit[a] * jump
-            assert centre - Fraction(size - 1, 2) <= support[a].min()
-            assert support[a].max() <= centre + Fraction(size - 1, 2)
+            assert s[0] <= support[a].min() and support[a].max() <= s[1], (unit, a, s)
+            if inside:
+                assert (support[a].min(), support[a].max()) == s, (unit, a, s)
+    return checked, misaligned
 
 
 @stack_settings(120, derandomize=True)
 @given(
-    graph=graphs(ndim=1, max_ops=7, dense=False, modes=("zeros",), upsampling=False),
-    graph_2d=graphs(ndim=2, max_ops=5, dense=False, modes=("zeros",), upsampling=False),
+    graph=graphs(ndim=1, max_ops=7, modes=("zeros",), upsampling=False),
+    graph_2d=graphs(ndim=2, max_ops=5, modes=("zeros",), upsampling=False),
 )
-def test_receptive_field_holds_every_route(graph, graph_2d):
-    # 120 + 120 random graphs with zeros padding and no upsampling (where padding modes
-    # move routes and output phases differ, the table describes fields less tightly)
-    _assert_field_holds_routes(*graph)
-    _assert_field_holds_routes(*graph_2d)
+def test_receptive_field_table_matches_field_spans(graph, graph_2d):
+    # 120 + 120 random graphs with zeros padding and no transposed convolution (where padding
+    # modes move routes, a route may leave the span); dense layers and broadcasting operands
+    # make axes global
+    for net, shape in (graph, graph_2d):
+        _check_fields(net, shape)
+
+
+def test_field_spans_see_every_kind_of_merge():
+    # the random graphs above reach merges of different jumps and global axes; these small
+    # ones make sure each kind is checked whatever hypothesis draws
+    x = rfa.Input()
+    differ = rfa.Network(rfa.Conv(3, padding=1)(rfa.Add()(rfa.Pool(1, 2)(x), rfa.Conv(5)(x))))
+    assert _check_fields(differ, (8,)) == (4, 1)
+    rows = rfa.Network(rfa.Conv(3, padding=1)(rfa.Add()(x, rfa.Pool((1, 3), kind="avg")(x))))
+    assert _check_fields(rows, (4, 3)) == (6, 0)  # axis 0: 4 nodes; axis 1: 2 before the merge

@@ -17,7 +17,7 @@ import rfanalysis as rfa
 from rfanalysis._empirical import _numpy
 from rfanalysis._empirical._progress import Progress
 
-from .strategies import MODES, output_or_none, stack_settings, stacks
+from .strategies import MODES, stack_output, stack_settings, stacks
 
 SETTINGS = stack_settings(60)
 
@@ -64,7 +64,7 @@ def _avg_pools(net):
 @given(net=stacks(ndim=1, max_layers=5), n=st.integers(3, 14), data=st.data())
 def test_ones_weights_equal_routes_and_coverage_1d(net, n, data):
     net = _without_pools(net)
-    out = output_or_none(net, (n,))
+    out = stack_output(net, (n,))
     assume(out is not None and _one_channel_adds(net))
     unit = tuple(data.draw(st.integers(0, m - 1)) for m in out)
     np.testing.assert_array_equal(rfa.influence(net, (n,), unit), rfa.routes(net, (n,), unit))
@@ -75,7 +75,7 @@ def test_ones_weights_equal_routes_and_coverage_1d(net, n, data):
 @given(net=stacks(ndim=2, max_layers=4), h=st.integers(3, 10), w=st.integers(3, 10))
 def test_ones_weights_equal_routes_and_coverage_2d(net, h, w):
     net = _without_pools(net)
-    out = output_or_none(net, (h, w))
+    out = stack_output(net, (h, w))
     assume(out is not None and _one_channel_adds(net))
     np.testing.assert_array_equal(rfa.influence(net, (h, w)), rfa.routes(net, (h, w)))
     corner = (0,) * len(out)
@@ -93,7 +93,7 @@ def test_ones_weights_equal_routes_and_coverage_2d(net, h, w):
 @given(net=stacks(ndim=1, max_layers=5), n=st.integers(3, 14))
 def test_avg_pools_divide_routes_by_window_size(net, n):
     net = _avg_pools(net)
-    assume(output_or_none(net, (n,)) is not None and _one_channel_adds(net))
+    assume(stack_output(net, (n,)) is not None and _one_channel_adds(net))
     scale = math.prod(math.prod(x.kernel_size) for x in net.layers if isinstance(x, rfa.Pool))
     np.testing.assert_allclose(rfa.influence(net, (n,)), rfa.routes(net, (n,)) / scale, rtol=1e-13)
     np.testing.assert_allclose(

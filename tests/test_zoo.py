@@ -20,7 +20,8 @@ import rfanalysis as rfa
 from rfanalysis.cli import main
 
 from .cli_checks import assert_one_line_error
-from .oracles import torch_grad
+from .oracles import as_graph, torch_grad
+from .strategies import layer_output
 
 ALL = rfa.zoo.names()
 
@@ -487,12 +488,35 @@ def test_other_published_and_hand_counted_params():
 
 
 # --------------------------------------------------------------------------- every entry
+_WINDOWS = (rfa.Conv, rfa.LocallyConnected, rfa.Pool, rfa.ConvTranspose, rfa.Upsample)
+
+
+def _assert_window_rows_follow_torch_rule(net, shape, g):
+    """Every window row's output size is torch's rule applied to its input row's (the
+    independent ``strategies.layer_output``), and a merge's that of its operands; rows are
+    the graph's nodes in order."""
+    nodes = as_graph(net, len(shape))
+    assert len(g.rows) == len(nodes)
+    outputs = [row.output for row in g.rows]
+    assert outputs[0] == shape
+    checked = 0
+    for j, node in enumerate(nodes[1:], 1):
+        ins = [outputs[i] for i in node.inputs]
+        if isinstance(node.layer, _WINDOWS):
+            assert outputs[j] == layer_output(node.layer, ins[0]), (j, node)
+            checked += 1
+        elif isinstance(node.layer, (rfa.Add, rfa.Cat)) and len(set(ins)) == 1:
+            assert outputs[j] == ins[0], (j, node)
+    assert checked, "no window row"
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_geometry_and_coverage_at_the_standard_input(name):
     net = rfa.zoo.get(name)
     shape = rfa.zoo.standard_input(name)
     g = rfa.geometry(net, shape)
-    assert g.input_shape == shape and g.rows[-1].output == rfa.output_shape(net, shape)
+    assert g.input_shape == shape
+    _assert_window_rows_follow_torch_rule(net, shape, g)
     if name not in ("unet", "wavenet"):  # documented: a crop and channel-free layers
         assert g.params is not None and g.params > 0
     counts = rfa.coverage(net, shape, log=True)

@@ -232,7 +232,7 @@ def influence(
 
     Parameters
     ----------
-    net : Network, layer, sequence of layers, spec string, or torch.nn.Module
+    net : any model :func:`rfanalysis.routes` takes
         A spec is built with ``channels`` channels per layer and drawn ``weights``; a torch
         module is used as it is (its own weights, in eval mode; always the torch backend).
     input_shape : int or tuple of int

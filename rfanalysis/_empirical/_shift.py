@@ -263,7 +263,7 @@ def shift_invariance(
 
     Parameters
     ----------
-    net : Network, layer, sequence of layers, spec string, or torch.nn.Module
+    net : any model :func:`rfanalysis.routes` takes
         A spec runs as in :func:`rfanalysis.influence`, with ``channels`` channels per layer,
         drawn ``weights`` and an optional ReLU; a torch module runs as it is (eval mode).
     input_shape : int or tuple of int

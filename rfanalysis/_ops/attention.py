@@ -105,6 +105,12 @@ class Attention(Layer):
         w = None if self.window_size is None else self.window_size * ndim
         return Attention(w, self.shift_size * ndim, name=self.name)
 
+    def on_axis(self, axis: int) -> Layer:
+        # a token attends a product of per-axis ranges: the whole axis, or its (shifted) window
+        if self.window_size is None:
+            return Attention(name=self.name)
+        return Attention((self.window_size[axis],), (self.shift_size[axis],), name=self.name)
+
     def spec(self) -> str:
         if self.window_size is None:
             return "attn"

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
 from fractions import Fraction
 from functools import lru_cache
@@ -238,6 +238,16 @@ GLOBAL: Any = None
 IDENTITY_FIELD = Field(Fraction(1), Fraction(1), Fraction(0))
 
 
+#: how a layer applied to graph values (``Conv(3)(x)``) builds its node: the graph module, a
+#: layer above the op rules, installs it when it loads (DESIGN §7: nothing imports upward)
+_NODE_BUILDER: list[Callable[[Any, tuple[Any, ...]], Any]] = []
+
+
+def install_node_builder(build: Callable[[Any, tuple[Any, ...]], Any]) -> None:
+    """Make ``layer(*values)`` call ``build(layer, values)``."""
+    _NODE_BUILDER[:] = [build]
+
+
 # --------------------------------------------------------------------------- base class
 class Layer:
     """Base class of every operation. Layers are frozen, hashable value objects.
@@ -318,9 +328,9 @@ class Layer:
 
     def __call__(self, *inputs: Any) -> Any:
         """Apply this layer to symbolic values of a graph under construction."""
-        from .._graph import apply_layer
-
-        return apply_layer(self, inputs)
+        if not _NODE_BUILDER:  # pragma: no cover - loading the package installs it
+            raise RuntimeError("layers build graph nodes once rfanalysis._graph is loaded")
+        return _NODE_BUILDER[0](self, inputs)
 
     # -- rules (defaults) -----------------------------------------------------------------
     in_channels: int | None = None  # declared by weighted layers

@@ -12,7 +12,7 @@ inside the support of its routes.
 from __future__ import annotations
 
 import weakref
-from typing import Any
+from typing import Any, overload
 
 from ..._graph import Network, Node, check_context
 from ..._plan import DEFAULT_NDIM, normalise_input_shape, plan
@@ -48,6 +48,34 @@ UNKNOWN = ("error", "identity")
 _CACHE: weakref.WeakKeyDictionary[Any, dict[tuple, Network]] = weakref.WeakKeyDictionary()
 
 
+@overload
+def from_torch(
+    module: Any,
+    input_shape: Any,
+    *,
+    output: str | None = None,
+    context: str = "global",
+    verify: bool = True,
+    in_channels: int | None = None,
+    overrides: dict[Any, Any] | None = None,
+    unknown: str = "error",
+) -> Network: ...
+
+
+@overload
+def from_torch(
+    module: Any,
+    input_shape: Any,
+    *,
+    output: list[str] | tuple[str, ...],
+    context: str = "global",
+    verify: bool = True,
+    in_channels: int | None = None,
+    overrides: dict[Any, Any] | None = None,
+    unknown: str = "error",
+) -> dict[str, Network]: ...
+
+
 def from_torch(
     module: Any,
     input_shape: Any,
@@ -59,7 +87,7 @@ def from_torch(
     overrides: dict[Any, Any] | None = None,
     unknown: str = "error",
     layout: str | None = None,
-) -> Network:
+) -> Network | dict[str, Network]:
     """Trace a torch model into a :class:`~rfanalysis.Network` graph.
 
     Parameters
@@ -152,7 +180,7 @@ def from_torch(
     if not isinstance(verify, bool):
         raise TypeError(f"`verify` must be a bool, got {verify!r}")
     many = isinstance(output, (list, tuple))
-    names = list(output) if many else [output]  # type: ignore[list-item]
+    names: list[Any] = list(output) if isinstance(output, (list, tuple)) else [output]
     if (many and not names) or any(
         (many or o is not None) and not isinstance(o, str) for o in names
     ):

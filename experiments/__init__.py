@@ -1,0 +1,1 @@
+"""Experiments that train networks (need torch and scikit-image); not part of the package."""
