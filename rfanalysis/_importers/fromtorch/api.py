@@ -59,6 +59,7 @@ def from_torch(
     in_channels: int | None = None,
     overrides: dict[Any, Any] | None = None,
     unknown: str = "error",
+    layout: str | None = None,
 ) -> Network: ...
 
 
@@ -73,6 +74,7 @@ def from_torch(
     in_channels: int | None = None,
     overrides: dict[Any, Any] | None = None,
     unknown: str = "error",
+    layout: str | None = None,
 ) -> dict[str, Network]: ...
 
 
