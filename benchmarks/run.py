@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import math
 import os
 import platform
@@ -313,13 +314,15 @@ def dag_section(quick: bool) -> Section:
 
 
 def from_torch_section(quick: bool) -> Section:
-    """``from_torch`` of every torchvision classification model at its input size, cold (a
-    model built for the call; construction not counted), without verification; then the
-    time verification adds (one forward pass of the module, one forward and backward pass
-    of its trace)."""
+    """``from_torch`` of every torchvision classification model at its input size and of
+    ultralytics' YOLO detectors at 640 (their P3, P4 and P5 maps, one capture), cold (a model
+    built for the call; construction not counted), without verification; then the time
+    verification adds (one forward pass of the module, one forward and backward pass of its
+    trace per map)."""
     sec = Section(
-        "3. from_torch: every torchvision classification model at its input size "
-        "(verify=False, model construction not counted; verification timed beside it)",
+        "3. from_torch: every torchvision classification model at its input size and the "
+        "YOLO detectors at 640 (verify=False, model construction not counted; verification "
+        "timed beside it)",
         "<= 2 s per model with verify=False",
     )
     from rfanalysis._importers.fromtorch import api as _fx
@@ -329,29 +332,50 @@ def from_torch_section(quick: bool) -> Section:
     names = tv.models.list_models(module=tv.models)
     if quick:
         names = [n for n in names if n in ("resnet18", "mobilenet_v3_small", "squeezenet1_0")]
+    cases: list[tuple[str, Callable[[], Any], int, Any]] = [
+        (name, lambda name=name: tv.models.get_model(name), 299 if name == "inception_v3"
+         else 224, None)
+        for name in names
+    ]  # fmt: skip
+    if importlib.util.find_spec("ultralytics") is not None:
+        from ultralytics.nn.tasks import DetectionModel, PoseModel, SegmentationModel
+
+        yolos = ["yolov8n.yaml"] if quick else [
+            "yolov8n.yaml", "yolo11n.yaml", "yolov8n-seg.yaml", "yolo11n-pose.yaml",
+            "yolov10n.yaml",
+        ]  # fmt: skip
+        for cfg in yolos:
+            kind = SegmentationModel if "seg" in cfg else PoseModel if "pose" in cfg else (
+                DetectionModel)  # fmt: skip
+            cases.append((cfg.removesuffix(".yaml"),
+                          lambda cfg=cfg, kind=kind: kind(cfg, verbose=False),
+                          320 if quick else 640, "levels"))  # fmt: skip
     slowest = (0.0, "")
-    for name in names:
-        n = 299 if name == "inception_v3" else 224
-        model = build(lambda name=name: tv.models.get_model(name))
+    for name, make, n, output in cases:
+        model = build(make)
+        if output == "levels":  # the maps the detection head reads: P3, P4, P5
+            output = [f"model.{i}" for i in model.model[-1].f]
         gc.collect()
         start = time.perf_counter()
-        net = rfa.from_torch(model, (n, n), verify=False)
+        net = rfa.from_torch(model, (n, n), verify=False, output=output)
         ms = (time.perf_counter() - start) * 1e3
         _fx._CACHE.pop(model, None)  # traced again, for its memory
-        peak = peak_memory(rfa.from_torch, model, (n, n), verify=False)
+        peak = peak_memory(rfa.from_torch, model, (n, n), verify=False, output=output)
         gc.collect()
         start = time.perf_counter()
-        rfa.from_torch(model, (n, n))  # traced again (another cache key), then verified
+        rfa.from_torch(model, (n, n), output=output)  # traced again (another key), verified
         verified = (time.perf_counter() - start) * 1e3
         params = sum(p.numel() for p in model.parameters())
         del model
         slowest = max(slowest, (ms, name))
+        size = sum(len(x.nodes) - 1 for x in net.values()) if isinstance(net, dict) else (
+            len(net.nodes) - 1)  # fmt: skip
         sec.rows.append(
             Row(
-                f"{name} {n}^2",
+                f"{name} {n}^2" + (" P3-P5" if isinstance(net, dict) else ""),
                 "rfa.from_torch",
                 ms,
-                note=f"{len(net.nodes) - 1} nodes; {params / 1e6:.1f}M parameters; "
+                note=f"{size} nodes; {params / 1e6:.1f}M parameters; "
                 f"verify=True {verified / 1e3:.2f} s (verification adds "
                 f"{(verified - ms) / 1e3:.2f} s); peak {format_bytes(peak)}",
             )
@@ -359,7 +383,7 @@ def from_torch_section(quick: bool) -> Section:
     if not quick:
         ok = slowest[0] <= 2000
         sec.verdict = (
-            f"{'met' if ok else 'NOT met'}: {len(names)} models, slowest {slowest[1]} "
+            f"{'met' if ok else 'NOT met'}: {len(cases)} models, slowest {slowest[1]} "
             f"{slowest[0] / 1e3:.2f} s"
         )
     return sec

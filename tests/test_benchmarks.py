@@ -3,6 +3,7 @@ speed is never asserted in unit tests)."""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -71,7 +72,10 @@ def test_quick_benchmark_writes_a_table(tmp_path):
     for model in ("ResNet-50", "DenseNet-121", "EfficientNet-B0", "ConvNeXt-T", "Swin-T", "ViT"):
         assert any(r[0].startswith(model) and r[1] == "rfanalysis" for r in rows["2"])
     # from_torch: a time without verification and what verification adds, per model
-    assert len(rows["3"]) == 3
+    # three torchvision classifiers, and YOLOv8n's P3-P5 where ultralytics is installed
+    yolo = importlib.util.find_spec("ultralytics") is not None
+    assert len(rows["3"]) == 3 + yolo
+    assert any(r[0] == "yolov8n 320^2 P3-P5" for r in rows["3"]) == yolo
     for _, method, ms, _, _, note in rows["3"]:
         assert method == "rfa.from_torch" and float(ms) > 0 and "verification adds" in note
     # float32 gradients of the two influence backends agree to float32

@@ -285,10 +285,19 @@ def test_an_untraceable_submodule_is_recorded_as_it_runs():
 # --------------------------------------------------------------------------- the shape run
 def _traced(model, shape, shapes):
     """What from_torch converts, on shapes (meta tensors) or running the model on values."""
-    from rfanalysis._importers.fromtorch import api
+    from rfanalysis._importers.fromtorch import api, output, tracing, units
 
     cin = api.module_in_channels(model)
-    return api._traced(torch, model, shape, cin, None, "global", {}, "error", "m", shapes)
+    program = tracing.traced(torch, model, {}, "m")
+    x = tracing._random_input(torch, (1, cin, *shape), torch.float32, torch.device("cpu"))
+    wanted = [output.parse(model, None)]
+    if shapes:
+        try:
+            return api._maps(torch, program, x.to("meta"), wanted, shape, cin, {}, "error",
+                             "global", "m")[0]  # fmt: skip
+        except units.NeedsValues:
+            pass
+    return api._maps(torch, program, x, wanted, shape, cin, {}, "error", "global", "m")[0]
 
 
 def _small_torchvision(name, **kwargs):
@@ -537,9 +546,9 @@ def test_from_torch_restores_mode_and_requires_grad():
 def test_bad_arguments():
     with pytest.raises(ValueError, match=r"`context` must be 'global' or 'local'"):
         rfa.from_torch(nn.Conv2d(1, 1, 3), 8, context="near")
-    with pytest.raises(TypeError, match=r"`output` must be a module or node name"):
+    with pytest.raises(TypeError, match=r"`output` must be a name or a list of names"):
         rfa.from_torch(nn.Conv2d(1, 1, 3), 8, output=3)
-    with pytest.raises(ValueError, match=r"no submodule or node 'layer9'"):
+    with pytest.raises(rfa.ConversionError, match=r"has no submodule 'layer9'"):
         rfa.from_torch(nn.Sequential(nn.Conv2d(1, 1, 3)), 8, output="layer9")
     with pytest.raises(TypeError, match=r"`module` must be a torch.nn.Module, got str"):
         rfa.from_torch("conv3", 8)
@@ -551,10 +560,84 @@ def test_bad_arguments():
         rfa.from_torch(nn.Conv2d(1, 1, 3), 8, overrides={nn.Conv2d: "conv3"})
     with pytest.raises(ValueError, match=r"`in_channels` must be a positive integer"):
         rfa.from_torch(nn.Conv2d(1, 1, 3), 8, in_channels=0)
-    with pytest.raises(ValueError, match=r"running Conv2d on an input of shape \(1, 2, 8, 8\)"):
+    with pytest.raises(
+        rfa.ConversionError, match=r"running Conv2d on an input of shape \(1, 2, 8, 8\)"
+    ):
         rfa.from_torch(nn.Conv2d(1, 1, 3), 8, in_channels=2)
-    with pytest.raises(ValueError, match=r"Identity has no layer that changes routes"):
+    with pytest.raises(rfa.ConversionError, match=r"Identity has no layer that changes routes"):
         rfa.from_torch(nn.Identity(), 8)
+    with pytest.raises(ValueError, match=r"`output` names a map twice"):
+        rfa.from_torch(nn.Conv2d(1, 1, 3), 8, output=["0", "0"])
+
+
+# --------------------------------------------------------------------------- output= and errors
+class _Untraceable(nn.Module):
+    """fx cannot trace it (a loop over the shape of a tensor), it returns a tuple and a dict,
+    and its head holds an operation without a rule that its maps do not depend on."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 2, 3, padding=1)
+        self.blocks = nn.ModuleList([nn.Conv2d(2, 2, 3, padding=1) for _ in range(2)])
+        self.head = nn.Conv2d(2, 2, 1)
+
+    def forward(self, x):
+        y = self.stem(x)
+        maps = []
+        for k in range(x.shape[1] + 1):  # Python control flow over a size: fx cannot
+            y = self.blocks[k](y)
+            maps.append(y)
+        side = torch.fft.rfft2(self.head(y)).abs()  # no rule; nothing analysed reads it
+        return maps[0], {"deep": maps[1], "side": side}
+
+
+def test_a_model_fx_cannot_trace_is_recorded_as_it_runs():
+    model = _Untraceable()
+    assert rfa.from_torch(model, 16, output="blocks.0").spec() == "conv3p1*2"
+    assert rfa.from_torch(model, 16, output="0").spec() == "conv3p1*2"
+    assert rfa.from_torch(model, 16, output="1.deep").spec() == "conv3p1*3"
+    nets = rfa.from_torch(model, 16, output=["blocks.0", "blocks.1"])
+    assert {k: n.spec() for k, n in nets.items()} == {
+        "blocks.0": "conv3p1*2",
+        "blocks.1": "conv3p1*3",
+    }
+    # an operation without a rule on the analysed path: one line naming it and its module
+    with pytest.raises(rfa.ConversionError, match=r"no mapping for torch\.fft\.rfft2 at node"):
+        rfa.from_torch(model, 16, output="1.side")
+    with pytest.raises(rfa.ConversionError, match=r"returns tuple; pass output="):
+        rfa.from_torch(model, 16)
+    with pytest.raises(rfa.ConversionError, match=r"returns no entry 'x'"):
+        rfa.from_torch(model, 16, output="blocks.0.x")
+
+
+def test_overrides_hold_on_the_recorded_capture():
+    model = _Untraceable()
+    net = rfa.from_torch(
+        model, 16, output="blocks.1", overrides={"blocks.0": rfa.Conv(5, padding=2)}
+    )
+    assert net.spec() == "conv3p1,conv5p2,conv3p1"
+
+
+def test_output_names_the_submodule_not_a_traced_node_of_that_name():
+    # swin_v2_t's top-level `permute` is the final 7x7 map (a global field); its patch
+    # embedding holds a traced node also called "permute" (a 56x56 map, field 4)
+    model = _small_torchvision("swin_v2_t")
+    net = rfa.from_torch(model, 224, output="permute")
+    assert rfa.output_shape(net, 224) == (7, 7)
+    assert rfa.receptive_field(net).size == ("global", "global")
+
+
+def test_every_conversion_failure_is_the_public_error():
+    class Spectral(nn.Module):
+        def forward(self, x):
+            return torch.fft.rfft2(x).abs()
+
+    model = nn.Sequential(nn.Conv2d(1, 1, 3), Spectral())
+    with pytest.raises(rfa.ConversionError) as info:
+        rfa.from_torch(model, 8)
+    assert type(info.value) is rfa.ConversionError  # no private class in what users see
+    assert isinstance(info.value, ValueError)
+    assert "_TraceFailure" not in str(info.value) and "\n" not in str(info.value)
 
 
 class _SliceThenMix(nn.Module):
@@ -624,3 +707,70 @@ def test_a_layer_norm_over_channels_and_space_is_a_spatial_norm():
         )
     # globally every pixel reaches every output unit through the statistics
     assert (rfa.routes(layer_norm, (8, 8)) > 0).all()
+
+
+class _Padded(nn.Module):
+    """fx cannot trace it (padding computed from a size); as a leaf it has no rule."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 3)
+
+    def forward(self, x):
+        if x.shape[-1] % 2:  # control flow on a size
+            x = nn.functional.pad(x, (1, 1, 1, 1))
+        return self.conv(x)
+
+
+def test_past_the_fx_retry_limit_the_model_is_recorded(monkeypatch):
+    from rfanalysis._importers.fromtorch import tracing
+
+    monkeypatch.setattr(tracing, "MAX_RETRIES", 1)  # two untraceable submodules: past it
+    model = nn.Sequential(_Padded(), _Padded())
+    net = rfa.from_torch(model, 9)  # checked against its gradients
+    assert rfa.output_shape(net, 9) == (9, 9)
+    # two zero-padded 3x3 convolutions: the centre unit reads the 5x5 block around it
+    support = rfa.routes(net, (9, 9)) > 0
+    assert support.sum() == 25 and support[2:7, 2:7].all()
+
+
+class _Cumulative(nn.Module):
+    """fx cannot trace it; a Tensor method without a rule lies on the analysed path."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 3, padding=1)
+
+    def forward(self, x):
+        for _ in range(x.shape[1]):  # control flow on a size: recorded
+            x = self.conv(x)
+        return x.cumsum(-1)
+
+
+def test_a_recorded_method_is_mapped_by_its_name_or_its_function():
+    model = _Cumulative()
+    with pytest.raises(rfa.ConversionError, match=r"no mapping for torch\.Tensor\.cumsum"):
+        rfa.from_torch(model, 8)
+    for key in ("cumsum", torch.Tensor.cumsum):
+        net = rfa.from_torch(model, 8, overrides={key: None}, verify=False)
+        assert net.spec() == "conv3p1"
+
+
+class _Named(nn.Module):
+    """A submodule called ``out`` and a returned dict whose key ``out`` is another map."""
+
+    def __init__(self):
+        super().__init__()
+        self.out = nn.Conv2d(1, 1, 3, padding=1)
+        self.more = nn.Conv2d(1, 1, 5, padding=2)
+
+    def forward(self, x):
+        y = self.out(x)
+        return {"out": self.more(y), "first": y}
+
+
+def test_a_name_that_is_both_a_submodule_and_an_entry_is_refused():
+    with pytest.raises(rfa.ConversionError, match=r"ambiguous: the submodule 'out' or the entry"):
+        rfa.from_torch(_Named(), 8, output="out")
+    assert rfa.from_torch(_Named(), 8, output="more").spec() == "conv3p1,conv5p2"
+    assert rfa.from_torch(_Named(), 8, output="first").spec() == "conv3p1"

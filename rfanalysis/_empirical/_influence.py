@@ -147,19 +147,26 @@ def _validate(
     )  # fmt: skip
 
 
-def _inputs(inputs: Any, trials: int, shape: tuple[int, ...]) -> np.ndarray:
+def _inputs(
+    inputs: Any, trials: int, shape: tuple[int, ...], layout: str = "channels_first"
+) -> np.ndarray:
     """Given inputs as ``(trials, C, *input_shape)``; ``(C, *input_shape)`` and
-    ``input_shape`` alone (one channel) are one trial."""
+    ``input_shape`` alone (one channel) are one trial. A channels-last ``layout`` reads
+    ``(trials, *input_shape, C)`` and ``(*input_shape, C)``; the result is channels-first."""
     arr = np.asarray(inputs, dtype=np.float64)
     full = len(shape) + 1  # trials, channels, *spatial
+    last = layout == "channels_last"
+    if last and arr.ndim >= full - 1:
+        arr = np.moveaxis(arr, -1, arr.ndim - full + 1)
     if arr.ndim == full - 2:
         arr = arr[None, None]
     elif arr.ndim == full - 1:
         arr = arr[None]
     if arr.ndim != full or arr.shape[2:] != shape[1:] or arr.shape[1] != shape[0]:
+        laid = (*shape[1:], shape[0]) if last else shape
         raise ValueError(
-            f"`inputs` must have shape (trials, {shape[0]}, {', '.join(map(str, shape[1:]))}) "
-            f"(channels first); got {np.shape(inputs)}"
+            f"`inputs` must have shape (trials, {', '.join(map(str, laid))}) "
+            f"({'channels last' if last else 'channels first'}); got {np.shape(inputs)}"
         )
     if trials != 1 and arr.shape[0] != trials:
         raise ValueError(
@@ -219,6 +226,7 @@ def influence(
     progress: bool | None = None,
     return_count: bool = False,
     output: str | None = None,
+    layout: str | None = None,
 ) -> Any:
     """Empirical influence map: mean over trials of ``|d y_unit / d x|`` of a real network.
 
@@ -286,6 +294,11 @@ def influence(
         Torch modules: the map whose unit is differentiated, instead of the module's output:
         a submodule's qualified name (``"layer4"``; the forward pass stops there), or the key
         of a dict the module returns (``"out"``), as in :func:`rfanalysis.from_torch`.
+    layout : {"channels_first", "channels_last"}, optional
+        Torch modules: how the module lays out its input, ``(batch, C, *spatial)`` or
+        ``(batch, *spatial, C)`` (then ``inputs`` are laid out so too, and a map the module
+        returns is read channels-last). Default: the layout the model declares (a Keras
+        model on the torch backend: Keras's image data format), else channels-first.
 
     Returns
     -------
@@ -353,8 +366,15 @@ def influence(
             "`output` selects a map inside a torch module; a spec network's output is its "
             "last layer (cut the spec instead)"
         )
+    if layout is not None and not args.module:
+        raise TypeError(
+            "`layout` says how a torch module lays out its input; a spec network takes "
+            "(trials, in_channels, *input_shape)"
+        )
     if args.module:
-        result, count, zero = _module_influence(net, input_shape, args, inputs, rng, device, output)
+        result, count, zero = _module_influence(
+            net, input_shape, args, inputs, rng, device, output, layout
+        )
         _warn_if_cut_short(result, zero, type(net).__name__, args.unit)
     else:  # its weights are drawn: a zero map is a unit without routes (see routes())
         if is_stream(inputs):
@@ -412,13 +432,16 @@ def _module_influence(
     rng: Any,
     device: Any,
     output: str | None = None,
+    layout: str | None = None,
 ) -> tuple[np.ndarray, int, list[str]]:
     """The map of a torch module, the number of inputs, and its all-zero weight tensors."""
     from . import _torch
 
     name = type(module).__name__
+    layout = modules.module_layout(module, layout)
     shape = normalise_input_shape(input_shape, modules.module_ndim(module))
     full = (args.in_channels or modules.module_in_channels(module), *shape)
+    last = layout == "channels_last"
     if is_stream(inputs) or _is_batch_list(inputs, full):
         if args.trials != 1:
             raise ValueError(
@@ -427,7 +450,10 @@ def _module_influence(
             )
         batches, n_batches = inputs, _length(inputs)
     else:
-        x = _given_or_drawn(inputs, args.trials, full, rng)
+        # checked channels-first; batched in the model's own layout, as a stream would be
+        x = _given_or_drawn(inputs, args.trials, full, rng, layout)
+        if last:
+            x = np.moveaxis(x, 1, -1)
         batches = (x[i : i + MODULE_BATCH] for i in range(0, x.shape[0], MODULE_BATCH))
         n_batches = math.ceil(x.shape[0] / MODULE_BATCH)
 
@@ -436,7 +462,7 @@ def _module_influence(
 
     total, used, count = _torch.module_gradients(
         module, batches, n_batches, full, seed_for, args.reduction, args.dtype, device,
-        args.progress, output,
+        args.progress, output, layout,
     )  # fmt: skip
     result = _finish(total, count, used, f"influence of {name}")
     return result, count, _torch.zero_weights(module)
@@ -490,10 +516,12 @@ def _warn_if_cut_short(result: np.ndarray, zero: list[str], name: str, unit: Any
     warnings.warn(message, InfluenceWarning, stacklevel=3)
 
 
-def _given_or_drawn(inputs: Any, trials: int, shape: tuple[int, ...], rng: Any) -> np.ndarray:
+def _given_or_drawn(
+    inputs: Any, trials: int, shape: tuple[int, ...], rng: Any, layout: str = "channels_first"
+) -> np.ndarray:
     """Inputs of a torch module: given, or standard normal from each trial's stream."""
     if inputs is not None:
-        return _inputs(inputs, trials, shape)
+        return _inputs(inputs, trials, shape, layout)
     _memory.check(8 * trials * math.prod(shape), f"{trials} random inputs of shape {shape}")
     return np.stack([g.standard_normal(shape) for g in generators(rng, trials)])
 

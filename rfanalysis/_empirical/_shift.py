@@ -257,6 +257,7 @@ def shift_invariance(
     in_channels: int | None = None,
     inputs: Any = None,
     progress: bool | None = None,
+    layout: str | None = None,
 ) -> ShiftInvariance:
     """Measure how the output of a network changes when its input shifts by ``delta`` pixels.
 
@@ -297,6 +298,10 @@ def shift_invariance(
         ``max(shifts, 0) - delta``).
     progress : bool, optional
         Progress bar on stderr (``None``: only on a terminal for long work).
+    layout : {"channels_first", "channels_last"}, optional
+        Torch modules: how the module lays out its input, as in
+        :func:`rfanalysis.influence` (``inputs`` are then ``(trials, *size, in_channels)``).
+        Default: the layout the model declares (a Keras model), else channels-first.
 
     Returns
     -------
@@ -347,7 +352,12 @@ def shift_invariance(
     weights_seed, inputs_seed = (int(v) for v in generators(rng, 1)[0].integers(2**63, size=2))
     seed = rng if isinstance(rng, (int, np.integer)) else repr(rng)
     if args.module:
-        return _module_shift(net, input_shape, args, inputs, inputs_seed, seed)
+        return _module_shift(net, input_shape, args, inputs, inputs_seed, seed, layout)
+    if layout is not None:
+        raise TypeError(
+            "`layout` says how a torch module lays out its input; a spec network takes "
+            "(trials, in_channels, *input_shape)"
+        )
     p = plan(net, input_shape)
     model = _model(p, args.channels, args.in_channels, args.relu)
     assert p.input_shape is not None
@@ -393,7 +403,7 @@ def _strides(p: Any, ax: int) -> tuple[int, Fraction | None]:
 
 
 def _module_strides(
-    module: Any, shape: tuple[int, ...], ax: int, cin: int, n_out: int
+    module: Any, shape: tuple[int, ...], ax: int, cin: int, n_out: int, layout: str
 ) -> tuple[int, Fraction | None]:
     """A module's total stride and output jump along ``ax``, from its trace; where the
     module cannot be traced, from the ratio of the input and output sizes (a map that only
@@ -401,7 +411,7 @@ def _module_strides(
     from .._importers.fromtorch import from_torch
 
     try:
-        net = from_torch(module, shape, verify=False, in_channels=cin)
+        net = from_torch(module, shape, verify=False, in_channels=cin, layout=layout)
     except (ValueError, TypeError, NotImplementedError):
         out_jump = Fraction(shape[ax], n_out)
         return max(1, math.ceil(out_jump)), out_jump
@@ -627,12 +637,24 @@ def _finite(y: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------- torch modules
 def _module_shift(
-    module: Any, input_shape: Any, args: _Args, inputs: Any, inputs_seed: int, seed: Any
+    module: Any,
+    input_shape: Any,
+    args: _Args,
+    inputs: Any,
+    inputs_seed: int,
+    seed: Any,
+    layout: str | None = None,
 ) -> ShiftInvariance:
     from . import _torch
 
     torch = modules.require_torch("shift_invariance of a torch module")
     name = type(module).__name__
+    layout = modules.module_layout(module, layout)
+    # a channels-last model runs on channels-first inputs through an adapter, and its maps
+    # come back channels-first: what follows is the same for both layouts
+    run = _torch.channels_first(torch, module) if layout == "channels_last" else module
+    if layout == "channels_last" and inputs is not None:
+        inputs = np.moveaxis(np.asarray(inputs, dtype=np.float64), -1, 1)
     shape = normalise_input_shape(input_shape, modules.module_ndim(module))
     ax = _spatial_axis(args.axis, len(shape))
     cin = args.in_channels or modules.module_in_channels(module)
@@ -642,7 +664,7 @@ def _module_shift(
         out = []
         for start in range(0, x.shape[0], 32):
             xt = torch.as_tensor(x[start : start + 32], dtype=dtype, device=device)
-            y = module(xt)
+            y = run(xt)
             _torch.check_output(
                 torch, y, xt.shape[0], f"{name} returned",
                 "shift_invariance needs a module that returns one tensor (wrap it to select "
@@ -670,7 +692,9 @@ def _module_shift(
                         f"{name} returned a {probe.ndim - 2}-D map for a {len(shape)}-D input; "
                         "shift_invariance compares maps with the input's axes"
                     )
-                stride, out_jump = _module_strides(module, shape, ax, cin, probe.shape[2 + ax])
+                stride, out_jump = _module_strides(
+                    module, shape, ax, cin, probe.shape[2 + ax], layout
+                )
             deltas = args.shifts or tuple(range(2 * (stride or 1) + 1))
             n_trials = _n_trials(args.trials, inputs)
             x = _inputs(inputs, n_trials, (cin, *shape), ax, deltas, args.mode, inputs_seed)

@@ -93,6 +93,18 @@ def spec_gradients(
 
 
 # --------------------------------------------------------------------------- user modules
+def channels_first(torch: Any, run: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A channels-last model ``run`` as a function of ``(B, C, *spatial)``: the input's
+    channels moved last for the call, and a map it returns, ``(B, *spatial, C)``, moved back
+    (a ``(B, features)`` output stays)."""
+
+    def call(x: Any) -> Any:
+        y = run(x.movedim(1, -1))
+        return y.movedim(-1, 1) if isinstance(y, torch.Tensor) and y.ndim > 2 else y
+
+    return call
+
+
 def check_output(torch: Any, y: Any, batch: int, what: str, remedy: str) -> None:
     """Raise unless a module's output ``y`` is one tensor of ``batch`` rows with features or
     channels: ``what`` begins the message (e.g. "ResNet returned"), ``remedy`` follows a
@@ -140,20 +152,32 @@ def _on_device_reduction(reduction: str) -> Callable[[Any], Any]:
 
 
 def _batch_tensor(
-    torch: Any, item: Any, index: int, shape: tuple[int, ...], dtype: Any, device: Any
+    torch: Any,
+    item: Any,
+    index: int,
+    shape: tuple[int, ...],
+    dtype: Any,
+    device: Any,
+    layout: str = "channels_first",
 ) -> Any:
     """One batch of inputs as a ``(B, C, *spatial)`` tensor on ``device``: a tensor or array
-    shaped ``(B, C, *spatial)``, or ``(B, *spatial)`` for one channel; of a tuple or list
-    (a DataLoader's ``(input, label)``), its first element."""
+    shaped ``(B, C, *spatial)`` (``(B, *spatial, C)`` for a channels-last ``layout``), or
+    ``(B, *spatial)`` for one channel; of a tuple or list (a DataLoader's ``(input,
+    label)``), its first element."""
     if isinstance(item, (tuple, list)) and item and hasattr(item[0], "shape"):
         item = item[0]
     x = item if torch.is_tensor(item) else torch.as_tensor(np.asarray(item, dtype=np.float64))
+    given = tuple(x.shape)
     if x.ndim == len(shape) and shape[0] == 1:
         x = x.unsqueeze(1)
+    elif layout == "channels_last" and x.ndim == len(shape) + 1:
+        x = x.movedim(-1, 1)
     if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != shape:
+        last = layout == "channels_last"
+        laid = (*shape[1:], shape[0]) if last else shape
         raise ValueError(
-            f"`inputs` batch {index} has shape {tuple(x.shape)}; expected (batch, "
-            f"{', '.join(map(str, shape))}) (channels first)"
+            f"`inputs` batch {index} has shape {given}; expected (batch, "
+            f"{', '.join(map(str, laid))}) ({'channels last' if last else 'channels first'})"
             + (f" or (batch, {', '.join(map(str, shape[1:]))})" if shape[0] == 1 else "")
         )
     # detached: requires_grad_ below must not touch the caller's tensor when .to() returns it
@@ -226,6 +250,7 @@ def module_gradients(
     device: Any,
     progress: bool | None,
     output: str | None = None,
+    layout: str = "channels_first",
 ) -> tuple[np.ndarray, str, int]:
     """Sum over the inputs of ``reduction`` of ``d <seed, module(x)> / d x``, the dtype used
     and the number of inputs.
@@ -237,7 +262,9 @@ def module_gradients(
     parameters, under ``enable_grad``; its mode and ``requires_grad`` flags are restored
     afterwards. ``seed_for(out_shape)`` gives the ``(1, 1, *out_shape)`` output weighting,
     where ``out_shape`` is the output's spatial shape, or ``(features,)`` for a 2-D output.
-    ``output`` selects an inner map (:func:`selected_output`).
+    ``output`` selects an inner map (:func:`selected_output`). A channels-last model
+    (``layout``) takes its batches ``(B, *spatial, C)`` and runs through
+    :func:`channels_first`.
     """
     torch = require_torch("influence of a torch module")
     own_dtype, own_device = module_dtype_device(module)
@@ -251,6 +278,8 @@ def module_gradients(
         )
     reduce = _on_device_reduction(reduction)
     run = selected_output(torch, module, output)
+    if layout == "channels_last":
+        run = channels_first(torch, run)
     if output is not None:
         name = f"{name}'s {output!r}"
     total_dtype = torch.float32 if dev.type == "mps" else torch.float64  # MPS has no float64
@@ -264,7 +293,8 @@ def module_gradients(
             torch.enable_grad(),
         ):
             for index, item in enumerate(batches):
-                xt = _batch_tensor(torch, item, index, shape, tdtype, dev).requires_grad_(True)
+                xt = _batch_tensor(torch, item, index, shape, tdtype, dev, layout)
+                xt.requires_grad_(True)
                 if xt.shape[0] == 0:
                     continue
                 y = run(xt)

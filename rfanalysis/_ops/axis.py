@@ -434,16 +434,26 @@ def resolve_padding(padding, n: int, k_eff: int, s: int) -> tuple[int, int]:
 
 
 def window_length(n: int, k: int, s: int, d: int, pb: int, pa: int, ceil_mode: bool) -> int:
-    """Output length of a convolution or pool (torch's rule, with its ceil_mode correction)."""
+    """Output length of a convolution or pool: torch's rule, with its ceil_mode correction.
+
+    ``span`` is the padded input less one effective kernel; a negative span has no window in
+    floor mode, but in ceil mode it is rounded up like any other, so a window larger than the
+    input still gives one unit where torch gives one (HF EfficientNet's ``AvgPool2d(1280,
+    ceil_mode=True)`` on a 7x7 map). A last window that would start in the trailing padding is
+    dropped, as torch drops it. Zero or less: no output.
+
+    >>> window_length(7, 1280, 1280, 1, 0, 0, True), window_length(7, 1280, 1280, 1, 0, 0, False)
+    (1, 0)
+    >>> window_length(5, 2, 2, 1, 1, 1, True)  # 4 windows would end with one in the padding
+    3
+    """
     span = n + pb + pa - d * (k - 1) - 1
-    if span < 0:
-        return 0
     if not ceil_mode:
-        return span // s + 1
+        return max(0, span // s + 1)
     m = -(-span // s) + 1
     if (m - 1) * s >= n + pb:  # the last window must start inside the input or left padding
         m -= 1
-    return m
+    return max(0, m)
 
 
 @lru_cache(maxsize=4096)

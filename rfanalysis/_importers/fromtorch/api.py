@@ -1,37 +1,46 @@
-"""``from_torch``: trace a torch model into a network graph, checked against the model.
+"""``from_torch``: a torch model as a network graph, checked against the model.
 
-The model is traced with ``torch.fx`` (a submodule that fx cannot trace, for example one
-with data-dependent control flow, is retried as a leaf) and run once while :mod:`._convert`
-turns every operation into nodes. That run is on shapes (meta tensors: no arithmetic, so a
-large model converts in a fraction of a second); where the conversion needs values computed
-from the input, or fx cannot trace the model, the model runs on a random input instead (and
-a model fx cannot trace is recorded as it runs). Then, unless ``verify=False``, the graph is
-checked against the module itself: the trace must compute the module's own output on a
-random input, and the support of one output unit's autograd gradient, with the module's own
-weights, must lie inside the support of its routes. Where it does not, the error names the
-first traced tensor (walking back from the output) where autograd reaches units that no
-route does.
+One short pipeline: capture the model (:mod:`.tracing`: an fx trace, converted on shapes
+where it can, else on a random input; a model fx cannot trace is recorded as it runs), pick
+the analysed map (:mod:`.output`), keep the nodes it depends on (an operation without a rule
+elsewhere is no error), and, unless ``verify=False``, check the result against the module
+itself (:mod:`.verify`): the capture must compute the module's own value of that map, and
+the support of one output unit's autograd gradient, with the module's own weights, must lie
+inside the support of its routes.
 """
 
 from __future__ import annotations
 
 import weakref
-from typing import Any
+from typing import Any, overload
 
 from ..._graph import Network, Node, check_context
 from ..._plan import DEFAULT_NDIM, normalise_input_shape, plan
-from ..._suggest import did_you_mean
+from ..errors import ConversionError
+from . import output as outputs
 from .converter import Converter
 from .messages import check_overrides
 from .modules import (
     ModuleState,
     module_dtype_device,
     module_in_channels,
+    module_layout,
     module_ndim,
     require_torch,
 )
-from .tracing import _convert_on_shapes, _convert_on_values, _Found
-from .units import Value, varying_axes
+from .tracing import (
+    Converted,
+    NoTrace,
+    _Found,
+    _random_input,
+    _same,
+    convert,
+    fx_value,
+    input_tensor_shape,
+    recorded,
+    traced,
+)
+from .units import Value, first_line, varying_axes
 from .verify import _verify
 
 UNKNOWN = ("error", "identity")
@@ -39,6 +48,7 @@ UNKNOWN = ("error", "identity")
 _CACHE: weakref.WeakKeyDictionary[Any, dict[tuple, Network]] = weakref.WeakKeyDictionary()
 
 
+@overload
 def from_torch(
     module: Any,
     input_shape: Any,
@@ -49,21 +59,56 @@ def from_torch(
     in_channels: int | None = None,
     overrides: dict[Any, Any] | None = None,
     unknown: str = "error",
-) -> Network:
+    layout: str | None = None,
+) -> Network: ...
+
+
+@overload
+def from_torch(
+    module: Any,
+    input_shape: Any,
+    *,
+    output: list[str] | tuple[str, ...],
+    context: str = "global",
+    verify: bool = True,
+    in_channels: int | None = None,
+    overrides: dict[Any, Any] | None = None,
+    unknown: str = "error",
+    layout: str | None = None,
+) -> dict[str, Network]: ...
+
+
+def from_torch(
+    module: Any,
+    input_shape: Any,
+    *,
+    output: str | list[str] | tuple[str, ...] | None = None,
+    context: str = "global",
+    verify: bool = True,
+    in_channels: int | None = None,
+    overrides: dict[Any, Any] | None = None,
+    unknown: str = "error",
+    layout: str | None = None,
+) -> Network | dict[str, Network]:
     """Trace a torch model into a :class:`~rfanalysis.Network` graph.
 
     Parameters
     ----------
     module : torch.nn.Module
-        A model taking one tensor ``(batch, C, *spatial)``.
+        A model taking one tensor ``(batch, C, *spatial)`` (``(batch, *spatial, C)`` with
+        ``layout="channels_last"``).
     input_shape : int or tuple of int
         Spatial input size (an int: every axis; the axes are those of the model's first
         convolution or pool, else 2). The graph is traced at this size: adaptive pools,
         interpolation sizes, token grids and attention windows are fixed by it.
-    output : str, optional
-        A submodule's qualified name (``"layer4"``, ``"features.12"``, ``"stages.2"``) or a
-        traced node's name whose output map is analysed instead of the model's output; for a
-        model that returns a dict (torchvision's segmentation models), the key (``"out"``).
+    output : str or list of str, optional
+        The map analysed instead of the model's output: a submodule's qualified name
+        (``"layer4"``, ``"model.15"``; its output as the module computes it, found where it
+        is produced), optionally followed by a path into what it returns; a path into what
+        the model returns (``"0"``, ``"out"``, ``"logits"``, ``"feature_maps.-1"``: keys and
+        indices, dotted); or, where no submodule has the name, a traced node's name. A name
+        that is both a submodule and an entry of the model's result is refused. A list of
+        names returns a dict of networks, the model captured once.
     context : {"global", "local"}
         The context the returned network's routes, coverage and geometry use by default
         (each call may still choose).
@@ -84,18 +129,26 @@ def from_torch(
     unknown : {"error", "identity"}
         What to do with an operation that has no mapping: raise (naming it, its module and
         the override that would map it), or treat it as keeping positions in place.
+    layout : {"channels_first", "channels_last"}, optional
+        How the model lays out its input: ``(batch, C, *spatial)`` or
+        ``(batch, *spatial, C)``; a map it returns is read the same way. Default: the layout
+        the model declares (a Keras 3 model on the torch backend: Keras's image data format,
+        channels-last unless configured otherwise; its input channels and spatial axes
+        too), else channels-first.
 
     Returns
     -------
-    Network
-        Nodes named after the modules (or traced nodes) they come from. Traces are cached
-        per module and arguments.
+    Network or dict of str to Network
+        Nodes named after the modules (or traced nodes) they come from; a dict by name for a
+        list of outputs. Traces are cached per module and arguments.
 
     Raises
     ------
-    ValueError
-        For an operation without a mapping, a model fx cannot trace, or a graph whose
-        routes miss units that the model's gradient reaches (one line naming where).
+    rfanalysis.ConversionError
+        A ``ValueError``: for an operation without a mapping that the analysed map depends
+        on (operations it does not depend on need none), a model that cannot be captured,
+        or a graph whose routes miss units that the model's gradient reaches (one line
+        naming where).
 
     Notes
     -----
@@ -128,70 +181,172 @@ def from_torch(
     check_context(context)
     if not isinstance(verify, bool):
         raise TypeError(f"`verify` must be a bool, got {verify!r}")
-    if output is not None and not isinstance(output, str):
-        raise TypeError(f"`output` must be a module or node name, got {output!r}")
+    many = isinstance(output, (list, tuple))
+    names: list[Any] = list(output) if isinstance(output, (list, tuple)) else [output]
+    if (many and not names) or any(
+        (many or o is not None) and not isinstance(o, str) for o in names
+    ):
+        raise TypeError(f"`output` must be a name or a list of names, got {output!r}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"`output` names a map twice: {output!r}")
     mapping = check_overrides(overrides)
     if in_channels is not None and (
         isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1
     ):
         raise ValueError(f"`in_channels` must be a positive integer, got {in_channels!r}")
+    layout = module_layout(module, layout)
     shape = normalise_input_shape(input_shape, module_ndim(module) or DEFAULT_NDIM)
     cin = in_channels or _declared_channels(module) or module_in_channels(module)
-    key = (shape, cin, output, context, verify, unknown, tuple(map(id, mapping)))
-    cached = _CACHE.get(module, {}).get(key) if not mapping else None
-    if cached is not None:
-        return cached
-    net = _from_torch(torch, module, shape, cin, output, context, verify, mapping, unknown)
-    if not mapping:
-        _CACHE.setdefault(module, {})[key] = net
-    return net
+    cache = _CACHE.get(module, {}) if not mapping else {}
+    keys = [(shape, cin, o, context, verify, unknown, layout) for o in names]
+    if all(k in cache for k in keys):
+        nets = [cache[k] for k in keys]
+    else:
+        try:
+            nets = _from_torch(torch, module, shape, cin, names, context, verify, mapping,
+                               unknown, layout)  # fmt: skip
+        except ValueError as exc:  # every conversion failure is the one public class
+            if type(exc) is ConversionError:
+                raise
+            raise ConversionError(str(exc)) from None
+        if not mapping:
+            _CACHE.setdefault(module, {}).update(zip(keys, nets))
+    return dict(zip(names, nets)) if many else nets[0]
 
 
-def _from_torch(torch, module, shape, cin, output, context, verify, mapping, unknown) -> Network:
+def _from_torch(torch, module, shape, cin, names, context, verify, mapping, unknown,
+                layout="channels_first") -> list:  # fmt: skip
+    """The networks of the maps ``names``, from one capture of the model: an fx trace on
+    shapes where it can, else on values, else the model recorded as it runs; each checked
+    against the module (unless ``verify`` is False), falling back to the next capture where
+    the check finds that the capture computes another map than the module. ``layout``: how
+    the model lays out its input."""
     name = type(module).__name__
-    found = _traced(torch, module, shape, cin, output, context, mapping, unknown, name, True)
-    if verify and not _verify(torch, module, found, shape, cin, name):
-        # the fx trace, converted on shapes, computes another output than the module: convert
-        # on values, which records the module as it runs instead
-        found = _traced(torch, module, shape, cin, output, context, mapping, unknown, name, False)
-        _verify(torch, module, found, shape, cin, name)
-    return found.net
-
-
-def _traced(torch, module, shape, cin, output, context, mapping, unknown, name, shapes) -> _Found:
-    """Convert the model, on shapes first (``shapes``: meta tensors, where the conversion
-    needs no values computed from the input), else running it on a random input."""
+    full = input_tensor_shape(cin, shape, layout)
+    wanted = [outputs.parse(module, o) for o in names]
     state = ModuleState(module)  # eval mode before tracing: fx records the eval branches
     try:
         dtype, device = module_dtype_device(module)
-        converted = _convert_on_shapes(torch, module, shape, cin, dtype, mapping, unknown,
-                                       name) if shapes else None  # fmt: skip
-        if converted is None:
-            converted = _convert_on_values(torch, module, shape, cin, dtype, device, mapping,
-                                           unknown, output, name)  # fmt: skip
-        program, graph, conv, run = converted
+        program = None
+        try:
+            program = traced(torch, module, mapping, name)
+        except NoTrace:
+            pass
+        if program is not None:
+            meta = torch.empty(full, dtype=dtype, device=torch.device("meta"))
+            try:
+                found = _maps(torch, program, meta, wanted, shape, cin, mapping, unknown,
+                              context, name, layout)  # fmt: skip
+            except Exception:  # whatever the shape run cannot do, the run on values does
+                found = None
+            if found is not None and (not verify or all(
+                _verify(torch, module, f, shape, cin, name, o, layout)
+                for f, o in zip(found, wanted)
+            )):  # fmt: skip
+                return [f.net for f in found]
+        # on values: the module's own maps on a random input decide between the captures
+        x = _random_input(torch, full, dtype, device)
+        found = None
+        if program is not None:
+            refs = _running(name, full, layout,
+                            lambda: outputs.references(torch, module, x, wanted))  # fmt: skip
+            try:
+                found = _maps(torch, program, x, wanted, shape, cin, mapping, unknown, context,
+                              name, layout)  # fmt: skip
+                if not all(_agrees(torch, f, r) for f, r in zip(found, refs)):
+                    found = None  # the fx trace computes another map than the module
+            except (NoTrace, outputs.NotFound, RuntimeError, TypeError, IndexError):
+                found = None
+        if found is None:
+            program = _running(name, full, layout,
+                               lambda: recorded(torch, module, x, mapping))  # fmt: skip
+            try:  # the recording has resolved the control flow: converted on shapes
+                found = _maps(torch, program, x.to("meta"), wanted, shape, cin, mapping,
+                              unknown, context, name, layout)  # fmt: skip
+            except Exception:  # whatever the shape run cannot do, the run on values does
+                found = _maps(torch, program, x, wanted, shape, cin, mapping, unknown, context,
+                              name, layout)  # fmt: skip
     finally:
         state.restore()
-    value, real, fx_node = _selected_output(torch, program, run, output, name)
-    out_node, axes = _output_node(torch, conv, value, real, name)
-    nodes, keep = _pruned(graph.nodes, out_node)
+    if verify:
+        for f, o in zip(found, wanted):
+            if not _verify(torch, module, f, shape, cin, name, o, layout):
+                raise ConversionError(
+                    f"from_torch: the capture of {name} computes another "
+                    f"{'output' if o.text is None else repr(o.text)} than the module itself "
+                    "on a random input; please report this"
+                )
+    return [f.net for f in found]
+
+
+def _running(name: str, full: tuple, layout: str, run: Any) -> Any:
+    """``run()``, which runs the model on a random input of shape ``full``; its error in one
+    line."""
+    try:
+        return run()
+    except Exception as exc:  # the model's own error on this input
+        raise ConversionError(
+            f"from_torch: running {name} on an input of shape {full} "
+            f"({layout.replace('_', ' ')}) failed ({type(exc).__name__}: {first_line(exc)}); "
+            "check `input_shape` and `in_channels`"
+        ) from None
+
+
+def _maps(torch, program, x, wanted, shape, cin, mapping, unknown, context, name,
+          layout="channels_first") -> list:  # fmt: skip
+    """The analysed maps of a capture, converting only the operations they depend on."""
+    srcs = [outputs.select(torch, program, o, name) for o in wanted]
+    needed: set[Any] = set()
+    todo = [s for s in srcs if s is not None]
+    while todo:
+        n = todo.pop()
+        if n not in needed:
+            needed.add(n)
+            todo.extend(n.all_input_nodes)
+    done = convert(torch, program, x, shape, cin, mapping, unknown, name, needed, layout)
+    return [_finish(torch, done, o, src, shape, context, name, layout)
+            for o, src in zip(wanted, srcs)]  # fmt: skip
+
+
+def _agrees(torch: Any, found: _Found, reference: Any) -> bool:
+    """Whether the captured map equals the module's own (None: the module has none)."""
+    return reference is not None and _same(
+        torch, fx_value(torch, found.run, found.fx_node), reference
+    )
+
+
+def _finish(torch, done: Converted, out: outputs.Output, src, shape, context, name,
+            layout="channels_first") -> _Found:  # fmt: skip
+    """The network of one analysed map (the capture's node ``src``): its nodes and those it
+    depends on."""
+    run = done.run
+    failed = run.failed.get(src) if src is not None else None
+    if failed is not None:
+        raise ConversionError(failed)
+    value = run.vals.get(src) if src is not None else None
+    real = run.env.get(src) if src is not None else None
+    if not isinstance(value, Value) or not isinstance(real, torch.Tensor):
+        what = name if out.text is None else f"{name}'s {out.text!r}"
+        raise ConversionError(f"from_torch: the output of {what} does not depend on its input")
+    out_node, axes = _output_node(torch, done.conv, value, real, name, layout, len(shape))
+    nodes, keep = _pruned(done.graph.nodes, out_node)
     if len(nodes) < 2:
-        raise ValueError(
+        raise ConversionError(
             f"from_torch: {name} has no layer that changes routes (it is the identity)"
         )
     net = Network.from_nodes(
-        nodes, name=name if output is None else f"{name}:{output}", ndim=len(shape)
+        nodes, name=name if out.text is None else f"{name}:{out.text}", ndim=len(shape)
     )
     if context == "local":
         net = net.with_context("local")
     grid = tuple(real.shape[a] for a in axes) or (1,)
     got = plan(net, shape).output_shape
     if got != grid:  # pragma: no cover - the converter tracks grids as the planner does
-        raise ValueError(
+        raise ConversionError(
             f"from_torch: the traced network gives output {got} but {name} gives {grid} for "
             f"input {shape}; please report this"
         )
-    return _Found(program, run, run.shapes_only, net, keep, value, fx_node, axes)
+    return _Found(done, net, keep, value, src, axes)
 
 
 def _declared_channels(module: Any) -> int | None:
@@ -205,65 +360,19 @@ def _declared_channels(module: Any) -> int | None:
 
 
 # --------------------------------------------------------------------------- the output
-def _selected_output(torch: Any, gm: Any, run: Any, output: str | None, name: str):
-    """The Value, real tensor and fx node analysed: the model's output, or the output of
-    the submodule or node named ``output``."""
-    nodes = list(gm.graph.nodes)
-    (out,) = [n for n in nodes if n.op == "output"]
-    returned = out.args[0]
-    if isinstance(returned, dict) and output in returned:
-        src = returned[output]  # a key of the dict the model returns ("out")
-    elif output is None:
-        src = returned
-        if isinstance(returned, dict):
-            raise ValueError(
-                f"from_torch: {name} returns a dict ({', '.join(map(repr, returned))}); pass "
-                "output= with the key to analyse"
-            )
-        if not hasattr(src, "op"):
-            raise ValueError(
-                f"from_torch: {name} returns {type(src).__name__}; only models that return one "
-                "tensor can be traced (pass output= to pick a submodule's map)"
-            )
-    else:
-        src = _named_node(nodes, output, name)
-    value = run.vals.get(src)
-    real = run.env.get(src)
-    if not isinstance(value, Value) or not isinstance(real, torch.Tensor):
-        raise ValueError(f"from_torch: the output of {name} does not depend on its input")
-    return value, real, src
-
-
-def _named_node(nodes: list[Any], output: str, name: str) -> Any:
-    """The last traced node of the submodule ``output`` (or the node named so)."""
-    for n in nodes:
-        if n.name == output or (n.op == "call_module" and n.target == output):
-            last = n
-            break
-    else:
-        inside = [
-            n for n in nodes if any(k == output for k in (n.meta.get("nn_module_stack") or {}))
-        ]
-        if not inside:
-            modules = sorted({k for n in nodes for k in (n.meta.get("nn_module_stack") or {})})
-
-            raise ValueError(
-                f"from_torch: {name} has no submodule or node {output!r}"
-                f"{did_you_mean(output, modules)}"
-            )
-        last = inside[-1]
-    return last
-
-
-def _output_node(torch: Any, conv: Converter, value: Value, real: Any, name: str):
+def _output_node(torch: Any, conv: Converter, value: Value, real: Any, name: str,
+                 layout: str = "channels_first", nd: int = 0):  # fmt: skip
     """The node whose units are the output's, and the output's grid axes: a feature
-    vector's features, a map's spatial axes (2.. for a channels-first map)."""
+    vector's features, a map's spatial axes (2.. for a channels-first map, 1 to ndim - 2
+    for a channels-last model's map with as many axes as its input)."""
     units = value.np()
     if units.ndim == 2:
         axes: tuple[int, ...] = (1,)
     else:
         moving = varying_axes([units])
         conv_axes = tuple(range(2, units.ndim))
+        if layout == "channels_last" and units.ndim == nd + 2:
+            conv_axes = tuple(range(1, units.ndim - 1))
         axes = conv_axes if set(moving) <= set(conv_axes) else moving
     node = conv.canonical(value, axes, f"{name} output") if axes else value.node
     if units.ndim == 2 and conv.grid(node) != (real.shape[1],):  # pragma: no cover

@@ -38,6 +38,7 @@ from .units import (
     at,
     canonical_units,
     compact,
+    identity_relation,
     is_canonical,
     relation_for,
     row_sets,
@@ -75,7 +76,7 @@ class Converter:
                     return node
                 # the same units with other channels (a chunk or split of the channels)
                 n = math.prod(grid)
-                rel = Relation.from_sets(n, np.arange(n), [np.asarray([u]) for u in range(n)])
+                rel = identity_relation(n)
                 layer = Reads((grid,), grid, (rel,), (rel,), "channels", out_channels=channels,
                               name=label)  # fmt: skip
                 return self.graph.add(layer, (node,), label, channels)

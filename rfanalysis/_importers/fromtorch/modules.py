@@ -4,6 +4,7 @@ that can be undone."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 TORCH_HINT = 'pip install "rfanalysis[torch]"'
@@ -18,8 +19,49 @@ def require_torch(what: str) -> Any:
     return torch
 
 
+#: how a model lays out its input: ``(batch, C, *spatial)`` or ``(batch, *spatial, C)``
+LAYOUTS = ("channels_first", "channels_last")
+
+
+def declared_input(module: Any) -> tuple[str, int | None, tuple[int | None, ...]] | None:
+    """``(layout, channels, spatial size)`` of the input a model declares of itself, or None.
+
+    A Keras 3 model on the torch backend is a ``torch.nn.Module``; it declares its input
+    shape (``(None, 224, 224, 3)``), laid out as Keras's image data format says
+    (channels-last unless configured otherwise). Sizes it leaves open are None.
+    """
+    if not type(module).__module__.startswith("keras."):
+        return None
+    try:
+        shape = tuple(module.inputs[0].shape)
+    except (AttributeError, IndexError, TypeError):
+        return None
+    if len(shape) < 3:
+        return None
+    keras = sys.modules.get("keras")
+    fmt = keras.config.image_data_format() if keras is not None else "channels_last"
+    if fmt == "channels_last":
+        return "channels_last", shape[-1], shape[1:-1]
+    return "channels_first", shape[1], shape[2:]
+
+
+def module_layout(module: Any, layout: str | None) -> str:
+    """``layout`` checked; None: the layout the model declares (:func:`declared_input`),
+    else channels-first."""
+    if layout is None:
+        declared = declared_input(module)
+        return declared[0] if declared is not None else "channels_first"
+    if layout not in LAYOUTS:
+        raise ValueError(f"`layout` must be 'channels_first' or 'channels_last', got {layout!r}")
+    return layout
+
+
 def module_ndim(module: Any) -> int | None:
-    """Spatial axes of a model: those of its first convolution or pool, if any."""
+    """Spatial axes of a model: those of the input it declares, else those of its first
+    convolution or pool, if any."""
+    declared = declared_input(module)
+    if declared is not None:
+        return len(declared[2])
     nn = require_torch("a torch module").nn
     kinds = [
         (cls, nd)
@@ -35,8 +77,11 @@ def module_ndim(module: Any) -> int | None:
 
 
 def module_in_channels(module: Any) -> int:
-    """Input channels of a module: those of its first submodule that declares
-    ``in_channels`` (a convolution), else 1."""
+    """Input channels of a module: those of the input it declares, else those of its first
+    submodule that declares ``in_channels`` (a convolution), else 1."""
+    declared = declared_input(module)
+    if declared is not None and isinstance(declared[1], int):
+        return declared[1]
     for sub in module.modules():
         cin = getattr(sub, "in_channels", None)
         if isinstance(cin, int):

@@ -1,6 +1,13 @@
-"""Capturing a torch model: an fx trace (a submodule fx cannot trace retried as a leaf), run
-on shapes (meta tensors) where the rules need no values, else on a random input, where a
-model fx cannot trace is recorded as it runs."""
+"""Capturing a torch model and converting it as it runs.
+
+Two captures give one kind of program (an fx graph over the module's own submodules): an fx
+trace, where a submodule fx cannot trace is retried as a leaf; and, where fx cannot trace the
+model at all (Python control flow over tensors or module lists, as in ultralytics'
+``DetectionModel``), a recording of the torch calls as the model runs on a random input
+(control flow resolved at the traced size), torch.nn layers recorded as calls of themselves.
+Either is then run by :func:`~.interpreter.run_graph` with a converter beside it: an fx trace
+first on shapes (meta tensors), where the rules need no values computed from the input.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,7 @@ from typing import Any
 
 from ..._graph import Network
 from .converter import Converter
-from .interpreter import record, run_graph
+from .interpreter import Recording, record, run_graph
 from .messages import unmapped
 from .rules import Rules
 from .units import Graph, Value, canonical_units, first_line
@@ -19,97 +26,111 @@ from .units import Graph, Value, canonical_units, first_line
 MAX_RETRIES = 32
 
 
+class NoTrace(Exception):
+    """torch.fx could not trace the model, or its trace computes another output: the model is
+    recorded as it runs instead (never seen by users)."""
+
+
 @dataclass
-class _Found:
-    """A converted model: the program run, its interpreter (units and real tensors of every
-    node), the network and what :func:`_verify` needs to check it."""
+class Program:
+    """A captured model: the module its call_module nodes refer to (``root``) and the graph;
+    ``recording`` where it was recorded as it ran."""
 
-    program: Any
-    run: Any
-    on_shapes: bool  # converted by the shape run (meta tensors)
-    net: Network
-    keep: list[int]  # the graph's node behind each node of the network
-    value: Value  # the analysed output
-    fx_node: Any
-    axes: tuple[int, ...]
-
-
-class _TraceFailure(ValueError):
-    """torch.fx could not trace the model (the message says where)."""
-
-
-class _Program:
-    """A traced model: the module its nodes refer to and the graph (an fx GraphModule's, or
-    one recorded as the model ran)."""
-
-    def __init__(self, root: Any, graph: Any) -> None:
-        self.root, self.graph = root, graph
+    root: Any
+    graph: Any
+    recording: Recording | None = None
 
     def get_submodule(self, target: str) -> Any:
         return self.root.get_submodule(target)
 
 
-def _attempt(torch, program, x, shape, cin, mapping, unknown, name, shapes_only=False):
-    """Run ``program`` on ``x``, converting it."""
-    start = Value(0, canonical_units(torch, (1, cin, *shape), tuple(range(2, 2 + len(shape)))))
+@dataclass
+class Converted:
+    """A program run with the converter beside it: the graph it built and the interpreter
+    (units, real tensors and failures of every node)."""
+
+    program: Program
+    graph: Graph
+    conv: Converter
+    run: Any
+
+    @property
+    def on_shapes(self) -> bool:
+        return bool(self.run.shapes_only)
+
+
+@dataclass
+class _Found:
+    """One analysed output of a converted model: the network, the graph node behind each of
+    its nodes, and what verification needs (the Value, the fx node, the grid axes)."""
+
+    converted: Converted
+    net: Network
+    keep: list[int]
+    value: Value
+    fx_node: Any
+    axes: tuple[int, ...]
+
+    @property
+    def program(self) -> Program:
+        return self.converted.program
+
+    @property
+    def run(self) -> Any:
+        return self.converted.run
+
+    @property
+    def on_shapes(self) -> bool:
+        return self.converted.on_shapes
+
+
+def input_tensor_shape(cin: int, shape: tuple[int, ...], layout: str) -> tuple[int, ...]:
+    """The shape of the model's input, batch 1: ``(1, C, *spatial)``, or channels last
+    ``(1, *spatial, C)``."""
+    return (1, *shape, cin) if layout == "channels_last" else (1, cin, *shape)
+
+
+def channel_axis(layout: str) -> int:
+    return -1 if layout == "channels_last" else 1
+
+
+def convert(torch, program: Program, x, shape, cin, mapping, unknown, name, needed=None,
+            layout="channels_first"):  # fmt: skip
+    """Run ``program`` on ``x`` (a meta tensor: on shapes), converting the operations in
+    ``needed`` (every one where None): those the analysed maps depend on. ``layout``: how
+    the model lays out its input."""
+    first = 1 if layout == "channels_last" else 2  # the input's first spatial axis
+    start = Value(0, canonical_units(torch, input_tensor_shape(cin, shape, layout),
+                                     tuple(range(first, first + len(shape)))))  # fmt: skip
     graph = Graph(input_grid=shape, input_channels=cin)
     rules = Rules(torch, mapping, unknown, partial(unmapped, program))
     conv = Converter(torch, rules, graph, name)
-    run = run_graph(torch, program.root, conv, [start], [x], program.graph, shapes_only)
-    return program, graph, conv, run
+    shapes_only = x.device == torch.device("meta")
+    run = run_graph(torch, program.root, conv, [start], [x], program.graph, shapes_only, needed)
+    return Converted(program, graph, conv, run)
 
 
-def _convert_on_shapes(torch, module, shape, cin, dtype, mapping, unknown, name):
-    """The fx trace converted on a meta input (see :func:`run_graph`): the model's arithmetic
-    costs nothing. None where that cannot be done (no fx trace, a conversion that needs
-    values computed from the input); any error is left to the conversion on values, which
-    reports it. That the trace computes the model's own output is checked with the values,
-    by :func:`_verify`."""
-    x = torch.empty((1, cin, *shape), dtype=dtype, device=torch.device("meta"))
-    try:
-        gm = _trace(torch, module, mapping, name)
-        return _attempt(torch, _Program(gm, gm.graph), x, shape, cin, mapping, unknown,
-                        name, True)  # fmt: skip
-    except Exception:  # whatever the shape run cannot do, the run on values does
-        return None
+def traced(torch: Any, module: Any, mapping: dict, name: str) -> Program:
+    """The fx trace of ``module`` (:class:`NoTrace` where fx cannot trace it)."""
+    gm = _trace(torch, module, mapping, name)
+    return Program(gm, gm.graph)
 
 
-def _convert_on_values(torch, module, shape, cin, dtype, device, mapping, unknown, output, name):
-    """Run the model on a random input and convert it: through ``torch.fx`` where it traces
-    and reproduces the model's own output, else by recording it as it runs (control flow on
-    concrete values)."""
-    x = _random_input(torch, (1, cin, *shape), dtype, device)
-    try:
-        with torch.no_grad():
-            eager = module(x)
-    except Exception as exc:  # the model's own error on this input
-        raise ValueError(
-            f"from_torch: running {name} on an input of shape {(1, cin, *shape)} failed "
-            f"({type(exc).__name__}: {first_line(exc)}); check `input_shape` and "
-            "`in_channels`"
-        ) from None
+def recorded(torch: Any, module: Any, x: Any, mapping: dict) -> Program:
+    """``module`` recorded as it runs on ``x``: torch.nn layers (and overridden modules) as
+    calls of themselves, everything else as the torch functions it calls."""
+    fx = torch.fx
+    names = {k for k in mapping if isinstance(k, str)}
+    types = tuple(k for k in mapping if isinstance(k, type))
+    plain = fx.Tracer()
 
-    def attempt(program: _Program) -> tuple:
-        return _attempt(torch, program, x, shape, cin, mapping, unknown, name)
+    def leaf(m: Any, qualname: str) -> bool:
+        if qualname in names or (types and isinstance(m, types)):
+            return True
+        return bool(plain.is_leaf_module(m, qualname))
 
-    try:
-        gm = _trace(torch, module, mapping, name)
-        program, graph, conv, run = attempt(_Program(gm, gm.graph))
-        (out,) = [n for n in gm.graph.nodes if n.op == "output"]
-        if not _same(torch, fx_value(torch, run, out.args[0]), eager):
-            raise _TraceFailure(f"from_torch: the fx trace of {name} computes another output")
-        return program, graph, conv, run
-    except (_TraceFailure, RuntimeError, TypeError, IndexError) as exc:
-        if mapping or output is not None:
-            # overrides name modules and output= names nodes of an fx trace
-            if isinstance(exc, ValueError):
-                raise
-            raise ValueError(
-                f"from_torch: the fx trace of {name} fails to run ({type(exc).__name__}: "
-                f"{first_line(exc)}); map the failing submodule with overrides="
-            ) from None
-    (root, recorded), _ = record(torch, module, (x,), {id(x)})
-    return attempt(_Program(root, recorded))
+    rec = record(torch, module, (x,), {id(x)}, leaf)
+    return Program(rec.root, rec.graph, rec)
 
 
 def fx_value(torch: Any, run: Any, arg: Any) -> Any:
@@ -165,13 +186,11 @@ def _trace(torch: Any, module: Any, overrides: dict, name: str) -> Any:
                 leaves.add(culprit)  # retry with it as a leaf: converted by its own rule
                 continue
             where = f" in module {culprit!r}" if culprit else ""
-            raise _TraceFailure(
-                f"from_torch: torch.fx cannot trace {name}{where} ({type(exc).__name__}: "
-                f"{first_line(exc)}); map the untraceable submodule with "
-                "overrides={ItsType: ...} or {'its.name': ...}, which stops tracing at it"
-            ) from exc
+            raise NoTrace(
+                f"torch.fx cannot trace {name}{where} ({type(exc).__name__}: {first_line(exc)})"
+            ) from None
         return fx.GraphModule(tracer.root, graph)
-    raise ValueError(f"from_torch: torch.fx cannot trace {name}")  # pragma: no cover
+    raise NoTrace(f"torch.fx cannot trace {name}: {MAX_RETRIES} submodules fail")
 
 
 def _random_input(torch: Any, shape: tuple[int, ...], dtype: Any, device: Any) -> Any:

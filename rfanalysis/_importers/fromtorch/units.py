@@ -32,15 +32,6 @@ class NeedsValues(Exception):
     tensors computed from the input; the model is then converted running for real."""
 
 
-class ReportedError(Exception):
-    """A user-facing error raised while the interpreter runs (fx decorates exceptions that
-    pass through it; ``text`` keeps the one line)."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self.text = text
-
-
 #: what a rule returns for "no rule here" where None means "a constant"
 NONE = object()
 
@@ -224,7 +215,11 @@ def fiber_sets(units: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, li
     moved = np.transpose(small, keep + list(axes))
     small_lead = moved.shape[: len(keep)]
     rows = moved.reshape(math.prod(small_lead) if small_lead else 1, -1)
-    uniq, inverse = np.unique(rows, axis=0, return_inverse=True)
+    if rows.shape[1] == 1:  # one element per fibre: a plain unique (no row comparison)
+        flat, inverse = np.unique(rows[:, 0], return_inverse=True)
+        uniq = flat[:, None]
+    else:
+        uniq, inverse = np.unique(rows, axis=0, return_inverse=True)
     ids, sets = row_sets(uniq)
     return expand_np(ids[inverse.ravel()].reshape(small_lead), lead), sets
 
@@ -241,7 +236,9 @@ def set_units(ids: np.ndarray, sets: list[np.ndarray] | None) -> np.ndarray:
     if sets is None:
         return ids
     units = np.array([s[0] for s in sets] or [-1], dtype=np.int64)
-    return np.where(ids >= 0, units[np.maximum(ids, 0)], -1)
+    small = compact(ids)  # on the distinct ids: a broadcast stays one (a dense copy of a
+    # map's units repeated over its channels makes every later rule slow)
+    return expand_np(np.where(small >= 0, units[np.maximum(small, 0)], -1), ids.shape)
 
 
 @dataclass
@@ -267,6 +264,8 @@ class Read:
 
     def covers(self, n_units: int) -> bool:
         """Whether some element reads every unit of the operand's node."""
+        if self.sets is None:  # one unit per element
+            return n_units == 1 and bool((compact(self.ids) >= 0).any())
         return any(len(s) == n_units for s in self.as_sets()[1])
 
 
@@ -288,9 +287,32 @@ def union_relation(
     return Relation.from_sets(n_in, set_ids, sets)
 
 
+def singletons(n_in: int, set_of: np.ndarray, units: np.ndarray) -> Relation:
+    """The relation whose set ``k`` is the one unit ``units[k]`` (built without a list of
+    one-element arrays: maps have many units)."""
+    return Relation(
+        n_in,
+        np.asarray(set_of, dtype=np.intp),
+        np.arange(len(units) + 1, dtype=np.intp),
+        np.asarray(units, dtype=np.intp),
+    )
+
+
+def identity_relation(n: int) -> Relation:
+    """Every unit reads itself."""
+    return singletons(n, np.arange(n), np.arange(n))
+
+
 def relation_for(read: Read, unit_index: np.ndarray, n_out: int, n_in: int) -> Relation:
     """The relation of one operand, given each output unit's position (an element index into
     ``read.ids``' flat array)."""
+    if read.sets is None:  # one unit per element: the units read are the sets
+        flat = at(read.ids, unit_index)
+        used, set_of = np.unique(flat, return_inverse=True)
+        set_of = set_of.reshape(flat.shape)
+        if used.size and used[0] < 0:  # -1: reads nothing
+            used, set_of = used[1:], np.where(flat >= 0, set_of - 1, -1)
+        return singletons(n_in, set_of, used)
     ids, sets = read.as_sets()
     flat = at(ids, unit_index)
     used = np.unique(flat[flat >= 0])

@@ -14,7 +14,8 @@ from ..._ops.counts import Algebra, Sep
 from ..._plan import plan
 from .messages import describe, inside
 from .modules import ModuleState, module_dtype_device
-from .tracing import _Found, _random_input, _same
+from .output import Output, references
+from .tracing import _Found, _random_input, _same, channel_axis, input_tensor_shape
 from .units import Value
 
 #: gradients below this fraction of the largest are treated as zero: float32 rounding (an
@@ -22,17 +23,18 @@ from .units import Value
 RELATIVE_ZERO = 1e-5
 
 
-def _verify(torch, module, found: _Found, shape, cin, name) -> bool:
+def _verify(torch, module, found: _Found, shape, cin, name, out: Output,
+            layout="channels_first") -> bool:  # fmt: skip
     """Autograd's support of the centre output unit inside the routes' support (raise where
     it is not). For a conversion on shapes, first that the fx trace computes the module's
-    own output on the random input: False where it does not."""
+    own value of the analysed map ``out`` on the random input: False where it does not."""
     gm, run, keep, net = found.program, found.run, found.keep, found.net
     p = plan(net, shape)
     out_shape = p.output_shape
     assert out_shape is not None
     unit = tuple((m - 1) // 2 for m in out_shape)
     grads = _autograd(torch, gm, module, shape, cin, found.fx_node, found.axes, unit, run,
-                      check_output=found.on_shapes)  # fmt: skip
+                      out if found.on_shapes else None, layout)  # fmt: skip
     if grads is None:
         return False
     alg = Algebra("log")  # only the support matters, and counts can pass float64's range
@@ -42,7 +44,7 @@ def _verify(torch, module, found: _Found, shape, cin, name) -> bool:
     g0 = grads.get("input")
     if g0 is None:
         raise ValueError(f"from_torch: the output of {name} does not depend on its input")
-    missing = _outside(np.abs(g0).sum(axis=(0, 1)), counts)
+    missing = _outside(np.abs(g0).sum(axis=(0, channel_axis(layout))), counts)
     if not missing:
         return True
     position = {old: new for new, old in enumerate(keep)}
@@ -87,13 +89,16 @@ def _unit_support(units: np.ndarray, grad: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(flat[ok], weights=g[ok], minlength=n)
 
 
-def _autograd(torch, gm, module, shape, cin, fx_out, axes, unit, run, check_output=False):
+def _autograd(torch, gm, module, shape, cin, fx_out, axes, unit, run, check=None,
+              layout="channels_first"):  # fmt: skip
     """Gradients of the output unit, in the module's own dtype, with respect to the input and
-    every traced tensor that depends on it. With ``check_output``, None where the program's
-    output is not the module's own (compared on the same input, before the backward pass)."""
+    every traced tensor that depends on it. With ``check`` (an :class:`~.output.Output`),
+    None where the program's value of that map is not the module's own (compared on the same
+    input, before the backward pass)."""
     fx = torch.fx
     dtype, device = module_dtype_device(module)
-    x = _random_input(torch, (1, cin, *shape), dtype, device).requires_grad_(True)
+    x = _random_input(torch, input_tensor_shape(cin, shape, layout), dtype, device)
+    x.requires_grad_(True)
     keep: dict[str, Any] = {}  # by node name: the copy's nodes are other objects
     traced = {n.name for n in run.vals}
 
@@ -109,11 +114,10 @@ def _autograd(torch, gm, module, shape, cin, fx_out, axes, unit, run, check_outp
     try:
         with torch.inference_mode(False), torch.enable_grad():
             interp = Record(gm.root, garbage_collect_values=False, graph=gm.graph)
-            result = interp.run(x)
-            if check_output:
-                with torch.no_grad():
-                    eager = module(x.detach())
-                if not _same(torch, result, eager):
+            interp.run(x)
+            if check is not None:
+                (own,) = references(torch, module, x.detach(), [check])
+                if own is None or not _same(torch, interp.env[fx_out], own):
                     return None
             y = keep[fx_out.name]
             # the output grid's unit: a position along ``axes`` (every channel)

@@ -14,6 +14,7 @@ which leaves the operation to the module's own recording, ``unknown=`` and the e
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -212,14 +213,16 @@ class Rules:
         if run.shapes_only:
             raise NeedsValues(label)  # recording runs the module's own Python on values
         srcs = list(n.args)
+        ksrcs = dict(n.kwargs)
+        if any(isinstance(run.vals.get(v), Value) for v in ksrcs.values()):
+            # model(pixel_values=x): pass by position what its forward takes so
+            args, kwargs, srcs, ksrcs = _by_position(module, args, kwargs, srcs, ksrcs)
         tracked = {id(a) for a, s in zip(args, srcs) if isinstance(run.vals.get(s), Value)}
-        if not tracked or (
-            kwargs and any(isinstance(run.vals.get(v), Value) for v in n.kwargs.values())
-        ):
+        if not tracked or any(isinstance(run.vals.get(v), Value) for v in ksrcs.values()):
             raise Unmapped
         bound = module if not kwargs else _Bound(torch, module, kwargs)
         try:
-            (root, graph), _ = record(torch, bound, tuple(args), tracked)
+            recorded = record(torch, bound, tuple(args), tracked)
         except Exception as exc:  # the module's own error, as it ran
             raise ValueError(
                 f"from_torch: running module {label!r} ({type(module).__name__}) failed "
@@ -229,17 +232,21 @@ class Rules:
                       (label, type(module)))  # fmt: skip
         values = [run.vals.get(s) if isinstance(run.vals.get(s), Value) else None for s in srcs]
         sub = Converter(torch, inner, run.conv.graph, run.conv.name)
-        return run_graph(torch, root, sub, values, list(args), graph).result
+        inner_run = run_graph(torch, recorded.root, sub, values, list(args), recorded.graph)
+        if inner_run.result_failed:
+            raise ValueError(inner_run.result_failed)
+        return inner_run.result
 
     # -- overrides ------------------------------------------------------------------------
     def override(self, n: Any, module: Any) -> Any:
         for key, value in self.overrides.items():
+            target = getattr(n.target, "__wrapped__", n.target)  # a recorded call
             if isinstance(key, str):
-                hit = key == n.target if n.op != "call_function" else False
+                hit = key == n.target if n.op != "call_function" else _method_named(target, key)
             elif isinstance(key, type):
                 hit = module is not None and isinstance(module, key)
             else:
-                hit = n.op == "call_function" and key is n.target
+                hit = n.op == "call_function" and key is target
             if hit:
                 if callable(value) and not isinstance(value, Layer) and not _is_network(value):
                     value = value(module if module is not None else n)
@@ -324,6 +331,13 @@ class Rules:
         return rule(call)
 
 
+def _method_named(target: Any, name: str) -> bool:
+    """Whether a recorded call is the Tensor method ``name`` (fx writes a method call as
+    ``call_method``; a recording, as the method's function)."""
+    qualname = getattr(target, "__qualname__", "") or ""
+    return qualname.startswith(("Tensor.", "TensorBase.")) and target.__name__ == name
+
+
 def _resolve_targets(torch: Any) -> dict[Any, Rule]:
     found: dict[Any, Rule] = {}
     for path, rule in TARGETS.items():
@@ -335,11 +349,13 @@ def _resolve_targets(torch: Any) -> dict[Any, Rule]:
     return found
 
 
-#: operations whose result carries no gradient (comparisons, indices, rounding to classes)
+#: operations whose result carries no gradient (comparisons, indices, rounding to classes;
+#: ``torch.tensor`` of a tensor copies its values into a new leaf)
 NO_GRADIENT = (
     "gt lt ge le eq ne isnan isinf isfinite argmax argmin argsort logical_and logical_or "
     "logical_not logical_xor bitwise_and bitwise_or bitwise_not any all nonzero zeros_like "
-    "ones_like empty_like full_like randn_like rand_like sort_indices"
+    "ones_like empty_like full_like randn_like rand_like sort_indices new_zeros new_ones new_full "
+    "new_empty new_tensor tensor"
 ).split()
 
 
@@ -359,6 +375,23 @@ def reduced_axes(dim: Any, ndim: int) -> tuple[int, ...]:
 def _builtin(torch: Any, module: Any) -> bool:
     """A torch.nn layer as torch defines it (not a subclass with its own forward)."""
     return type(module).__module__.startswith(("torch.nn.", "torch.ao.nn."))
+
+
+def _by_position(module: Any, args: Any, kwargs: dict, srcs: list, ksrcs: dict) -> tuple:
+    """The keyword arguments that the module's ``forward`` also takes by position, after
+    ``args``, moved there (real values and fx nodes alike)."""
+    try:
+        params = list(inspect.signature(module.forward).parameters.values())
+    except (TypeError, ValueError):  # pragma: no cover - a builtin without a signature
+        return args, kwargs, srcs, ksrcs
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    args, kwargs, srcs, ksrcs = list(args), dict(kwargs), list(srcs), dict(ksrcs)
+    for p in params[len(args) :]:
+        if p.kind not in positional or p.name not in kwargs:
+            break
+        args.append(kwargs.pop(p.name))
+        srcs.append(ksrcs.pop(p.name))
+    return tuple(args), kwargs, srcs, ksrcs
 
 
 class _Bound:

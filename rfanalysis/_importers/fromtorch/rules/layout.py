@@ -4,12 +4,21 @@ They run on the units themselves: where every element goes is where its unit goe
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from ...._ops import Cat
-from ..units import Read, Unmapped, Value, as_units, canonical_units, shifted_units
+from ..units import (
+    Read,
+    Unmapped,
+    Value,
+    as_units,
+    canonical_units,
+    shifted_units,
+    varying_axes,
+)
 from .base import Call, bind, function_rule, module_rule, op_name
 
 #: methods whose second tensor is only a shape (or dtype) to follow
@@ -128,17 +137,21 @@ def concat(rules, run, n, values, out, args, kwargs, label) -> Any:
     else:
         fn = torch.cat
     vals = [run.vals.get(s) for s in srcs]
-    if (
-        name != "stack"
-        and dim % out.ndim == 1
-        and out.ndim > 2
-        and all(isinstance(v, Value) for v in vals)
-    ):
-        nodes = [run.conv.canonical(v, tuple(range(2, out.ndim)), label) for v in vals]
-        grids = {run.conv.grid(j) for j in nodes}
-        if len(grids) == 1:  # a channel concat of maps on one grid
-            node = run.conv.graph.add(Cat(name=label), tuple(nodes), label, out.shape[1])
-            return Value(node, canonical_units(torch, tuple(out.shape), tuple(range(2, out.ndim))))
+    axis = dim % out.ndim
+    if name != "stack" and out.ndim > 2 and all(isinstance(v, Value) for v in vals):
+        # a concat of channels: along axis 1 of maps, or along an axis that no operand's
+        # units vary along (the last one of channels-last maps, as Keras's DenseNet has)
+        if axis == 1:
+            axes = tuple(range(2, out.ndim))
+        elif any(axis in varying_axes([v.np()]) for v in vals):
+            axes = ()
+        else:
+            axes = tuple(a for a in range(1, out.ndim) if a != axis)
+        nodes = [run.conv.canonical(v, axes, label) for v in vals] if axes else []
+        if nodes and len({run.conv.grid(j) for j in nodes}) == 1:  # maps on one grid
+            channels = math.prod(n for a, n in enumerate(out.shape) if a and a not in axes)
+            node = run.conv.graph.add(Cat(name=label), tuple(nodes), label, channels)
+            return Value(node, canonical_units(torch, tuple(out.shape), axes))
 
     def filled(k: int) -> list[Any]:
         return [

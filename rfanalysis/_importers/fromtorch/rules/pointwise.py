@@ -32,9 +32,13 @@ POINTWISE = (
     "pow pow_ reciprocal sign floor ceil round stochastic_depth drop_path requires_grad_ "
     "add add_ sub sub_ mul mul_ div div_ truediv floordiv mod remainder masked_fill "
     "masked_fill_ nan_to_num cumsum_ rsub iadd imul isub "
-    "itruediv pos gelu_ addcmul addcdiv lerp softplus_ exp2 expm1 log1p log2 erfc"
+    "itruediv pos gelu_ addcmul addcdiv lerp softplus_ exp2 expm1 log1p log2 erfc "
+    # the names Keras's torch backend calls; as_tensor and asarray of a tensor are that tensor
+    "subtract multiply divide true_divide negative positive as_tensor asarray"
 ).split()
 GATES = ("sigmoid", "sigmoid_", "hardsigmoid")
+#: the products and quotients among them
+PRODUCTS = ("mul mul_ imul div div_ truediv itruediv multiply divide true_divide").split()
 
 
 @module_rule(*GATE_MODULES, keeps_shape=True)
@@ -125,7 +129,7 @@ def elementwise(rules, run, n, values, out, name, label) -> Value:
     """Several operands that depend on the input: routes through each add up."""
     srcs = [a for a in n.all_input_nodes if isinstance(run.vals.get(a), Value)]
     vals = [run.vals[a] for a in srcs]
-    product = name in ("mul", "mul_", "imul", "div", "div_", "truediv", "itruediv")
+    product = name in PRODUCTS
     reads = []
     counts = [len(np.unique(compact(v.np()))) for v in vals]
     for k, v in enumerate(vals):

@@ -13,7 +13,7 @@ import numpy as np
 
 from ...._ops import GlobalPool, SpatialNorm
 from ...._ops.reads import Reads, Relation
-from ..units import Value, dedupe_sets, fiber_sets, is_canonical
+from ..units import Value, dedupe_sets, fiber_sets, identity_relation, is_canonical
 from .base import (
     Call,
     as_tuple,
@@ -29,24 +29,26 @@ from .pointwise import pointwise
 
 #: reductions over axes
 REDUCTIONS = "mean sum amax amin max min var std logsumexp prod norm nansum nanmean median"
+#: norms over axes (``torch.linalg``), whose second argument is the order
+NORMS = ("linalg_vector_norm", "linalg_norm", "linalg_matrix_norm")
 
 
-@module_rule("LayerNorm")
+@module_rule("LayerNorm", keeps_shape=True)
 def _layer_norm_module(c: Call) -> Any:
     return layer_norm(c.rules, c.run, c.value, c.out, len(c.module.normalized_shape), c.label)
 
 
-@module_rule("GroupNorm")
+@module_rule("GroupNorm", keeps_shape=True)
 def _group_norm_module(c: Call) -> Any:
     return c.structured([SpatialNorm("group", groups=c.module.num_groups, name=c.label)])
 
 
-@module_rule("InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d")
+@module_rule("InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", keeps_shape=True)
 def _instance_norm_module(c: Call) -> Any:
     return c.structured([SpatialNorm("instance", name=c.label)])
 
 
-@module_rule("Softmax", "LogSoftmax", "Softmin")
+@module_rule("Softmax", "LogSoftmax", "Softmin", keeps_shape=True)
 def _softmax_module(c: Call) -> Any:
     m = c.module
     return softmax(c.rules, c.value, c.out, m.dim if m.dim is not None else -1, c.label, c.run)
@@ -75,7 +77,7 @@ def _softmax_function(c: Call) -> Any:
     return softmax(c.rules, c.value, c.out, dim, c.label, c.run)
 
 
-@function_rule(*REDUCTIONS.split(), "adaptive_avg_pool1d")
+@function_rule(*REDUCTIONS.split(), *NORMS, "adaptive_avg_pool1d")
 def _reduction_function(c: Call) -> Any:
     return reduction(c.rules, c.run, c.n, c.value, c.out, c.args, c.kwargs, c.label)
 
@@ -83,15 +85,18 @@ def _reduction_function(c: Call) -> Any:
 @function_rule("normalize")
 def _normalize_function(c: Call) -> Any:
     dim = bind(("input", "p", "dim"), c.args, c.kwargs).get("dim", 1)
-    return norm_over(c.rules, c.run, c.value, c.out, (int(dim) % c.value.units.ndim,), c.label)
+    dims = reduced_axes(dim, c.value.units.ndim)  # one axis, or several (over space)
+    return norm_over(c.rules, c.run, c.value, c.out, dims, c.label)
 
 
 def reduction(rules, run, n, value, out, args, kwargs, label) -> Any:
     torch = rules.torch
     name = op_name(n.target)
     a = bind(("input", "dim", "keepdim"), args, kwargs)
-    if name == "norm":
+    if name == "norm" or name in NORMS:
         a = bind(("input", "p", "dim", "keepdim"), args, kwargs)
+        if name == "linalg_matrix_norm":
+            a.setdefault("dim", (-2, -1))
     if name in ("max", "min", "median") and not isinstance(a.get("dim"), int):
         if len(args) > 1 and is_tensor(torch, args[1]):  # torch.max(a, b): elementwise
             return pointwise(rules, run, n, value, out, name, args, kwargs)
@@ -184,7 +189,7 @@ def norm_over(rules, run, value, out, dims, label) -> Value:
         ]
         set_of, unique = dedupe_sets(rows)
     rel = Relation.from_sets(n, set_of, unique)
-    own = Relation.from_sets(n, np.arange(n), [np.asarray([u]) for u in range(n)])
+    own = identity_relation(n)
     channels = graph.channels_of(value.node)
     layer = Reads((grid,), grid, (rel,), (own,), "layer norm", out_channels=channels,
                   name=label)  # fmt: skip

@@ -4,6 +4,7 @@ unfold, as torch.nn layers and as functions."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ from ...._ops import (
     Pool,
     Upsample,
 )
-from ..units import Read, Unmapped, Value, dedupe_sets
+from ..units import Read, Unmapped, Value, compact, dedupe_sets, is_canonical
 from .base import Call, as_tuple, bind, module_rule, op_name, target_rule
 
 
@@ -38,7 +39,7 @@ def _conv_module(c: Call) -> Any:
         bias=m.bias is not None,
         name=c.label,
     )
-    return c.structured([layer])
+    return window(c, layer)
 
 
 @module_rule("ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d")
@@ -58,15 +59,15 @@ def _maxpool_module(c: Call) -> Any:
     m = c.module
     if m.return_indices:
         raise Unmapped
-    return c.structured([pool("max", c.nd, m.kernel_size, m.stride, m.padding, m.dilation,
-                              m.ceil_mode, c.label)])  # fmt: skip
+    return window(c, pool("max", c.nd, m.kernel_size, m.stride, m.padding, m.dilation,
+                          m.ceil_mode, c.label))  # fmt: skip
 
 
 @module_rule("AvgPool1d", "AvgPool2d", "AvgPool3d")
 def _avgpool_module(c: Call) -> Any:
     m = c.module
-    return c.structured([pool("avg", c.nd, m.kernel_size, m.stride, m.padding, 1, m.ceil_mode,
-                              c.label)])  # fmt: skip
+    return window(c, pool("avg", c.nd, m.kernel_size, m.stride, m.padding, 1, m.ceil_mode,
+                          c.label))  # fmt: skip
 
 
 @module_rule("LPPool1d", "LPPool2d", "LPPool3d")
@@ -140,6 +141,7 @@ def _conv_function(c: Call) -> Any:
             out_channels=w.shape[0], groups=groups, bias=a.get("bias") is not None,
             name=c.label,
         )  # fmt: skip
+        return window(c, layer)
     return c.structured([layer])
 
 
@@ -177,6 +179,7 @@ def _pool_function(c: Call) -> Any:
             pad, dil = a.get("padding", 0), a.get("dilation", 1)
             layer = pool(kind, nd, a["kernel_size"], a.get("stride"), pad, dil,
                          a.get("ceil_mode", False), c.label)  # fmt: skip
+            return window(c, layer)
         return c.structured([layer])
     raise Unmapped  # pragma: no cover - registered for these functions only
 
@@ -207,6 +210,47 @@ def _unfold_function(c: Call) -> Any:
 
 
 # --------------------------------------------------------------------------- layers
+def window(c: Call, layer: Any) -> Value:
+    """A convolution or pool on the first operand. Where that operand is a map with a
+    constant border on its spatial axes (``F.pad`` or a ``ZeroPad`` layer right before the
+    window, as Keras's ``ZeroPadding2D`` and TF-style "same" convolutions write it), the
+    window reads the map itself with the border added to its own padding: the same routes
+    (a constant is no route, and a pool's padding never is one), and a geometry that stays
+    exact instead of a gather of the padded map."""
+    value = c.value
+    nd = value.units.ndim - 2
+    # (in ceil mode the last window's start depends on where the input ends: not absorbed)
+    if isinstance(layer.padding, str) or layer.padding_mode != "zeros" or layer.ceil_mode:
+        return c.structured([layer])
+    units = value.np()
+    small = compact(units)
+    if small.size == 0 or small.min() >= 0:  # no constant anywhere: no border
+        return c.structured([layer])
+    grid = c.run.conv.grid(value.node)
+    border = []
+    for a in range(nd):
+        n = units.shape[2 + a]
+        if small.shape[2 + a] != n:
+            return c.structured([layer])  # broadcast along a spatial axis: no padded map
+        empty = (np.moveaxis(small, 2 + a, 0).reshape(n, -1) < 0).all(axis=1)
+        if empty.all():
+            return c.structured([layer])
+        before = int(np.argmin(empty))
+        after = int(np.argmin(empty[::-1]))
+        border.append((before, after))
+    inner = tuple(n - b - e for n, (b, e) in zip(units.shape[2:], border))
+    if not any(b or e for b, e in border) or inner != tuple(grid):
+        return c.structured([layer])
+    crop = (slice(None), slice(None), *(slice(b, n - e) for n, (b, e) in
+                                         zip(units.shape[2:], border)))  # fmt: skip
+    cropped = Value(value.node, value.units[crop], value.gate)
+    if not is_canonical(c.torch, cropped.units, tuple(range(2, 2 + nd))):
+        return c.structured([layer])
+    padding = tuple((pb + b, pa + e) for (pb, pa), (b, e) in zip(layer.padding, border))
+    wider = replace(layer, padding=padding)
+    return c.run.conv.structured(cropped, [wider], c.out, c.label)
+
+
 def pool(kind, nd, k, s, p, d, ceil_mode, name, norm_type=2.0) -> Pool:
     k = as_tuple(k, nd)
     s = k if s is None or (isinstance(s, (tuple, list)) and not s) else as_tuple(s, nd)
