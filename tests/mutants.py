@@ -56,8 +56,8 @@ MUTANTS: tuple[Mutant, ...] = (
     # ---------------------------------------------------------------- window operators
     Mutant(
         "window length off by one",
-        "        return span // s + 1\n",
-        "        return span // s\n",
+        "        return max(0, span // s + 1)\n",
+        "        return max(0, span // s)\n",
         ("tests/test_engine.py::test_pools",),
     ),
     Mutant(
@@ -246,14 +246,14 @@ MUTANTS: tuple[Mutant, ...] = (
     # ---------------------------------------------------------------- torch importer rules
     Mutant(
         "ZeroPad / ConstantPad modules pad with unit 0 instead of no unit",
-        "self.F.pad(value.units, tuple(pad), value=-1.0)",
-        "self.F.pad(value.units, tuple(pad), value=0.0)",
+        "c.F.pad(value.units, tuple(pad), value=-1.0)",
+        "c.F.pad(value.units, tuple(pad), value=0.0)",
         ("tests/test_importer_padding_pools.py::test_constant_padding_module_is_no_unit",),
     ),
     Mutant(
         "F.pad in constant mode pads with unit 0 instead of no unit",
-        'units = self.F.pad(value.units, a["pad"], mode="constant", value=-1.0)',
-        'units = self.F.pad(value.units, a["pad"], mode="constant", value=0.0)',
+        'units = rules.F.pad(value.units, a["pad"], mode="constant", value=-1.0)',
+        'units = rules.F.pad(value.units, a["pad"], mode="constant", value=0.0)',
         ("tests/test_importer_padding_pools.py::test_functional_pad_modes",),
     ),
     Mutant(
@@ -264,26 +264,26 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "functional pools lose ceil_mode",
-        '            ceil = a.get("ceil_mode", False)\n',
-        "            ceil = False\n",
+        '                         a.get("ceil_mode", False), c.label)  # fmt: skip',
+        "                         False, c.label)  # fmt: skip",
         ("tests/test_importer_padding_pools.py::test_functional_pool_keeps_ceil_mode",),
     ),
     Mutant(
         "conv modules lose their padding mode",
-        "                m.padding_mode,\n",
-        '                "zeros",\n',
+        "        m.padding_mode,\n        in_channels=m.in_channels,",
+        '        "zeros",\n        in_channels=m.in_channels,',
         ("tests/test_importer_padding_pools.py::test_padding_mode_of_a_conv_module",),
     ),
     Mutant(
         "AvgPool modules lose their padding",
-        'layer = self.pool("avg", nd, m.kernel_size, m.stride, m.padding, 1, m.ceil_mode, label)',
-        'layer = self.pool("avg", nd, m.kernel_size, m.stride, 0, 1, m.ceil_mode, label)',
+        'pool("avg", c.nd, m.kernel_size, m.stride, m.padding, 1, m.ceil_mode,',
+        'pool("avg", c.nd, m.kernel_size, m.stride, 0, 1, m.ceil_mode,',
         ("tests/test_importer_padding_pools.py::test_avg_pool_module_keeps_its_padding",),
     ),
     Mutant(
         "adaptive pools become fixed pools where the sizes do not divide",
-        "        if all(n % m == 0 for n, m in zip(spatial, sizes)):",
-        "        if True:",
+        "    if all(n % m == 0 for n, m in zip(spatial, sizes)):",
+        "    if True:",
         ("tests/test_importer_padding_pools.py::test_adaptive_pool_to_sizes_that_do_not_divide",),
     ),
     # ---------------------------------------------------------------- influence backends
