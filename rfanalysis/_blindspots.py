@@ -279,7 +279,7 @@ class BlindSpotReport:
         )
         if self.clean:
             out.append("input size: clean (no blind pixel, no uneven padding a size could avoid)")
-        else:
+        elif self.sizes:
             out.append("nearest clean input sizes: " + self._sizes_text())
         out.extend(self.notes)
         return "\n".join(out)
@@ -608,18 +608,27 @@ def blind_spots(net: Any, input_shape: Any, *, max_distance: int | None = None) 
     zero.flags.writeable = False
     lines = _zero_lines(zero)
 
+    notes: list[str] = []
+    try:
+        axis_nets = [axis_network(p.network, axis) for axis in range(len(shape))]
+    except NotImplementedError as exc:  # e.g. a traced read that mixes axes (YOLO's heads)
+        axis_nets = []
+        notes.append(f"nearest clean input sizes not searched: {exc}, and the search runs one "
+                     "axis at a time")  # fmt: skip
     searched: dict[tuple[Network, int], tuple[int | None, int | None, int]] = {}
     sizes = []
-    for axis, n in enumerate(shape):
-        net1 = axis_network(p.network, axis)
+    for axis, net1 in enumerate(axis_nets):
+        n = shape[axis]
         if (net1, n) not in searched:  # square inputs to isotropic networks: search once
             searched[net1, n] = _search(net1, n, max_distance)
         below, above, limit = searched[net1, n]
         sizes.append(SizeSearch(axis, n, below, above, limit))
 
-    notes: list[str] = []
     combined: list[tuple[int, ...] | None] = []
     for where in ("below", "above"):
+        if not sizes:
+            combined.append(None)
+            continue
         values = [getattr(s, where) for s in sizes]
         if any(v is None for v in values):
             combined.append(None)

@@ -166,22 +166,11 @@ def _needs(kind: str) -> None:
         _library(kind[:-1])
 
 
-# blind_spots of YOLOv8n's P3 network stops at its channel reads: "operation 'reads' does not
-# act axis by axis" (NotImplementedError); strict, so that the day it works this cell says so
-YOLO_BLINDSPOTS_XFAIL = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="blind_spots: operation 'reads' does not act axis by axis (YOLOv8n's channel reads)",
-)
-
-
 def _matrix() -> list:
     cells = []
     for kind in KINDS:
         for command in COMMANDS:
-            yolo = kind == "ultralytics:" and command == "blindspots"
-            marks = [YOLO_BLINDSPOTS_XFAIL] if yolo else []
-            cells.append(pytest.param(kind, command, marks=marks, id=f"{command}-{kind}"))
+            cells.append(pytest.param(kind, command, id=f"{command}-{kind}"))
     return cells
 
 
