@@ -322,7 +322,7 @@ def from_torch_section(quick: bool) -> Section:
         "(verify=False, model construction not counted; verification timed beside it)",
         "<= 2 s per model with verify=False",
     )
-    from rfanalysis._empirical import _fx
+    from rfanalysis._importers.fromtorch import api as _fx
     from tests.real_models import build
 
     tv = torchvision()

@@ -69,7 +69,6 @@ from ._compare import Comparison, compare
 from ._empirical import (
     InfluenceWarning,
     ShiftInvariance,
-    from_torch,
     influence,
     shift_invariance,
 )
@@ -85,6 +84,7 @@ from ._geometry import (
 )
 from ._graph import Concat, Input, Network, Node, Parallel, Residual, Value
 from ._importers.errors import ConversionError
+from ._importers.fromtorch import from_torch
 from ._io import load, save
 from ._ops import (
     AdaptivePool,

@@ -813,7 +813,7 @@ def is_torch_module(obj: Any) -> bool:
 
 
 def _from_module(module: Any, what: str, input_shape: Any) -> Network:
-    from ._empirical import from_torch
+    from ._importers.fromtorch import from_torch
 
     if input_shape is None:
         input_shape = declared_size(module)

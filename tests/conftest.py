@@ -15,7 +15,7 @@ import pytest
 os.environ["MPLBACKEND"] = "Agg"
 
 #: doctests that run torch (doctests cannot carry markers themselves)
-TORCH_DOCTESTS = ("rfanalysis._empirical._fx.",)
+TORCH_DOCTESTS = ("rfanalysis._importers.fromtorch.",)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

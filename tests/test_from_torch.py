@@ -285,10 +285,10 @@ def test_an_untraceable_submodule_is_recorded_as_it_runs():
 # --------------------------------------------------------------------------- the shape run
 def _traced(model, shape, shapes):
     """What from_torch converts, on shapes (meta tensors) or running the model on values."""
-    from rfanalysis._empirical import _fx
+    from rfanalysis._importers.fromtorch import api
 
-    cin = _fx.module_in_channels(model)
-    return _fx._traced(torch, model, shape, cin, None, "global", {}, "error", "m", shapes)
+    cin = api.module_in_channels(model)
+    return api._traced(torch, model, shape, cin, None, "global", {}, "error", "m", shapes)
 
 
 def _small_torchvision(name, **kwargs):

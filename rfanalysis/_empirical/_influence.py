@@ -14,6 +14,7 @@ import numpy as np
 from .. import _memory
 from .._engine import _resolve_unit
 from .._graph import is_torch_module
+from .._importers.fromtorch import modules
 from .._ops.base import fmt_shape
 from .._plan import Plan, declared_in_channels, normalise_input_shape, plan
 from . import _numpy
@@ -416,8 +417,8 @@ def _module_influence(
     from . import _torch
 
     name = type(module).__name__
-    shape = normalise_input_shape(input_shape, _torch.module_ndim(module))
-    full = (args.in_channels or _torch.module_in_channels(module), *shape)
+    shape = normalise_input_shape(input_shape, modules.module_ndim(module))
+    full = (args.in_channels or modules.module_in_channels(module), *shape)
     if is_stream(inputs) or _is_batch_list(inputs, full):
         if args.trials != 1:
             raise ValueError(

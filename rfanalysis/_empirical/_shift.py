@@ -36,6 +36,7 @@ import numpy as np
 from .. import _memory
 from .._geometry import fields
 from .._graph import is_torch_module
+from .._importers.fromtorch import modules
 from .._ops.base import GLOBAL, fmt_shape
 from .._plan import normalise_input_shape, plan
 from . import _numpy
@@ -397,7 +398,7 @@ def _module_strides(
     """A module's total stride and output jump along ``ax``, from its trace; where the
     module cannot be traced, from the ratio of the input and output sizes (a map that only
     shrinks at its borders then reads as strided)."""
-    from ._fx import from_torch
+    from .._importers.fromtorch import from_torch
 
     try:
         net = from_torch(module, shape, verify=False, in_channels=cin)
@@ -594,7 +595,7 @@ def _numpy_forward(model: Model, params: dict[int, np.ndarray]) -> Forward:
 def _torch_forward(model: Model, params: dict[int, np.ndarray]) -> Forward:
     from . import _torch
 
-    torch = _torch.require_torch('shift_invariance(backend="torch")')
+    torch = modules.require_torch('shift_invariance(backend="torch")')
 
     def tensor(a: np.ndarray) -> Any:
         return torch.as_tensor(a, dtype=torch.float64)
@@ -630,12 +631,12 @@ def _module_shift(
 ) -> ShiftInvariance:
     from . import _torch
 
-    torch = _torch.require_torch("shift_invariance of a torch module")
+    torch = modules.require_torch("shift_invariance of a torch module")
     name = type(module).__name__
-    shape = normalise_input_shape(input_shape, _torch.module_ndim(module))
+    shape = normalise_input_shape(input_shape, modules.module_ndim(module))
     ax = _spatial_axis(args.axis, len(shape))
-    cin = args.in_channels or _torch.module_in_channels(module)
-    dtype, device = _torch.module_dtype_device(module)
+    cin = args.in_channels or modules.module_in_channels(module)
+    dtype, device = modules.module_dtype_device(module)
 
     def forward(x: np.ndarray) -> np.ndarray:
         out = []
@@ -650,7 +651,7 @@ def _module_shift(
             out.append(y.detach().cpu().double().numpy())
         return _finite(np.concatenate(out))
 
-    state = _torch.ModuleState(module)
+    state = modules.ModuleState(module)
     try:
         with torch.no_grad():
             probe = forward(np.zeros((2, cin, *shape)))

@@ -1,0 +1,233 @@
+"""The converter: builds the network graph while an interpreter runs the model.
+
+Operations fall into three kinds:
+
+* **layout** (permute, view, reshape, flatten, transpose, slicing, chunk, pad, roll, repeat,
+  expand, pixel shuffle, channel shuffle, concatenation along a non-channel axis, ...): the
+  same operation applied to ``units`` says where every element went; no node is made;
+* **structured layers** (convolutions, pools, interpolation, dense layers, global pooling,
+  norms over space): the input is first brought to the layer's grid (its spatial axes; a
+  :class:`~rfanalysis._ops.reads.Reads` node where elements moved), then the layer is a node;
+* **relations** (pointwise products and sums of several tensors, reductions, softmax,
+  normalisations, matrix products, attention): each output element reads sets of units of
+  each operand; the output's units are the positions along the axes where what they read
+  varies, and the relation becomes a structured merge where it is one (an add, a gated
+  product) and a ``Reads`` node otherwise. An operation of one operand whose every element
+  reads a single unit (a norm over channels, a per-token linear layer) is an identity of
+  units and makes no node.
+
+Context "local" is decided where the relation is made: the gate side of a product, the
+statistics of a norm over space and reads that span every unit of an operand (global
+attention, token mixing, global means) only modulate.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..._ops import Add, Layer, Mul
+from ..._ops.reads import Reads, Relation
+from .units import (
+    Graph,
+    Read,
+    Value,
+    as_units,
+    at,
+    canonical_units,
+    compact,
+    is_canonical,
+    relation_for,
+    row_sets,
+    union_relation,
+    varying_axes,
+)
+
+
+class Converter:
+    """Builds the graph while an fx interpreter runs the model (see the module docstring).
+
+    ``rules`` (a :class:`Rules`) maps modules and functions to what they do; ``graph`` is
+    shared with nested converters of submodules traced on their own.
+    """
+
+    def __init__(self, torch: Any, rules: Any, graph: Graph, name: str) -> None:
+        self.torch = torch
+        self.rules = rules
+        self.graph = graph
+        self.name = name
+
+    # -- node factories -------------------------------------------------------------------
+    def canonical(self, value: Value, axes: tuple[int, ...], label: str) -> int:
+        """A node whose grid is ``value``'s tensor along ``axes`` (the other axes being
+        channels): ``value.node`` itself where the elements are its units in order, else a
+        new ``Reads`` node that gathers them."""
+        torch = self.torch
+        shape = tuple(value.units.shape)
+        grid = tuple(shape[a] for a in axes) or (1,)
+        node = value.node
+        channels = _channels(shape, axes)
+        if self.grid(node) == grid:
+            if is_canonical(torch, value.units, axes):
+                if self.graph.channels_of(node) == channels:
+                    return node
+                # the same units with other channels (a chunk or split of the channels)
+                n = math.prod(grid)
+                rel = Relation.from_sets(n, np.arange(n), [np.asarray([u]) for u in range(n)])
+                layer = Reads((grid,), grid, (rel,), (rel,), "channels", out_channels=channels,
+                              name=label)  # fmt: skip
+                return self.graph.add(layer, (node,), label, channels)
+        # every position of the new grid reads the units of its channels
+        other = tuple(a for a in range(len(shape)) if a not in axes)
+        small = compact(value.np())  # repeated channels read the same units
+        small = np.broadcast_to(small, [shape[a] if a in axes else n
+                                        for a, n in enumerate(small.shape)])  # fmt: skip
+        moved = np.transpose(small, tuple(axes) + other).reshape(math.prod(grid), -1)
+        set_ids, sets = row_sets(moved)
+        rel = Relation.from_sets(math.prod(self.grid(node)), set_ids, sets)
+        layer = Reads((self.grid(node),), grid, (rel,), (rel,), "gather", out_channels=channels,
+                      name=label)  # fmt: skip
+        return self.graph.add(layer, (node,), label, channels)
+
+    def grid(self, node: int) -> tuple[int, ...]:
+        return self.graph.grid(node)
+
+    def structured(
+        self, value: Value, layers: list[Layer], real: Any, label: str, axes: Any = None
+    ) -> Value:
+        """Structured layers applied to ``value`` on its spatial axes (default ``2..``); the
+        result's units are the last layer's grid."""
+        if axes is None:
+            axes = tuple(range(2, value.units.ndim))
+        present = np.zeros(0, dtype=np.int64)
+        if math.prod(self.grid(value.node)) == 1:
+            present = np.unique(compact(value.np()))
+            present = present[present >= 0]
+        if present.size == 1:
+            # every element is one unit (a pooled gate's channels laid out as positions, as
+            # ECA's 1-D convolution over channels does): whatever the layer mixes, its
+            # output is that unit
+            return Value(value.node, self.torch.full(tuple(real.shape), float(present[0]),
+                                                     dtype=self.torch.float64))  # fmt: skip
+        node = self.canonical(value, axes, label)
+        channels = self.graph.channels_of(node)
+        for k, layer in enumerate(layers):
+            if k == len(layers) - 1:
+                channels = _channels(tuple(real.shape), axes)
+            elif getattr(layer, "out_channels", None):
+                channels = layer.out_channels  # type: ignore[attr-defined]
+            node = self.graph.add(layer, (node,), label, channels)
+        grid = tuple(real.shape[a] for a in axes) or (1,)
+        if self.grid(node) != grid:
+            got = "x".join(map(str, self.grid(node)))
+            raise ValueError(
+                f"from_torch: {label!r} maps to {','.join(x.spec() for x in layers) or 'nothing'} "
+                f"with output {got}, but the model gives {'x'.join(map(str, grid))}; map it with "
+                "overrides= to layers that give the model's shape"
+            )
+        return Value(node, canonical_units(self.torch, tuple(real.shape), axes))
+
+    def read(self, value: Value, ids: np.ndarray, sets: list[np.ndarray]) -> Read:
+        """What elements read of ``value``: sets of its units by id. A read of the whole map
+        (of more than one unit) only modulates: context "local" drops it."""
+        read = Read(value, ids, sets)
+        n_units = math.prod(self.grid(value.node))
+        read.local = None if read.covers(n_units) and n_units > 1 else "same"
+        return read
+
+    def relate(
+        self,
+        reads: list[Read],
+        real: Any,
+        what: str,
+        label: str,
+        merge: str | None = None,
+        force: tuple[int, ...] = (),
+    ) -> Value:
+        """The output of an operation whose elements read sets of units of the operands.
+
+        The output's units are its positions along the axes where what the elements read
+        varies (and the ``force`` axes); a single operand read unit for unit keeps its node.
+        In context "local" a unit reads what its elements read (a norm's elements themselves,
+        which may be several units where channels hold positions). ``merge`` ("add" or
+        "mul") lets several operands become a structured add or gated product where every
+        operand is the output's grid or a single broadcast unit.
+        """
+        shape = tuple(real.shape)
+        reads = [r for r in reads if r.value is not None]
+        arrays = [r.ids for r in reads]
+        axes = tuple(sorted(set(varying_axes(arrays)) | set(force))) if arrays else force
+        if len(reads) == 1 and reads[0].sets is None and reads[0].local == "same" and not force:
+            r = reads[0]
+            return Value(r.value.node, as_units(self.torch, r.ids))
+        grid = tuple(shape[a] for a in axes) or (1,)
+        n_out = math.prod(grid)
+        # one element per output unit: index 0 along the other axes
+        unit_index = np.zeros(1, dtype=np.int64)
+        for a, n in enumerate(shape):  # row-major flat index, axis by axis
+            step = np.arange(n) if a in axes else np.zeros(1, dtype=np.int64)
+            unit_index = (unit_index[:, None] * n + step[None, :]).ravel()
+        structured = self._structured_merge(reads, axes, grid, merge, unit_index, label)
+        if structured is not None:
+            layer, inputs = structured
+            node = self.graph.add(layer, inputs, label, _channels(shape, axes))
+        else:
+            rels: list[Relation] = []
+            locs: list[Relation | None] = []
+            for r in reads:
+                n_in = math.prod(self.grid(r.value.node))
+                rel = relation_for(r, unit_index, n_out, n_in)
+                rels.append(rel)
+                if r.local == "same":
+                    locs.append(rel)
+                elif r.local is None:
+                    locs.append(None)
+                else:
+                    locs.append(union_relation(r.local, shape, axes, n_in))
+            layer = Reads(
+                tuple(self.grid(r.value.node) for r in reads), grid, tuple(rels), tuple(locs),
+                what, out_channels=_channels(shape, axes), name=label,
+            )  # fmt: skip
+            node = self.graph.add(
+                layer, tuple(r.value.node for r in reads), label, _channels(shape, axes)
+            )
+        return Value(node, canonical_units(self.torch, shape, axes) if axes else
+                     self.torch.zeros(shape, dtype=self.torch.float64))  # fmt: skip
+
+    def _structured_merge(self, reads, axes, grid, merge, unit_index, label):
+        """``(Add or Mul, inputs)`` where every operand reads the output's own unit or one
+        broadcast unit, else None."""
+        if merge is None or len(reads) < 2:
+            return None
+        gates = []
+        for k, r in enumerate(reads):
+            if r.sets is not None or isinstance(r.local, Read):
+                return None
+            # an operand's node must hold its tensor's channels (not a slice of them), and the
+            # operands' channels must agree (a product's single channel broadcasts)
+            own = _channels(tuple(r.value.units.shape), axes)
+            if self.graph.channels_of(r.value.node) != own:
+                return None
+            if own != _channels(tuple(r.ids.shape), axes) and not (merge == "mul" and own == 1):
+                return None
+            node_grid = self.grid(r.value.node)
+            picked = at(r.ids, unit_index)
+            if node_grid == grid and np.array_equal(picked, np.arange(picked.size)):
+                if r.local is None:
+                    gates.append(k)
+                continue
+            if math.prod(node_grid) == 1 and len(node_grid) <= len(grid) and (picked == 0).all():
+                gates.append(k)
+                continue
+            return None
+        inputs = tuple(r.value.node for r in reads)
+        if merge == "add":
+            return Add(name=label), inputs
+        return Mul(gates=tuple(gates) if gates else None, name=label), inputs
+
+
+def _channels(shape: tuple[int, ...], axes: tuple[int, ...]) -> int:
+    """Elements per unit: the product of the non-grid axes but the batch."""
+    return max(1, math.prod(n for a, n in enumerate(shape) if a not in axes and a != 0))
