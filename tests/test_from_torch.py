@@ -421,6 +421,56 @@ def test_unknown_function_error_and_override_checked_against_autograd():
         rfa.from_torch(model, (16, 16), overrides={Spectrum: rfa.Dense(4)})
 
 
+class _Twice(nn.Module):
+    """Doubles its input: keeps every position in place."""
+
+    def forward(self, x):
+        return 2 * x
+
+
+def test_two_sided_verification_catches_routes_no_gradient_reaches():
+    # a wrong override maps a module that keeps positions to a 3x3 window: through two 3x3
+    # convolutions the centre unit of a 9x9 map then has routes from its 7x7 block, where
+    # the gradient reaches the 5x5 block. Every pixel the gradient reaches has a route, so
+    # the one-sided check (verify=True) lets it pass; the two-sided check names the module
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), _Twice(), nn.Conv2d(2, 1, 3, padding=1))
+    wrong = {_Twice: rfa.Conv(3, padding=1)}
+    net = rfa.from_torch(model, 9, overrides=wrong)
+    assert int((rfa.routes(net, 9) > 0).sum()) == 49
+    with pytest.raises(
+        rfa.ConversionError,
+        match=r"the traced graph of Sequential gives output unit \(4, 4\) routes from 24 "
+        r"input pixel\(s\) that no gradient reaches over 3 random inputs.*they part at node "
+        r"'_1' \(_Twice inside module '1'\)",
+    ):
+        rfa.from_torch(model, 9, overrides=wrong, verify="two-sided")
+    # the right mapping passes both ways
+    net = rfa.from_torch(model, 9, overrides={_Twice: None}, verify="two-sided")
+    expected = np.zeros((9, 9))
+    expected[2:7, 2:7] = 1
+    np.testing.assert_array_equal(rfa.routes(net, 9) > 0, expected)
+
+
+def test_two_sided_verification_samples_the_corners():
+    # a zero-padded convolution mapped as a circular one: the centre unit's routes are right,
+    # but corner unit (0, 0) of the 7x7 map reads rows and columns 6, 0, 1 (9 pixels) where
+    # the module reads rows and columns 0, 1 (4 pixels): 5 pixels no gradient reaches
+    model = nn.Sequential(nn.Conv2d(1, 2, 1), nn.Conv2d(2, 2, 3, padding=1))
+    wrong = {"1": rfa.Conv(3, padding=1, padding_mode="circular")}
+    assert rfa.from_torch(model, 7, overrides=wrong).spec() == "conv1,conv3p1:circular"
+    with pytest.raises(
+        rfa.ConversionError, match=r"output unit \(0, 0\) routes from 5 input pixel\(s\)"
+    ):
+        rfa.from_torch(model, 7, overrides=wrong, verify="two-sided")
+    # a model of ReLUs, batch norm and max pools over many channels passes
+    model = nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 3),
+    )  # fmt: skip
+    net = rfa.from_torch(model, 12, verify="two-sided")
+    assert net.spec() == "conv3p1,maxpool2,conv3p1,conv3"
+
+
 def test_graphs_that_nested_blocks_cannot_write_are_traced_exactly():
     class Bridge(nn.Module):
         def __init__(self):
@@ -565,6 +615,8 @@ def test_bad_arguments():
         rfa.from_torch(nn.Conv2d(1, 1, 3), 8, in_channels=0)
     with pytest.raises(ValueError, match=r"running Conv2d on an input of shape \(1, 2, 8, 8\)"):
         rfa.from_torch(nn.Conv2d(1, 1, 3), 8, in_channels=2)
+    with pytest.raises(ValueError, match=r"`verify` must be True, False or 'two-sided'"):
+        rfa.from_torch(nn.Conv2d(1, 1, 3), 8, verify="both")
     with pytest.raises(ValueError, match=r"Identity has no layer that changes routes"):
         rfa.from_torch(nn.Identity(), 8)
 

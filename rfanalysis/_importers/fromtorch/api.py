@@ -32,7 +32,7 @@ from .modules import (
 )
 from .tracing import _convert_on_shapes, _convert_on_values, _Found
 from .units import Value, varying_axes
-from .verify import _verify
+from .verify import _verify, _verify_two_sided
 
 UNKNOWN = ("error", "identity")
 
@@ -45,7 +45,7 @@ def from_torch(
     *,
     output: str | None = None,
     context: str = "global",
-    verify: bool = True,
+    verify: bool | str = True,
     in_channels: int | None = None,
     overrides: dict[Any, Any] | None = None,
     unknown: str = "error",
@@ -67,11 +67,20 @@ def from_torch(
     context : {"global", "local"}
         The context the returned network's routes, coverage and geometry use by default
         (each call may still choose).
-    verify : bool
-        Check the graph against the module itself (one forward pass of the module and one
-        forward and backward pass of its trace, in the module's dtype) and raise where they
-        part. Without it the model does no arithmetic (its trace runs on shapes) and its
-        trace is taken to compute what the module does.
+    verify : bool or "two-sided"
+        ``True``: check the graph against the module itself (one forward pass of the module
+        and one forward and backward pass of its trace, in the module's dtype) and raise
+        where they part: the trace must compute the module's output, and every input pixel
+        the centre unit's gradient reaches must have a route (a route the graph misses).
+        ``"two-sided"``: that, and the converse for the centre unit, the corners and the
+        middle of the first edge: every pixel their routes reach must be reached by their
+        gradient for one of three random inputs (a route the graph invents: padding read as
+        a pixel, a window wider than the module's); three more forward passes and a
+        backward pass per unit. Activations that cut gradients everywhere on some route (a
+        ReLU dead for every input tried, a max pool over few channels) can make it raise
+        for a right graph; the message says where. ``False``: no check; the model does no
+        arithmetic (its trace runs on shapes) and its trace is taken to compute what the
+        module does.
     in_channels : int, optional
         Input channels; default: those of the model's first convolution, else 1.
     overrides : dict, optional
@@ -96,6 +105,9 @@ def from_torch(
     ValueError
         For an operation without a mapping, a model fx cannot trace, or a graph whose
         routes miss units that the model's gradient reaches (one line naming where).
+    rfanalysis.ConversionError
+        With ``verify="two-sided"``, for a graph whose routes reach pixels that no gradient
+        does (one line naming the unit and where they part).
 
     Notes
     -----
@@ -126,8 +138,9 @@ def from_torch(
     if unknown not in UNKNOWN:
         raise ValueError(f"`unknown` must be 'error' or 'identity', got {unknown!r}")
     check_context(context)
-    if not isinstance(verify, bool):
-        raise TypeError(f"`verify` must be a bool, got {verify!r}")
+    if not (isinstance(verify, bool) or verify == "two-sided"):
+        kind = ValueError if isinstance(verify, str) else TypeError
+        raise kind(f"`verify` must be True, False or 'two-sided', got {verify!r}")
     if output is not None and not isinstance(output, str):
         raise TypeError(f"`output` must be a module or node name, got {output!r}")
     mapping = check_overrides(overrides)
@@ -155,6 +168,8 @@ def _from_torch(torch, module, shape, cin, output, context, verify, mapping, unk
         # on values, which records the module as it runs instead
         found = _traced(torch, module, shape, cin, output, context, mapping, unknown, name, False)
         _verify(torch, module, found, shape, cin, name)
+    if verify == "two-sided":
+        _verify_two_sided(torch, module, found, shape, cin, name)
     return found.net
 
 
@@ -265,6 +280,11 @@ def _output_node(torch: Any, conv: Converter, value: Value, real: Any, name: str
         moving = varying_axes([units])
         conv_axes = tuple(range(2, units.ndim))
         axes = conv_axes if set(moving) <= set(conv_axes) else moving
+        if set(moving) == {1, *conv_axes} and len(conv_axes) == len(conv.graph.input_grid):
+            # a map whose channels hold several positions (pixel_unshuffle, space to depth):
+            # read channels first, as the model's input is, a unit standing for all its
+            # channels; not a grid with the channels as one more axis
+            axes = conv_axes
     node = conv.canonical(value, axes, f"{name} output") if axes else value.node
     if units.ndim == 2 and conv.grid(node) != (real.shape[1],):  # pragma: no cover
         raise ValueError(f"from_torch: cannot read the features of {name}'s output")
