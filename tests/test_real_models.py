@@ -91,8 +91,8 @@ TORCHVISION_MAPS = [
     # ConvNeXt, Swin (channels last)
 ]  # fmt: skip
 
-#: input sizes: 64 where the model runs at it; Inception-v3 needs 75 (and 96 keeps its
-#: last map 1x1 wide of what it needs); MaxViT's partitions fix 224; ViT is built for 64
+#: input sizes: 64 where the model runs at it; Inception-v3 needs at least 75 (96 here);
+#: MaxViT's partitions fix 224; ViT is built for 64 (``image_size``)
 TORCHVISION_SIZES = {"inception_v3": 96, "maxvit_t": 224}
 
 
