@@ -263,7 +263,9 @@ def test_adaptive_pool_windows_of_unequal_size_by_hand():
 #   (o0 sits on pixel 0, o5 past the last pixel: one pixel each)
 # linear, align_corners=True, 3 -> 5: src o * 2 / 4: 0 .5 1 1.5 2
 #   -> {0} {0,1} {1} {1,2} {2}                                             -> 2 3 2
-# linear, align_corners=True, 3 -> 6: src o * 2 / 5: 0 .4 .8 1.2 1.6 2      -> 3 4 3
+# linear, 4 -> 3, where align_corners parts:
+#   True:  src o * 3 / 2: 0 1.5 3 -> {0} {1,2} {3}                          -> 1 1 1 1
+#   False: src (o + 0.5) * 4 / 3 - 0.5: .17 1.5 2.83 -> {0,1} {1,2} {2,3}   -> 1 2 2 1
 # area, 5 -> 3: adaptive average windows {0,1} {1,2,3} {3,4}                -> 1 2 1 2 1
 INTERP_1D = [
     (dict(scale_factor=2, mode="nearest"), 3, [2, 2, 2]),
@@ -271,7 +273,8 @@ INTERP_1D = [
     (dict(size=5, mode="nearest-exact"), 3, [2, 1, 2]),
     (dict(scale_factor=2, mode="linear", align_corners=False), 3, [3, 4, 3]),
     (dict(size=5, mode="linear", align_corners=True), 3, [2, 3, 2]),
-    (dict(size=6, mode="linear", align_corners=True), 3, [3, 4, 3]),
+    (dict(size=3, mode="linear", align_corners=True), 4, [1, 1, 1, 1]),
+    (dict(size=3, mode="linear", align_corners=False), 4, [1, 2, 2, 1]),
     (dict(size=3, mode="area"), 5, [1, 2, 1, 2, 1]),
 ]
 
@@ -291,6 +294,11 @@ def test_interpolation_2d_by_hand():
     eq(cov(model, (3, 3)), np.outer([2, 3, 2], [3, 4, 3]))
     # unit (1, 2) of that: rows {0,1} (src .5), columns {0,1} (src .8)
     eq(rts(model, (3, 3), (1, 2)), [[1, 1, 0], [1, 1, 0], [0, 0, 0]])
+    # 4x4 -> 3x3, each axis as linear 4 -> 3: align_corners=True reads the corners alone
+    for corners, axis in ((True, [1, 1, 1, 1]), (False, [1, 2, 2, 1])):
+        kwargs = dict(size=(3, 3), mode="bilinear", align_corners=corners)
+        model = Fn(lambda x, kw=kwargs: F.interpolate(x, **kw), before=conv2(1))
+        eq(cov(model, (4, 4)), np.outer(axis, axis))
     # nearest 2x on 2x3: every pixel read by its 2x2 block
     eq(cov(nn.Sequential(conv2(1), nn.Upsample(scale_factor=2)), (2, 3)), np.full((2, 3), 4))
     # bicubic, align_corners=False, 1x4 -> 2x8. Columns: src (o + .5) / 2 - .5 (not clamped
