@@ -497,11 +497,23 @@ def test_layer_norm_over_channels_is_the_identity_of_space():
 
 
 # --------------------------------------------------------------------------- gates
+SQUEEZES = {
+    "adaptive_avg_pool2d": lambda x: F.adaptive_avg_pool2d(x, 1),
+    "mean": lambda x: x.mean((2, 3), keepdim=True),
+    "amax": lambda x: torch.amax(x, dim=(-2, -1), keepdim=True),
+    "sum over one axis": lambda x: x.sum(-1, keepdim=True),  # the map is one row
+}
+
+
 class _SE(nn.Module):
-    """x * sigmoid(global average pool(x)): squeeze-and-excitation's gate."""
+    """x * sigmoid(squeeze(x)): squeeze-and-excitation's gate."""
+
+    def __init__(self, squeeze):
+        super().__init__()
+        self.squeeze = squeeze
 
     def forward(self, x):
-        return x * torch.sigmoid(F.adaptive_avg_pool2d(x, 1))
+        return x * torch.sigmoid(self.squeeze(x))
 
 
 class _LocalGate(nn.Module):
@@ -511,12 +523,13 @@ class _LocalGate(nn.Module):
         return torch.sigmoid(F.avg_pool1d(x, 3, 1, 1)) * x
 
 
-def test_squeeze_and_excitation_gate_in_both_contexts_by_hand():
+@pytest.mark.parametrize("squeeze", list(SQUEEZES))
+def test_squeeze_and_excitation_gate_in_both_contexts_by_hand(squeeze):
     # 1x4 map. A product's routes are the sum of its factors' (DESIGN section 9):
     # unit (0, 1) reads b through x (1) and every pixel through the pool (1 each):
     # routes 1 2 1 1; coverage 4 units through the pool + 1 through x = 5.
     # Locally the gate only modulates: routes 0 1 0 0, coverage 1.
-    model = nn.Sequential(conv2(1, 1, 4), _SE())
+    model = nn.Sequential(conv2(1, 1, 4), _SE(SQUEEZES[squeeze]))
     eq(rts(model, (1, 4), (0, 1)), [[1, 2, 1, 1]])
     eq(cov(model, (1, 4)), [[5, 5, 5, 5]])
     eq(rts(model, (1, 4), (0, 1), context="local"), [[0, 1, 0, 0]])
