@@ -85,7 +85,7 @@ def _torchvision_names(module: str) -> list[str]:
 TORCHVISION_MAPS = [
     ("resnet", "layer4"), ("resnext", "layer4"), ("wide_resnet", "layer4"),
     ("regnet", "trunk_output"), ("inception_v3", "Mixed_7c"), ("googlenet", "inception5b"),
-    ("mnasnet", "layers"), ("shufflenet", "conv5"), ("maxvit", "blocks"),
+    ("mnasnet", "layers"), ("shufflenet", "conv5"), ("maxvit", "blocks.3"),
     ("vit_", "encoder"),  # tokens (class token first): a 1-D map
     ("", "features"),  # AlexNet, VGG, DenseNet, SqueezeNet, MobileNet, EfficientNet,
     # ConvNeXt, Swin (channels last)
