@@ -46,9 +46,10 @@ def build(make: Callable[[], Any]) -> Any:
     return model.eval()
 
 
-#: float64 gradients below this fraction of the largest are rounding (an interpolation weight
-#: that exact arithmetic makes zero: ~1e-16) or masked attention (exp(-100) ~ 1e-44): no route
-RELATIVE_ZERO = 1e-12
+#: gradients below this fraction of the largest are rounding (an interpolation weight that
+#: exact arithmetic makes zero: ~1e-16 in float64, ~1e-7 in float32) or masked attention
+#: (exp(-100) ~ 1e-44): no route
+RELATIVE_ZERO = {"float64": 1e-12, "float32": 1e-5}
 
 
 @dataclass
@@ -131,5 +132,5 @@ def gradient_supports(
             g = g[0].abs().sum(dim=0).numpy()
             peak = g.max()
             touched[k] |= g > 0
-            reached[k] |= g > RELATIVE_ZERO * peak
+            reached[k] |= g > RELATIVE_ZERO[dtype] * peak
     return [Supports(r, t) for r, t in zip(reached, touched)]
