@@ -91,9 +91,9 @@ def gradient_supports(
 ) -> list[Supports]:
     """For each output unit, the union over ``inputs`` random inputs of the pixels its
     autograd gradient reaches, with the model's own weights (converted to ``dtype``, in
-    place; those initialised to zero made random) and a random weighting of the unit's channels (a plain sum can cancel exactly: the
-    channels of a LayerNorm without bias sum to a constant). Gradients are summed over the
-    input channels.
+    place; those initialised to zero made random) and a random weighting of the unit's
+    channels (a plain sum can cancel exactly: the channels of a LayerNorm without bias sum
+    to a constant). Gradients are summed over the input channels.
 
     A unit is a position of the output's ``grid``: of a map ``(batch, C, *spatial)`` or a
     channels-last one ``(batch, *spatial, C)``, or a feature of a vector ``(batch, features)``.
