@@ -111,9 +111,10 @@ def _torchvision_model(name):
     return model, size, output
 
 
-#: transformers of 300 million parameters and more: their gradients in float32 (float64
-#: matrix products take several times as long; the threshold for rounding follows the dtype)
-TORCHVISION_FLOAT32 = {"vit_h_14", "vit_l_16", "vit_l_32"}
+#: transformers of 300 million parameters and more, and MaxViT at 224: their gradients in
+#: float32 (float64 takes several times as long there; the threshold for rounding follows
+#: the dtype)
+TORCHVISION_FLOAT32 = {"vit_h_14", "vit_l_16", "vit_l_32", "maxvit_t"}
 
 
 @pytest.mark.parametrize("name", _torchvision_names("models"))
@@ -215,6 +216,12 @@ def _timm_model(name, pooled=False):
     return model, (size, size)
 
 
+def _timm_dtype(name):
+    """float64, but float32 at a configured size (224 or more: float64 takes several times
+    as long there)."""
+    return "float64" if TIMM_SIZES.get(name, 64) is not None else "float32"
+
+
 @pytest.mark.parametrize("name", TIMM if HAVE_MODELS else [])
 def test_timm_families(name):
     import torch
@@ -224,7 +231,7 @@ def test_timm_families(name):
         y = model(torch.zeros((1, 3, *size)))
     if y.ndim == 3:  # tokens: analyse the pooled feature vector
         model, size = _timm_model(name, pooled=True)
-    _check(model, size, name)
+    _check(model, size, name, dtype=_timm_dtype(name))
 
 
 # --------------------------------------------------------------------------- MONAI U-Nets
