@@ -430,6 +430,56 @@ def test_unknown_function_error_and_override_checked_against_autograd():
         rfa.from_torch(model, (16, 16), overrides={Spectrum: rfa.Dense(4)})
 
 
+class _Twice(nn.Module):
+    """Doubles its input: keeps every position in place."""
+
+    def forward(self, x):
+        return 2 * x
+
+
+def test_two_sided_verification_catches_routes_no_gradient_reaches():
+    # a wrong override maps a module that keeps positions to a 3x3 window: through two 3x3
+    # convolutions the centre unit of a 9x9 map then has routes from its 7x7 block, where
+    # the gradient reaches the 5x5 block. Every pixel the gradient reaches has a route, so
+    # the one-sided check (verify=True) lets it pass; the two-sided check names the module
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), _Twice(), nn.Conv2d(2, 1, 3, padding=1))
+    wrong = {_Twice: rfa.Conv(3, padding=1)}
+    net = rfa.from_torch(model, 9, overrides=wrong)
+    assert int((rfa.routes(net, 9) > 0).sum()) == 49
+    with pytest.raises(
+        rfa.ConversionError,
+        match=r"the traced graph of Sequential gives output unit \(4, 4\) routes from 24 "
+        r"input pixel\(s\) that no gradient reaches over 3 random inputs.*they part at node "
+        r"'_1' \(_Twice inside module '1'\)",
+    ):
+        rfa.from_torch(model, 9, overrides=wrong, verify="two-sided")
+    # the right mapping passes both ways
+    net = rfa.from_torch(model, 9, overrides={_Twice: None}, verify="two-sided")
+    expected = np.zeros((9, 9))
+    expected[2:7, 2:7] = 1
+    np.testing.assert_array_equal(rfa.routes(net, 9) > 0, expected)
+
+
+def test_two_sided_verification_samples_the_corners():
+    # a zero-padded convolution mapped as a circular one: the centre unit's routes are right,
+    # but corner unit (0, 0) of the 7x7 map reads rows and columns 6, 0, 1 (9 pixels) where
+    # the module reads rows and columns 0, 1 (4 pixels): 5 pixels no gradient reaches
+    model = nn.Sequential(nn.Conv2d(1, 2, 1), nn.Conv2d(2, 2, 3, padding=1))
+    wrong = {"1": rfa.Conv(3, padding=1, padding_mode="circular")}
+    assert rfa.from_torch(model, 7, overrides=wrong).spec() == "conv1,conv3p1:circular"
+    with pytest.raises(
+        rfa.ConversionError, match=r"output unit \(0, 0\) routes from 5 input pixel\(s\)"
+    ):
+        rfa.from_torch(model, 7, overrides=wrong, verify="two-sided")
+    # a model of ReLUs, batch norm and max pools over many channels passes
+    model = nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 3),
+    )  # fmt: skip
+    net = rfa.from_torch(model, 12, verify="two-sided")
+    assert net.spec() == "conv3p1,maxpool2,conv3p1,conv3"
+
+
 def test_graphs_that_nested_blocks_cannot_write_are_traced_exactly():
     class Bridge(nn.Module):
         def __init__(self):
@@ -480,8 +530,6 @@ def _support_of_gradients(model, shape, units):
 @pytest.mark.parametrize(
     ("model", "spec"),
     [
-        # windows of 3 or 4 units: floor(i * 8 / 3) to ceil((i + 1) * 8 / 3) - 1
-        (nn.AdaptiveAvgPool2d(3), "adaptiveavgpool3"),
         (nn.Upsample(scale_factor=2, mode="bilinear"), "interps2:linear"),
         # a linear layer over the last axis of a map mixes a row's columns
         (nn.Sequential(nn.Conv2d(1, 1, 1), nn.Linear(8, 4)), None),
@@ -498,6 +546,20 @@ def test_layouts_and_resampling_trace_to_the_gradients_support(model, spec):
     units = [(0, 0), tuple((m - 1) // 2 for m in out), tuple(m - 1 for m in out)]
     for u, support in zip(units, _support_of_gradients(model, (8, 8), units)):
         np.testing.assert_array_equal(rfa.routes(net, (8, 8), u) > 0, support)
+
+
+def test_adaptive_average_pool_to_three_by_hand():
+    # torch's windows, floor(i * 8 / 3) to ceil((i + 1) * 8 / 3) - 1: {0,1,2} {2,3,4,5}
+    # {5,6,7}, 3 or 4 pixels; pixels 2 and 5 lie in two windows per axis
+    net = rfa.from_torch(nn.AdaptiveAvgPool2d(3), 8)
+    assert net.spec() == "adaptiveavgpool3"
+    windows = [[0, 1, 2], [2, 3, 4, 5], [5, 6, 7]]
+    for unit in [(0, 0), (1, 1), (2, 1), (0, 2)]:
+        expected = np.zeros((8, 8))
+        expected[np.ix_(windows[unit[0]], windows[unit[1]])] = 1
+        np.testing.assert_array_equal(rfa.routes(net, (8, 8), unit), expected)
+    axis = np.array([1, 1, 2, 1, 1, 2, 1, 1])
+    np.testing.assert_array_equal(rfa.coverage(net, (8, 8)), np.outer(axis, axis))
 
 
 def test_patch_merging_counts_units_not_channels():
@@ -564,6 +626,8 @@ def test_bad_arguments():
         rfa.ConversionError, match=r"running Conv2d on an input of shape \(1, 2, 8, 8\)"
     ):
         rfa.from_torch(nn.Conv2d(1, 1, 3), 8, in_channels=2)
+    with pytest.raises(ValueError, match=r"`verify` must be True, False or 'two-sided'"):
+        rfa.from_torch(nn.Conv2d(1, 1, 3), 8, verify="both")
     with pytest.raises(rfa.ConversionError, match=r"Identity has no layer that changes routes"):
         rfa.from_torch(nn.Identity(), 8)
     with pytest.raises(ValueError, match=r"`output` names a map twice"):
@@ -692,21 +756,27 @@ def test_a_cast_to_another_maps_dtype_adds_none_of_its_routes(how):
     np.testing.assert_array_equal(rfa.routes(net, (9, 9)), expected)
 
 
-def test_a_layer_norm_over_channels_and_space_is_a_spatial_norm():
-    # LayerNorm([C, H, W]) has GroupNorm(1, C)'s statistics: the same node, the same counts
-    def net(norm):
-        model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), norm, nn.Conv2d(4, 4, 3, padding=1))
-        return rfa.from_torch(model, (8, 8))
-
-    layer_norm, group_norm = net(nn.LayerNorm([4, 8, 8])), net(nn.GroupNorm(1, 4))
-    assert layer_norm.nodes[2].layer == rfa.SpatialNorm("layer", name="1")
-    for context in ("global", "local"):
-        np.testing.assert_array_equal(
-            rfa.coverage(layer_norm, (8, 8), context=context, exact=True),
-            rfa.coverage(group_norm, (8, 8), context=context, exact=True),
-        )
-    # globally every pixel reaches every output unit through the statistics
-    assert (rfa.routes(layer_norm, (8, 8)) > 0).all()
+@pytest.mark.parametrize("how", ["layer", "group"])
+def test_a_layer_norm_over_channels_and_space_is_a_spatial_norm(how):
+    # LayerNorm([C, H, W]) has GroupNorm(1, C)'s statistics. On a 1x4 map between two
+    # (1, 3) convolutions padded by 1: each conv unit j reads pixels j-1..j+1, so a pixel is
+    # read by 2 3 3 2 first-conv units.
+    # global: every norm unit reads every first-conv unit once. The centre unit (0, 1) reads
+    #   norm units 0 1 2: each first-conv unit 3 times -> routes 3 x (2 3 3 2) = 6 9 9 6; the
+    #   4 output units read 2 + 3 + 3 + 2 = 10 norm units -> coverage 20 30 30 20.
+    # local: the norm is the identity: unit 1 reads first-conv units 0 1 2 -> 2 3 2 1; and
+    #   the coverage of two stacked (3, pad 1) windows on 4: 5 8 8 5.
+    norm = nn.LayerNorm([4, 1, 4]) if how == "layer" else nn.GroupNorm(1, 4)
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, (1, 3), padding=(0, 1)), norm, nn.Conv2d(4, 4, (1, 3), padding=(0, 1))
+    )
+    net = rfa.from_torch(model, (1, 4))
+    assert net.nodes[2].layer == rfa.SpatialNorm(how, groups=1 if how == "group" else None,
+                                                 name="1")  # fmt: skip
+    np.testing.assert_array_equal(rfa.routes(net, (1, 4)), [[6, 9, 9, 6]])
+    np.testing.assert_array_equal(rfa.coverage(net, (1, 4)), [[20, 30, 30, 20]])
+    np.testing.assert_array_equal(rfa.routes(net, (1, 4), context="local"), [[2, 3, 2, 1]])
+    np.testing.assert_array_equal(rfa.coverage(net, (1, 4), context="local"), [[5, 8, 8, 5]])
 
 
 class _Padded(nn.Module):

@@ -41,7 +41,7 @@ from .tracing import (
     traced,
 )
 from .units import Value, first_line, varying_axes
-from .verify import _verify
+from .verify import _verify, _verify_two_sided
 
 UNKNOWN = ("error", "identity")
 
@@ -55,7 +55,7 @@ def from_torch(
     *,
     output: str | None = None,
     context: str = "global",
-    verify: bool = True,
+    verify: bool | str = True,
     in_channels: int | None = None,
     overrides: dict[Any, Any] | None = None,
     unknown: str = "error",
@@ -112,11 +112,20 @@ def from_torch(
     context : {"global", "local"}
         The context the returned network's routes, coverage and geometry use by default
         (each call may still choose).
-    verify : bool
-        Check the graph against the module itself (one forward pass of the module and one
-        forward and backward pass of its trace, in the module's dtype) and raise where they
-        part. Without it the model does no arithmetic (its trace runs on shapes) and its
-        trace is taken to compute what the module does.
+    verify : bool or "two-sided"
+        ``True``: check the graph against the module itself (one forward pass of the module
+        and one forward and backward pass of its trace, in the module's dtype) and raise
+        where they part: the trace must compute the module's output, and every input pixel
+        the centre unit's gradient reaches must have a route (a route the graph misses).
+        ``"two-sided"``: that, and the converse for the centre unit, the corners and the
+        middle of the first edge: every pixel their routes reach must be reached by their
+        gradient for one of three random inputs (a route the graph invents: padding read as
+        a pixel, a window wider than the module's); three more forward passes and a
+        backward pass per unit. Activations that cut gradients everywhere on some route (a
+        ReLU dead for every input tried, a max pool over few channels) can make it raise
+        for a right graph; the message says where. ``False``: no check; the model does no
+        arithmetic (its trace runs on shapes) and its trace is taken to compute what the
+        module does.
     in_channels : int, optional
         Input channels; default: those of the model's first convolution, else 1.
     overrides : dict, optional
@@ -148,7 +157,8 @@ def from_torch(
         A ``ValueError``: for an operation without a mapping that the analysed map depends
         on (operations it does not depend on need none), a model that cannot be captured,
         or a graph whose routes miss units that the model's gradient reaches (one line
-        naming where).
+        naming where); with ``verify="two-sided"`` also for a graph whose routes reach pixels
+        that no gradient does (one line naming the unit and where they part).
 
     Notes
     -----
@@ -179,8 +189,9 @@ def from_torch(
     if unknown not in UNKNOWN:
         raise ValueError(f"`unknown` must be 'error' or 'identity', got {unknown!r}")
     check_context(context)
-    if not isinstance(verify, bool):
-        raise TypeError(f"`verify` must be a bool, got {verify!r}")
+    if not (isinstance(verify, bool) or verify == "two-sided"):
+        kind = ValueError if isinstance(verify, str) else TypeError
+        raise kind(f"`verify` must be True, False or 'two-sided', got {verify!r}")
     many = isinstance(output, (list, tuple))
     names: list[Any] = list(output) if isinstance(output, (list, tuple)) else [output]
     if (many and not names) or any(
@@ -243,7 +254,8 @@ def _from_torch(torch, module, shape, cin, names, context, verify, mapping, unkn
                 _verify(torch, module, f, shape, cin, name, o, layout)
                 for f, o in zip(found, wanted)
             )):  # fmt: skip
-                return [f.net for f in found]
+                return _checked_two_sided(torch, module, found, shape, cin, name, verify,
+                                          layout)  # fmt: skip
         # on values: the module's own maps on a random input decide between the captures
         x = _random_input(torch, full, dtype, device)
         found = None
@@ -276,6 +288,15 @@ def _from_torch(torch, module, shape, cin, names, context, verify, mapping, unkn
                     f"{'output' if o.text is None else repr(o.text)} than the module itself "
                     "on a random input; please report this"
                 )
+    return _checked_two_sided(torch, module, found, shape, cin, name, verify, layout)
+
+
+def _checked_two_sided(torch, module, found, shape, cin, name, verify, layout) -> list:
+    """The networks of ``found``, each also checked the other way round (every route pixel
+    reached by a gradient) where ``verify`` is "two-sided"."""
+    if verify == "two-sided":
+        for f in found:
+            _verify_two_sided(torch, module, f, shape, cin, name, layout)
     return [f.net for f in found]
 
 
@@ -374,6 +395,11 @@ def _output_node(torch: Any, conv: Converter, value: Value, real: Any, name: str
         if layout == "channels_last" and units.ndim == nd + 2:
             conv_axes = tuple(range(1, units.ndim - 1))
         axes = conv_axes if set(moving) <= set(conv_axes) else moving
+        if set(moving) == {1, *conv_axes} and len(conv_axes) == len(conv.graph.input_grid):
+            # a map whose channels hold several positions (pixel_unshuffle, space to depth):
+            # read channels first, as the model's input is, a unit standing for all its
+            # channels; not a grid with the channels as one more axis
+            axes = conv_axes
     node = conv.canonical(value, axes, f"{name} output") if axes else value.node
     if units.ndim == 2 and conv.grid(node) != (real.shape[1],):  # pragma: no cover
         raise ValueError(f"from_torch: cannot read the features of {name}'s output")
