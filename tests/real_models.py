@@ -134,3 +134,14 @@ def gradient_supports(
             touched[k] |= g > 0
             reached[k] |= g > RELATIVE_ZERO[dtype] * peak
     return [Supports(r, t) for r, t in zip(reached, touched)]
+
+
+def gradient_support(
+    model: Any, input_shape: tuple[int, ...], in_channels: int, units: list, grid: tuple
+) -> list[np.ndarray]:
+    """For each output unit, the input pixels its gradient reaches for one random input, in
+    the model's float32 (see :func:`gradient_supports`): the one-sided check of the model
+    library suites (no gradient pixel without a route)."""
+    found = gradient_supports(model, input_shape, in_channels, units, grid, inputs=1,
+                              dtype="float32")  # fmt: skip
+    return [s.reached for s in found]
