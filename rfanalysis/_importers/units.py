@@ -12,17 +12,53 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .._graph import Node
-from .._ops import Add, Mul
-from .._ops.reads import Relation
+from .._ops import Add, Layer, Mul
+from .._ops.reads import Reads, Relation
 
 #: an additive constant at or below this masks a softmax input (exp(-25) ~ 1e-11)
 MASK_BELOW = -25.0
+
+
+@dataclass
+class Graph:
+    """The network graph under construction (each importer says how it refuses a layer)."""
+
+    nodes: list[Node] = field(default_factory=lambda: [Node(None, (), "input")])
+    grids: list[tuple[int, ...]] = field(default_factory=list)
+    input_grid: tuple[int, ...] = ()
+    input_channels: int = 1
+    channels: list[int] = field(default_factory=list)  # elements per unit of each node
+
+    def grid(self, node: int) -> tuple[int, ...]:
+        return self.grids[node - 1] if node else self.input_grid
+
+    def channels_of(self, node: int) -> int:
+        return self.channels[node - 1] if node else self.input_channels
+
+    def refusal(self, label: str, layer: Layer, exc: ValueError) -> Exception:
+        """The error for ``layer`` (made for ``label``) whose shape rule refuses its input."""
+        return ValueError(f"{label} ({layer.label}): {exc}")
+
+    def add(self, layer: Layer, inputs: tuple[int, ...], label: str, channels: int) -> int:
+        """Append a node making ``channels`` channels; its grid follows from the layer's shape
+        rule."""
+        in_grids = tuple(self.grid(j) for j in inputs)
+        layer = layer.expand(len(in_grids[0])) if layer.ndim is None else layer
+        try:
+            grid, _ = layer.resolve(in_grids)
+        except ValueError as exc:
+            raise self.refusal(label, layer, exc) from None
+        assert grid is not None
+        self.nodes.append(Node(layer, tuple(inputs), str(len(self.nodes))))
+        self.grids.append(tuple(grid))
+        self.channels.append(channels)
+        return len(self.nodes) - 1
 
 
 # Units are mostly broadcast: a map's units repeat along its channel axes. These helpers
@@ -283,6 +319,28 @@ def structured_merge(
     if merge == "add":
         return Add(name=label), inputs
     return Mul(gates=tuple(gates) if gates else None, name=label), inputs
+
+
+def relation_node(
+    graph: Any, reads: list[Read], shape: tuple[int, ...], axes: tuple[int, ...], what: str,
+    label: str, merge: str | None,
+) -> int:  # fmt: skip
+    """The node of an operation whose elements read ``reads`` and whose units are the
+    positions of its output (of ``shape``) along ``axes``: a structured add or gated product
+    where ``merge`` allows one (see :func:`structured_merge`), else a ``Reads`` node."""
+    grid = tuple(shape[a] for a in axes) or (1,)
+    unit_index = unit_positions(shape, axes)  # one element per output unit
+    chans = channels(shape, axes)
+    structured = structured_merge(graph, reads, axes, grid, merge, unit_index, label)
+    if structured is not None:
+        layer, inputs = structured
+        return int(graph.add(layer, inputs, label, chans))
+    rels, locs = operand_relations(graph, reads, unit_index, shape, axes)
+    layer = Reads(
+        tuple(graph.grid(r.value.node) for r in reads), grid, tuple(rels), tuple(locs), what,
+        out_channels=chans, name=label,
+    )  # fmt: skip
+    return int(graph.add(layer, tuple(r.value.node for r in reads), label, chans))
 
 
 def norm_relation(units: np.ndarray, ids: np.ndarray, sets: list[np.ndarray], n: int) -> Relation:

@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from ..._graph import Node
 from ..._ops import Layer
 from ..._ops.reads import Reads, Relation
 from ..errors import ConversionError
+from ..units import Graph as BaseGraph
 from ..units import (
     Read,
     channels,
@@ -30,10 +30,8 @@ from ..units import (
     fiber_sets,
     identity_relation,
     norm_relation,
-    operand_relations,
+    relation_node,
     row_sets,
-    structured_merge,
-    unit_positions,
     varying_axes,
 )
 
@@ -73,33 +71,11 @@ class Opaque:
 
 
 @dataclass
-class Graph:
+class Graph(BaseGraph):
     """The network graph under construction."""
 
-    nodes: list[Node] = field(default_factory=lambda: [Node(None, (), "input")])
-    grids: list[tuple[int, ...]] = field(default_factory=list)
-    input_grid: tuple[int, ...] = ()
-    input_channels: int = 1
-    channels: list[int] = field(default_factory=list)  # elements per unit of each node
-
-    def grid(self, node: int) -> tuple[int, ...]:
-        return self.grids[node - 1] if node else self.input_grid
-
-    def channels_of(self, node: int) -> int:
-        return self.channels[node - 1] if node else self.input_channels
-
-    def add(self, layer: Layer, inputs: tuple[int, ...], label: str, channels: int) -> int:
-        in_grids = tuple(self.grid(j) for j in inputs)
-        layer = layer.expand(len(in_grids[0])) if layer.ndim is None else layer
-        try:
-            grid, _ = layer.resolve(in_grids)
-        except ValueError as exc:
-            raise ConversionError(f"from_onnx: node {label!r} ({layer.label}): {exc}") from None
-        assert grid is not None
-        self.nodes.append(Node(layer, tuple(inputs), str(len(self.nodes))))
-        self.grids.append(tuple(grid))
-        self.channels.append(channels)
-        return len(self.nodes) - 1
+    def refusal(self, label: str, layer: Layer, exc: ValueError) -> Exception:
+        return ConversionError(f"from_onnx: node {label!r} ({layer.label}): {exc}")
 
 
 def canonical_units(shape: tuple[int, ...], axes: tuple[int, ...]) -> np.ndarray:
@@ -217,21 +193,7 @@ class Converter:
         if len(reads) == 1 and reads[0].sets is None and reads[0].local == "same" and not force:
             r = reads[0]
             return Value(r.value.node, r.ids)
-        grid = tuple(shape[a] for a in axes) or (1,)
-        unit_index = unit_positions(shape, axes)  # one element per output unit
-        structured = structured_merge(self.graph, reads, axes, grid, merge, unit_index, label)
-        if structured is not None:
-            layer, inputs = structured
-            node = self.graph.add(layer, inputs, label, channels(shape, axes))
-        else:
-            rels, locs = operand_relations(self.graph, reads, unit_index, shape, axes)
-            layer = Reads(
-                tuple(self.grid(r.value.node) for r in reads), grid, tuple(rels), tuple(locs),
-                what, out_channels=channels(shape, axes), name=label,
-            )  # fmt: skip
-            node = self.graph.add(
-                layer, tuple(r.value.node for r in reads), label, channels(shape, axes)
-            )
+        node = relation_node(self.graph, reads, shape, axes, what, label, merge)
         units = canonical_units(shape, axes) if axes else np.zeros(shape, dtype=np.int64)
         return Value(node, units)
 

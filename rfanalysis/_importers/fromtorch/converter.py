@@ -34,10 +34,8 @@ from ..units import (
     Read,
     compact,
     identity_relation,
-    operand_relations,
+    relation_node,
     row_sets,
-    structured_merge,
-    unit_positions,
     varying_axes,
 )
 from ..units import channels as channels_of_shape
@@ -160,20 +158,6 @@ class Converter:
         if len(reads) == 1 and reads[0].sets is None and reads[0].local == "same" and not force:
             r = reads[0]
             return Value(r.value.node, as_units(self.torch, r.ids))
-        grid = tuple(shape[a] for a in axes) or (1,)
-        unit_index = unit_positions(shape, axes)  # one element per output unit
-        structured = structured_merge(self.graph, reads, axes, grid, merge, unit_index, label)
-        if structured is not None:
-            layer, inputs = structured
-            node = self.graph.add(layer, inputs, label, channels_of_shape(shape, axes))
-        else:
-            rels, locs = operand_relations(self.graph, reads, unit_index, shape, axes)
-            layer = Reads(
-                tuple(self.grid(r.value.node) for r in reads), grid, tuple(rels), tuple(locs),
-                what, out_channels=channels_of_shape(shape, axes), name=label,
-            )  # fmt: skip
-            node = self.graph.add(
-                layer, tuple(r.value.node for r in reads), label, channels_of_shape(shape, axes)
-            )
+        node = relation_node(self.graph, reads, shape, axes, what, label, merge)
         return Value(node, canonical_units(self.torch, shape, axes) if axes else
                      self.torch.zeros(shape, dtype=self.torch.float64))  # fmt: skip

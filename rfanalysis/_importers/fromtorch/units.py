@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ..._graph import Node
 from ..._ops import Layer
+from ..units import Graph as BaseGraph
 from ..units import compact, expand_np
 
 
@@ -50,38 +50,18 @@ class Value:
 
 
 @dataclass
-class Graph:
+class Graph(BaseGraph):
     """The network graph under construction."""
 
-    nodes: list[Node] = field(default_factory=lambda: [Node(None, (), "input")])
-    grids: list[tuple[int, ...]] = field(default_factory=list)
     labels: list[str] = field(default_factory=lambda: ["input"])  # fx node behind each node
 
-    input_grid: tuple[int, ...] = ()
-    input_channels: int = 1
-    channels: list[int] = field(default_factory=list)  # elements per unit of each node
-
-    def grid(self, node: int) -> tuple[int, ...]:
-        return self.grids[node - 1] if node else self.input_grid
-
-    def channels_of(self, node: int) -> int:
-        return self.channels[node - 1] if node else self.input_channels
+    def refusal(self, label: str, layer: Layer, exc: ValueError) -> Exception:
+        return ValueError(f"from_torch: {label} ({layer.label}): {exc}")
 
     def add(self, layer: Layer, inputs: tuple[int, ...], label: str, channels: int) -> int:
-        """Append a node making ``channels`` channels; its grid follows from the layer's shape
-        rule."""
-        in_grids = tuple(self.grid(j) for j in inputs)
-        layer = layer.expand(len(in_grids[0])) if layer.ndim is None else layer
-        try:
-            grid, _ = layer.resolve(in_grids)
-        except ValueError as exc:
-            raise ValueError(f"from_torch: {label} ({layer.label}): {exc}") from None
-        assert grid is not None
-        self.nodes.append(Node(layer, tuple(inputs), str(len(self.nodes))))
-        self.grids.append(tuple(grid))
-        self.channels.append(channels)
+        node = super().add(layer, inputs, label, channels)
         self.labels.append(label)
-        return len(self.nodes) - 1
+        return node
 
 
 def canonical_units(torch: Any, shape: tuple[int, ...], axes: tuple[int, ...]) -> Any:
