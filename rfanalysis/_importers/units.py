@@ -321,6 +321,24 @@ def structured_merge(
     return Mul(gates=tuple(gates) if gates else None, name=label), inputs
 
 
+def gather_node(graph: Any, node: int, units: np.ndarray, axes: tuple[int, ...], label: str) -> int:
+    """A ``Reads`` node whose grid is the tensor of ``units`` (in ``node``) along ``axes``:
+    every position of the new grid reads the units of its channels."""
+    shape = tuple(units.shape)
+    grid = tuple(shape[a] for a in axes) or (1,)
+    chans = channels(shape, axes)
+    other = tuple(a for a in range(len(shape)) if a not in axes)
+    small = compact(units)  # repeated channels read the same units
+    small = np.broadcast_to(small, [shape[a] if a in axes else n
+                                    for a, n in enumerate(small.shape)])  # fmt: skip
+    moved = np.transpose(small, tuple(axes) + other).reshape(math.prod(grid), -1)
+    set_ids, sets = row_sets(moved)
+    rel = Relation.from_sets(math.prod(graph.grid(node)), set_ids, sets)
+    layer = Reads((graph.grid(node),), grid, (rel,), (rel,), "gather", out_channels=chans,
+                  name=label)  # fmt: skip
+    return int(graph.add(layer, (node,), label, chans))
+
+
 def relation_node(
     graph: Any, reads: list[Read], shape: tuple[int, ...], axes: tuple[int, ...], what: str,
     label: str, merge: str | None,

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..._ops import Layer
-from ..._ops.reads import Reads, Relation
+from ..._ops.reads import Reads
 from ..errors import ConversionError
 from ..units import Graph as BaseGraph
 from ..units import (
@@ -28,10 +28,10 @@ from ..units import (
     channels,
     compact,
     fiber_sets,
+    gather_node,
     identity_relation,
     norm_relation,
     relation_node,
-    row_sets,
     varying_axes,
 )
 
@@ -124,16 +124,7 @@ class Converter:
             layer = Reads((grid,), grid, (rel,), (rel,), "channels", out_channels=chans,
                           name=label)  # fmt: skip
             return self.graph.add(layer, (node,), label, chans)
-        other = tuple(a for a in range(len(shape)) if a not in axes)
-        small = compact(value.units)
-        small = np.broadcast_to(small, [shape[a] if a in axes else n
-                                        for a, n in enumerate(small.shape)])  # fmt: skip
-        moved = np.transpose(small, tuple(axes) + other).reshape(math.prod(grid), -1)
-        set_ids, sets = row_sets(moved)
-        rel = Relation.from_sets(math.prod(self.grid(node)), set_ids, sets)
-        layer = Reads((self.grid(node),), grid, (rel,), (rel,), "gather", out_channels=chans,
-                      name=label)  # fmt: skip
-        return self.graph.add(layer, (node,), label, chans)
+        return gather_node(self.graph, node, value.units, axes, label)
 
     def structured(
         self,

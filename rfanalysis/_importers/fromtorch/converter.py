@@ -29,13 +29,13 @@ from typing import Any
 import numpy as np
 
 from ..._ops import Layer
-from ..._ops.reads import Reads, Relation
+from ..._ops.reads import Reads
 from ..units import (
     Read,
     compact,
+    gather_node,
     identity_relation,
     relation_node,
-    row_sets,
     varying_axes,
 )
 from ..units import channels as channels_of_shape
@@ -75,17 +75,7 @@ class Converter:
                 layer = Reads((grid,), grid, (rel,), (rel,), "channels", out_channels=channels,
                               name=label)  # fmt: skip
                 return self.graph.add(layer, (node,), label, channels)
-        # every position of the new grid reads the units of its channels
-        other = tuple(a for a in range(len(shape)) if a not in axes)
-        small = compact(value.np())  # repeated channels read the same units
-        small = np.broadcast_to(small, [shape[a] if a in axes else n
-                                        for a, n in enumerate(small.shape)])  # fmt: skip
-        moved = np.transpose(small, tuple(axes) + other).reshape(math.prod(grid), -1)
-        set_ids, sets = row_sets(moved)
-        rel = Relation.from_sets(math.prod(self.grid(node)), set_ids, sets)
-        layer = Reads((self.grid(node),), grid, (rel,), (rel,), "gather", out_channels=channels,
-                      name=label)  # fmt: skip
-        return self.graph.add(layer, (node,), label, channels)
+        return gather_node(self.graph, node, value.np(), axes, label)
 
     def grid(self, node: int) -> tuple[int, ...]:
         return self.graph.grid(node)
