@@ -197,6 +197,15 @@ class Read:
         return any(len(s) == n_units for s in self.as_sets()[1])
 
 
+def graph_read(graph: Any, value: Any, ids: np.ndarray, sets: list[np.ndarray]) -> Read:
+    """What elements read of ``value``: sets of its units by id. A read of the whole map
+    (of more than one unit) only modulates: context "local" drops it."""
+    read = Read(value, ids, sets)
+    n_units = math.prod(graph.grid(value.node))
+    read.local = None if read.covers(n_units) and n_units > 1 else "same"
+    return read
+
+
 def union_relation(
     read: Read, shape: tuple[int, ...], axes: tuple[int, ...], n_in: int
 ) -> Relation:

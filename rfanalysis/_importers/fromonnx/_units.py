@@ -29,6 +29,7 @@ from ..units import (
     compact,
     fiber_sets,
     gather_node,
+    graph_read,
     identity_relation,
     norm_relation,
     relation_node,
@@ -163,10 +164,7 @@ class Converter:
 
     def read(self, value: Value, ids: np.ndarray, sets: list[np.ndarray]) -> Read:
         """What elements read of ``value``; a read of the whole map only modulates."""
-        read = Read(value, ids, sets)
-        n_units = math.prod(self.grid(value.node))
-        read.local = None if read.covers(n_units) and n_units > 1 else "same"
-        return read
+        return graph_read(self.graph, value, ids, sets)
 
     def relate(
         self,

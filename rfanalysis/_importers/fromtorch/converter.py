@@ -34,6 +34,7 @@ from ..units import (
     Read,
     compact,
     gather_node,
+    graph_read,
     identity_relation,
     relation_node,
     varying_axes,
@@ -116,12 +117,8 @@ class Converter:
         return Value(node, canonical_units(self.torch, tuple(real.shape), axes))
 
     def read(self, value: Value, ids: np.ndarray, sets: list[np.ndarray]) -> Read:
-        """What elements read of ``value``: sets of its units by id. A read of the whole map
-        (of more than one unit) only modulates: context "local" drops it."""
-        read = Read(value, ids, sets)
-        n_units = math.prod(self.grid(value.node))
-        read.local = None if read.covers(n_units) and n_units > 1 else "same"
-        return read
+        """What elements read of ``value`` (see :func:`~rfanalysis._importers.units.graph_read`)."""
+        return graph_read(self.graph, value, ids, sets)
 
     def relate(
         self,
