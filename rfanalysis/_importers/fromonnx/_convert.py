@@ -9,13 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from ..._graph import Network, Node
+from ..._graph import Network
 from ..._plan import normalise_input_shape, plan
 from ..._suggest import did_you_mean
 from ..errors import ConversionError
+from ..units import pruned, varying_axes
 from . import _layout, _pointwise, _products, _reduce, _resize, _windows  # noqa: F401
 from ._registry import RULES, Ctx, shape_of
-from ._units import Converter, Graph, Opaque, Value, canonical_units, varying_axes
+from ._units import Converter, Graph, Opaque, Value, canonical_units
 
 #: operators that first fix a map's layout (channels at axis 1 of their input)
 _FIRST_LAYOUT = ("Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool",
@@ -151,7 +152,7 @@ def convert(onnx: Any, proto: Any, input_shape: Any, output: str | None, context
             f"from_onnx: tensor {output!r} of {name} does not depend on its input"
         )
     out_node, axes = _output_node(conv, value, spatial, name)
-    nodes, _ = _pruned(g.nodes, out_node)
+    nodes, _ = pruned(g.nodes, out_node)
     if len(nodes) < 2:
         raise ConversionError(
             f"from_onnx: {name} has no layer that changes routes (it is the identity)"
@@ -287,19 +288,3 @@ def _output_node(conv: Converter, value: Value, spatial: tuple[int, ...], name: 
         axes = layout if set(moving) <= set(layout) else moving
     node = conv.canonical(value, axes, f"{name} output") if axes else value.node
     return node, axes
-
-
-def _pruned(nodes: list[Node], out: int) -> tuple[list[Node], list[int]]:
-    need = {out}
-    for i in range(out, 0, -1):
-        if i in need:
-            need.update(nodes[i].inputs)
-    keep = sorted(need | {0})
-    index = {old: new for new, old in enumerate(keep)}
-    pruned = [
-        Node(nodes[old].layer, tuple(index[j] for j in nodes[old].inputs), str(index[old]))
-        if old
-        else nodes[0]
-        for old in keep
-    ]
-    return pruned, keep

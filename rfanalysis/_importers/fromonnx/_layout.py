@@ -14,17 +14,9 @@ import numpy as np
 
 from ..._ops import Cat
 from ..._ops.reads import Reads
+from ..units import Read, channels, union_relation, varying_axes
 from ._registry import Ctx, rule, shape_of
-from ._units import (
-    Opaque,
-    Read,
-    Value,
-    canonical_units,
-    channels,
-    is_canonical,
-    union_relation,
-    varying_axes,
-)
+from ._units import Opaque, Value, canonical_units, is_canonical
 
 #: input positions that carry data (the rest are shapes, indices, pads: constants)
 DATA_INPUTS = {"Concat": None, "Pad": (0,), "Where": (1, 2)}

@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from ..units import MASK_BELOW, Read
 from ._registry import Ctx, rule, shape_of
-from ._units import MASK_BELOW, Opaque, Read, Value
+from ._units import Opaque, Value
 
 #: one tensor in, each element from its own: the identity of space
 UNARY = (

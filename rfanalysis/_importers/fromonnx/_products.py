@@ -12,16 +12,9 @@ import numpy as np
 
 from ..._ops import Attention, Dense
 from ..._ops.attention import window_labels
+from ..units import Read, attended_sets, compact, fiber_sets, set_units
 from ._registry import Ctx, rule
-from ._units import (
-    Read,
-    Value,
-    canonical_units,
-    compact,
-    dedupe_sets,
-    fiber_sets,
-    set_units,
-)
+from ._units import Value, canonical_units
 
 
 def _product(cx: Ctx, reads: list[Read], shape: tuple[int, ...], what: str) -> Value:
@@ -103,25 +96,7 @@ def attention(cx: Ctx, attn: tuple, v: Value, shape: tuple[int, ...]) -> Value:
     for val, axis in ((kt, -2), (v, -1)):
         ku = np.asarray(val.units)
         kid, ksets = fiber_sets(ku, (ku.ndim + axis,))  # (..., S): each key's units
-        batch = np.broadcast_shapes(kid.shape[:-1], allowed.shape[:-2], shape[:-2])
-        kid_b = np.broadcast_to(kid, (*batch, kid.shape[-1])).reshape(-1, kid.shape[-1])
-        al = np.broadcast_to(allowed, (*batch, *allowed.shape[-2:]))
-        al = al.reshape(-1, *allowed.shape[-2:])
-        index: dict[bytes, int] = {}
-        found: list[np.ndarray] = []
-        out_ids = np.empty(al.shape[:2], dtype=np.int64)
-        for bi in range(al.shape[0]):
-            for i in range(al.shape[1]):
-                key = kid_b[bi].tobytes() + al[bi, i].tobytes()
-                if key not in index:
-                    cols = kid_b[bi][al[bi, i]]
-                    members = [ksets[c] for c in np.unique(cols[cols >= 0])]
-                    merged = np.unique(np.concatenate(members)) if members else np.zeros(0)
-                    index[key] = len(found)
-                    found.append(merged.astype(np.int64))
-                out_ids[bi, i] = index[key]
-        set_ids, deduped = dedupe_sets(found)
-        ids = set_ids[out_ids].reshape(*batch, al.shape[1])
+        ids, deduped = attended_sets(kid, ksets, allowed, shape[:-2])
         reads.append(cx.conv.read(val, np.broadcast_to(ids[..., None], shape), deduped))
     windowed = _windows(cx, reads)
     if windowed is not None:

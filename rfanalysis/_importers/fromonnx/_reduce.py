@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..._ops import GlobalPool, SpatialNorm
+from ..units import fiber_sets, set_units
 from ._registry import Ctx, rule
-from ._units import Opaque, Value, fiber_sets, is_canonical, set_units
+from ._units import Opaque, Value, is_canonical
 
 REDUCE = (
     "ReduceMean ReduceSum ReduceMax ReduceMin ReduceProd ReduceL1 ReduceL2 ReduceLogSum "

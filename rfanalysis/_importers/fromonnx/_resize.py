@@ -17,8 +17,9 @@ import numpy as np
 from ..._ops import Interpolate, Layer, Upsample
 from ..._ops.reads import Reads, Relation
 from ..._ops.resample import interpolation_weights
+from ..units import channels, dedupe_sets, varying_axes
 from ._registry import Ctx, rule
-from ._units import Value, canonical_units, channels, dedupe_sets, varying_axes
+from ._units import Value, canonical_units
 
 
 def _axis_weights(cx: Ctx, onnx, n: int, how: str, amount: float, roi: tuple) -> np.ndarray:

@@ -6,12 +6,12 @@ array of the tensor's shape; -1 where an element is a constant). Layout operator
 units themselves; structured layers bring their input to a grid first (a
 :class:`~rfanalysis._ops.reads.Reads` node where elements moved); relations (products,
 reductions, softmax, norms) read sets of units. This is the scheme of the torch importer,
-written for numpy arrays.
+written for numpy arrays; the helpers both importers share are in
+:mod:`rfanalysis._importers.units`.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass, field
 from itertools import count
@@ -19,13 +19,22 @@ from typing import Any
 
 import numpy as np
 
-from ..._graph import Node
-from ..._ops import Add, Layer, Mul
-from ..._ops.reads import Reads, Relation
+from ..._ops import Layer
+from ..._ops.reads import Reads
 from ..errors import ConversionError
-
-#: an additive constant at or below this masks a softmax input (exp(-25) ~ 1e-11)
-MASK_BELOW = -25.0
+from ..units import Graph as BaseGraph
+from ..units import (
+    Read,
+    channels,
+    compact,
+    fiber_sets,
+    gather_node,
+    graph_read,
+    identity_relation,
+    norm_relation,
+    relation_node,
+    varying_axes,
+)
 
 _ORIGINS = count()
 
@@ -63,33 +72,11 @@ class Opaque:
 
 
 @dataclass
-class Graph:
+class Graph(BaseGraph):
     """The network graph under construction."""
 
-    nodes: list[Node] = field(default_factory=lambda: [Node(None, (), "input")])
-    grids: list[tuple[int, ...]] = field(default_factory=list)
-    input_grid: tuple[int, ...] = ()
-    input_channels: int = 1
-    channels: list[int] = field(default_factory=list)  # elements per unit of each node
-
-    def grid(self, node: int) -> tuple[int, ...]:
-        return self.grids[node - 1] if node else self.input_grid
-
-    def channels_of(self, node: int) -> int:
-        return self.channels[node - 1] if node else self.input_channels
-
-    def add(self, layer: Layer, inputs: tuple[int, ...], label: str, channels: int) -> int:
-        in_grids = tuple(self.grid(j) for j in inputs)
-        layer = layer.expand(len(in_grids[0])) if layer.ndim is None else layer
-        try:
-            grid, _ = layer.resolve(in_grids)
-        except ValueError as exc:
-            raise ConversionError(f"from_onnx: node {label!r} ({layer.label}): {exc}") from None
-        assert grid is not None
-        self.nodes.append(Node(layer, tuple(inputs), str(len(self.nodes))))
-        self.grids.append(tuple(grid))
-        self.channels.append(channels)
-        return len(self.nodes) - 1
+    def refusal(self, label: str, layer: Layer, exc: ValueError) -> Exception:
+        return ConversionError(f"from_onnx: node {label!r} ({layer.label}): {exc}")
 
 
 def canonical_units(shape: tuple[int, ...], axes: tuple[int, ...]) -> np.ndarray:
@@ -103,17 +90,6 @@ def canonical_units(shape: tuple[int, ...], axes: tuple[int, ...]) -> np.ndarray
     return np.broadcast_to(ids.reshape(view), shape)
 
 
-def compact(x: np.ndarray) -> np.ndarray:
-    """``x`` with every axis it is broadcast along (stride 0) cut to length 1."""
-    if all(st or n <= 1 for st, n in zip(x.strides, x.shape)):
-        return x
-    return x[tuple(slice(0, 1) if st == 0 else slice(None) for st in x.strides)]
-
-
-def expand_np(arr: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    return arr if arr.shape == shape else np.broadcast_to(arr, shape)
-
-
 def is_canonical(units: np.ndarray, axes: tuple[int, ...]) -> bool:
     """Whether ``units`` equal :func:`canonical_units` of their shape along ``axes``."""
     small = compact(units)
@@ -123,148 +99,6 @@ def is_canonical(units: np.ndarray, axes: tuple[int, ...]) -> bool:
     if any(small.shape[a] != shape[a] for a in axes):
         return False
     return bool(np.array_equal(small, canonical_units(tuple(small.shape), axes)))
-
-
-def at(arr: np.ndarray, flat_index: np.ndarray) -> np.ndarray:
-    """``arr.ravel()[flat_index]`` without copying a broadcast ``arr``."""
-    if arr.ndim == 0:
-        return arr.reshape(1)[flat_index]
-    return arr[np.unravel_index(flat_index, arr.shape)]
-
-
-def varying_axes(arrays: list[np.ndarray]) -> tuple[int, ...]:
-    """Axes along which any of the arrays (one shape) changes."""
-    ndim = arrays[0].ndim
-    small = [compact(arr) for arr in arrays]
-    out = []
-    for a in range(ndim):
-        for arr in small:
-            if arr.shape[a] > 1 and (arr != np.take(arr, [0], axis=a)).any():
-                out.append(a)
-                break
-    return tuple(out)
-
-
-def dedupe_sets(rows: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Set ids for a list of unit sets, identical sets sharing one id (empty sets: -1)."""
-    index: dict[bytes, int] = {}
-    sets: list[np.ndarray] = []
-    ids = np.empty(len(rows), dtype=np.int64)
-    for k, row in enumerate(rows):
-        if row.size == 0:
-            ids[k] = -1
-            continue
-        key = row.tobytes()
-        if key not in index:
-            index[key] = len(sets)
-            sets.append(row)
-        ids[k] = index[key]
-    return ids, sets
-
-
-def row_sets(rows: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-    """The set of units of every row of ``rows`` (2-D; -1: none): ids (identical sets share
-    one, in order of first appearance; empty sets -1) and the sets."""
-    ids = np.full(rows.shape[0], -1, dtype=np.int64)
-    if rows.size == 0:
-        return ids, []
-    s = np.sort(rows, axis=1)
-    keep = s >= 0
-    keep[:, 1:] &= s[:, 1:] != s[:, :-1]
-    sizes = keep.sum(axis=1)
-    full = np.flatnonzero(sizes)
-    if full.size == 0:
-        return ids, []
-    filler = np.iinfo(np.int64).max
-    canon = np.sort(np.where(keep[full], s[full], filler), axis=1)[:, : int(sizes.max())]
-    uniq, first, inverse = np.unique(canon, axis=0, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    ids[full] = rank[inverse.ravel()]
-    counts = (uniq != filler).sum(axis=1)
-    return ids, [uniq[k, : counts[k]].astype(np.int64) for k in order]
-
-
-def fiber_sets(units: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Sets of units read along ``axes`` (a reduction's fibres): set ids of shape
-    ``units.shape`` without ``axes``, and the sets (sorted unique units, no -1)."""
-    keep = [a for a in range(units.ndim) if a not in axes]
-    lead = tuple(units.shape[a] for a in keep)
-    small = compact(units)
-    moved = np.transpose(small, keep + list(axes))
-    small_lead = moved.shape[: len(keep)]
-    rows = moved.reshape(math.prod(small_lead) if small_lead else 1, -1)
-    uniq, inverse = np.unique(rows, axis=0, return_inverse=True)
-    ids, sets = row_sets(uniq)
-    return expand_np(ids[inverse.ravel()].reshape(small_lead), lead), sets
-
-
-def set_units(ids: np.ndarray, sets: list[np.ndarray] | None) -> np.ndarray:
-    """Where every set holds one unit: the unit each set id names (-1 stays -1)."""
-    if sets is None:
-        return ids
-    units = np.array([s[0] for s in sets] or [-1], dtype=np.int64)
-    return np.where(ids >= 0, units[np.maximum(ids, 0)], -1)
-
-
-def channels(shape: tuple[int, ...], axes: tuple[int, ...]) -> int:
-    """Elements per unit: the product of the non-grid axes but the batch."""
-    return max(1, math.prod(n for a, n in enumerate(shape) if a not in axes and a != 0))
-
-
-@dataclass
-class Read:
-    """What every element of an output reads of one operand: set ids (an array of the
-    output's shape, -1: nothing) into ``sets``; ``sets`` None: singletons (ids are units)."""
-
-    value: Value
-    ids: np.ndarray
-    sets: list[np.ndarray] | None = None
-    local: Any = "same"  # "same", None (only modulates), or a Read
-
-    def as_sets(self) -> tuple[np.ndarray, list[np.ndarray]]:
-        if self.sets is not None:
-            return self.ids, self.sets
-        small = compact(self.ids)
-        uniq, inverse = np.unique(small, return_inverse=True)
-        inverse = inverse.reshape(small.shape)
-        sets = [np.asarray([u]) for u in uniq if u >= 0]
-        offset = 1 if uniq.size and uniq[0] < 0 else 0
-        return expand_np(np.where(small >= 0, inverse - offset, -1), self.ids.shape), sets
-
-    def covers(self, n_units: int) -> bool:
-        return any(len(s) == n_units for s in self.as_sets()[1])
-
-
-def union_relation(read: Read, shape: tuple[int, ...], axes: tuple[int, ...], n_in: int):
-    """Every output unit (a position along ``axes``) reads every unit its elements read."""
-    grid = tuple(shape[a] for a in axes) or (1,)
-    view = [shape[a] if a in axes else 1 for a in range(len(shape))]
-    position = np.broadcast_to(np.arange(math.prod(grid)).reshape(view), shape).ravel()
-    ids = np.broadcast_to(read.ids, shape).ravel()
-    ok = ids >= 0
-    pairs = np.unique(np.stack([position[ok], ids[ok]]), axis=1)
-    n_out = math.prod(grid)
-    bounds = np.searchsorted(pairs[0], np.arange(n_out + 1))
-    rows = [pairs[1, bounds[v] : bounds[v + 1]] for v in range(n_out)]
-    set_ids, sets = dedupe_sets(rows)
-    return Relation.from_sets(n_in, set_ids, sets)
-
-
-def relation_for(read: Read, unit_index: np.ndarray, n_in: int) -> Relation:
-    """The relation of one operand, given each output unit's element (a flat index)."""
-    ids, sets = read.as_sets()
-    flat = at(ids, unit_index)
-    used = np.unique(flat[flat >= 0])
-    remap = np.full(len(sets) + 1, -1, dtype=np.int64)
-    remap[used] = np.arange(used.size)
-    set_of = np.where(flat >= 0, remap[flat], -1)
-    return Relation.from_sets(n_in, set_of, [sets[k] for k in used])
-
-
-def identity_relation(n: int) -> Relation:
-    return Relation.from_sets(n, np.arange(n), [np.asarray([u]) for u in range(n)])
 
 
 class Converter:
@@ -291,16 +125,7 @@ class Converter:
             layer = Reads((grid,), grid, (rel,), (rel,), "channels", out_channels=chans,
                           name=label)  # fmt: skip
             return self.graph.add(layer, (node,), label, chans)
-        other = tuple(a for a in range(len(shape)) if a not in axes)
-        small = compact(value.units)
-        small = np.broadcast_to(small, [shape[a] if a in axes else n
-                                        for a, n in enumerate(small.shape)])  # fmt: skip
-        moved = np.transpose(small, tuple(axes) + other).reshape(math.prod(grid), -1)
-        set_ids, sets = row_sets(moved)
-        rel = Relation.from_sets(math.prod(self.grid(node)), set_ids, sets)
-        layer = Reads((self.grid(node),), grid, (rel,), (rel,), "gather", out_channels=chans,
-                      name=label)  # fmt: skip
-        return self.graph.add(layer, (node,), label, chans)
+        return gather_node(self.graph, node, value.units, axes, label)
 
     def structured(
         self,
@@ -339,10 +164,7 @@ class Converter:
 
     def read(self, value: Value, ids: np.ndarray, sets: list[np.ndarray]) -> Read:
         """What elements read of ``value``; a read of the whole map only modulates."""
-        read = Read(value, ids, sets)
-        n_units = math.prod(self.grid(value.node))
-        read.local = None if read.covers(n_units) and n_units > 1 else "same"
-        return read
+        return graph_read(self.graph, value, ids, sets)
 
     def relate(
         self,
@@ -360,64 +182,9 @@ class Converter:
         if len(reads) == 1 and reads[0].sets is None and reads[0].local == "same" and not force:
             r = reads[0]
             return Value(r.value.node, r.ids)
-        grid = tuple(shape[a] for a in axes) or (1,)
-        unit_index = np.zeros(1, dtype=np.int64)
-        for a, n in enumerate(shape):
-            step = np.arange(n) if a in axes else np.zeros(1, dtype=np.int64)
-            unit_index = (unit_index[:, None] * n + step[None, :]).ravel()
-        structured = self._structured_merge(reads, axes, grid, merge, unit_index, label)
-        if structured is not None:
-            layer, inputs = structured
-            node = self.graph.add(layer, inputs, label, channels(shape, axes))
-        else:
-            rels: list[Relation] = []
-            locs: list[Relation | None] = []
-            for r in reads:
-                n_in = math.prod(self.grid(r.value.node))
-                rel = relation_for(r, unit_index, n_in)
-                rels.append(rel)
-                if r.local == "same":
-                    locs.append(rel)
-                elif r.local is None:
-                    locs.append(None)
-                else:
-                    locs.append(union_relation(r.local, shape, axes, n_in))
-            layer = Reads(
-                tuple(self.grid(r.value.node) for r in reads), grid, tuple(rels), tuple(locs),
-                what, out_channels=channels(shape, axes), name=label,
-            )  # fmt: skip
-            node = self.graph.add(
-                layer, tuple(r.value.node for r in reads), label, channels(shape, axes)
-            )
+        node = relation_node(self.graph, reads, shape, axes, what, label, merge)
         units = canonical_units(shape, axes) if axes else np.zeros(shape, dtype=np.int64)
         return Value(node, units)
-
-    def _structured_merge(self, reads, axes, grid, merge, unit_index, label):
-        if merge is None or len(reads) < 2:
-            return None
-        gates = []
-        for k, r in enumerate(reads):
-            if r.sets is not None or isinstance(r.local, Read):
-                return None
-            own = channels(r.value.shape, axes)
-            if self.graph.channels_of(r.value.node) != own:
-                return None
-            if own != channels(tuple(r.ids.shape), axes) and not (merge == "mul" and own == 1):
-                return None
-            node_grid = self.grid(r.value.node)
-            picked = at(r.ids, unit_index)
-            if node_grid == grid and np.array_equal(picked, np.arange(picked.size)):
-                if r.local is None:
-                    gates.append(k)
-                continue
-            if math.prod(node_grid) == 1 and len(node_grid) <= len(grid) and (picked == 0).all():
-                gates.append(k)
-                continue
-            return None
-        inputs = tuple(r.value.node for r in reads)
-        if merge == "add":
-            return Add(name=label), inputs
-        return Mul(gates=tuple(gates) if gates else None, name=label), inputs
 
     def norm_over(self, value: Value, dims: tuple[int, ...], label: str) -> Value:
         """A normalisation whose statistics span ``dims``: every unit reads the units its
@@ -430,21 +197,7 @@ class Converter:
         graph = self.graph
         grid = graph.grid(value.node)
         n = math.prod(grid)
-        present = units >= 0
-        keys = np.unique(units[present] * len(sets) + ids[present])
-        unit_of, set_id = np.divmod(keys, len(sets))
-        if np.array_equal(unit_of, np.arange(n)):
-            set_of, unique = set_id, sets
-        else:
-            bounds = np.searchsorted(unit_of, np.arange(n + 1))
-            rows = [
-                np.unique(np.concatenate([sets[k] for k in set_id[lo:hi]]))
-                if hi > lo
-                else np.zeros(0, np.int64)
-                for lo, hi in itertools.pairwise(bounds)
-            ]
-            set_of, unique = dedupe_sets(rows)
-        rel = Relation.from_sets(n, set_of, unique)
+        rel = norm_relation(units, ids, sets, n)
         chans = graph.channels_of(value.node)
         layer = Reads((grid,), grid, (rel,), (identity_relation(n),), "norm",
                       out_channels=chans, name=label)  # fmt: skip

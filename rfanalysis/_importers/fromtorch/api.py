@@ -14,9 +14,10 @@ from __future__ import annotations
 import weakref
 from typing import Any, overload
 
-from ..._graph import Network, Node, check_context
+from ..._graph import Network, check_context
 from ..._plan import DEFAULT_NDIM, normalise_input_shape, plan
 from ..errors import ConversionError
+from ..units import pruned, varying_axes
 from . import output as outputs
 from .converter import Converter
 from .messages import check_overrides
@@ -40,7 +41,7 @@ from .tracing import (
     recorded,
     traced,
 )
-from .units import Value, first_line, varying_axes
+from .units import Value, first_line
 from .verify import _verify, _verify_two_sided
 
 UNKNOWN = ("error", "identity")
@@ -350,7 +351,7 @@ def _finish(torch, done: Converted, out: outputs.Output, src, shape, context, na
         what = name if out.text is None else f"{name}'s {out.text!r}"
         raise ConversionError(f"from_torch: the output of {what} does not depend on its input")
     out_node, axes = _output_node(torch, done.conv, value, real, name, layout, len(shape))
-    nodes, keep = _pruned(done.graph.nodes, out_node)
+    nodes, keep = pruned(done.graph.nodes, out_node)
     if len(nodes) < 2:
         raise ConversionError(
             f"from_torch: {name} has no layer that changes routes (it is the identity)"
@@ -404,21 +405,3 @@ def _output_node(torch: Any, conv: Converter, value: Value, real: Any, name: str
     if units.ndim == 2 and conv.grid(node) != (real.shape[1],):  # pragma: no cover
         raise ValueError(f"from_torch: cannot read the features of {name}'s output")
     return node, axes
-
-
-def _pruned(nodes: list[Node], out: int) -> tuple[list[Node], list[int]]:
-    """The nodes the output depends on, the output last, re-indexed; and which old indices
-    they were."""
-    need = {out}
-    for i in range(out, 0, -1):
-        if i in need:
-            need.update(nodes[i].inputs)
-    keep = sorted(need | {0})
-    index = {old: new for new, old in enumerate(keep)}
-    pruned = [
-        Node(nodes[old].layer, tuple(index[j] for j in nodes[old].inputs), str(index[old]))
-        if old
-        else nodes[0]
-        for old in keep
-    ]
-    return pruned, keep

@@ -28,23 +28,19 @@ from typing import Any
 
 import numpy as np
 
-from ..._ops import Add, Layer, Mul
-from ..._ops.reads import Reads, Relation
-from .units import (
-    Graph,
+from ..._ops import Layer
+from ..._ops.reads import Reads
+from ..units import (
     Read,
-    Value,
-    as_units,
-    at,
-    canonical_units,
     compact,
+    gather_node,
+    graph_read,
     identity_relation,
-    is_canonical,
-    relation_for,
-    row_sets,
-    union_relation,
+    relation_node,
     varying_axes,
 )
+from ..units import channels as channels_of_shape
+from .units import Graph, Value, as_units, canonical_units, is_canonical
 
 
 class Converter:
@@ -69,7 +65,7 @@ class Converter:
         shape = tuple(value.units.shape)
         grid = tuple(shape[a] for a in axes) or (1,)
         node = value.node
-        channels = _channels(shape, axes)
+        channels = channels_of_shape(shape, axes)
         if self.grid(node) == grid:
             if is_canonical(torch, value.units, axes):
                 if self.graph.channels_of(node) == channels:
@@ -80,17 +76,7 @@ class Converter:
                 layer = Reads((grid,), grid, (rel,), (rel,), "channels", out_channels=channels,
                               name=label)  # fmt: skip
                 return self.graph.add(layer, (node,), label, channels)
-        # every position of the new grid reads the units of its channels
-        other = tuple(a for a in range(len(shape)) if a not in axes)
-        small = compact(value.np())  # repeated channels read the same units
-        small = np.broadcast_to(small, [shape[a] if a in axes else n
-                                        for a, n in enumerate(small.shape)])  # fmt: skip
-        moved = np.transpose(small, tuple(axes) + other).reshape(math.prod(grid), -1)
-        set_ids, sets = row_sets(moved)
-        rel = Relation.from_sets(math.prod(self.grid(node)), set_ids, sets)
-        layer = Reads((self.grid(node),), grid, (rel,), (rel,), "gather", out_channels=channels,
-                      name=label)  # fmt: skip
-        return self.graph.add(layer, (node,), label, channels)
+        return gather_node(self.graph, node, value.np(), axes, label)
 
     def grid(self, node: int) -> tuple[int, ...]:
         return self.graph.grid(node)
@@ -116,7 +102,7 @@ class Converter:
         channels = self.graph.channels_of(node)
         for k, layer in enumerate(layers):
             if k == len(layers) - 1:
-                channels = _channels(tuple(real.shape), axes)
+                channels = channels_of_shape(tuple(real.shape), axes)
             elif getattr(layer, "out_channels", None):
                 channels = layer.out_channels  # type: ignore[attr-defined]
             node = self.graph.add(layer, (node,), label, channels)
@@ -131,12 +117,8 @@ class Converter:
         return Value(node, canonical_units(self.torch, tuple(real.shape), axes))
 
     def read(self, value: Value, ids: np.ndarray, sets: list[np.ndarray]) -> Read:
-        """What elements read of ``value``: sets of its units by id. A read of the whole map
-        (of more than one unit) only modulates: context "local" drops it."""
-        read = Read(value, ids, sets)
-        n_units = math.prod(self.grid(value.node))
-        read.local = None if read.covers(n_units) and n_units > 1 else "same"
-        return read
+        """What elements read of ``value`` (see :func:`~rfanalysis._importers.units.graph_read`)."""
+        return graph_read(self.graph, value, ids, sets)
 
     def relate(
         self,
@@ -163,72 +145,6 @@ class Converter:
         if len(reads) == 1 and reads[0].sets is None and reads[0].local == "same" and not force:
             r = reads[0]
             return Value(r.value.node, as_units(self.torch, r.ids))
-        grid = tuple(shape[a] for a in axes) or (1,)
-        n_out = math.prod(grid)
-        # one element per output unit: index 0 along the other axes
-        unit_index = np.zeros(1, dtype=np.int64)
-        for a, n in enumerate(shape):  # row-major flat index, axis by axis
-            step = np.arange(n) if a in axes else np.zeros(1, dtype=np.int64)
-            unit_index = (unit_index[:, None] * n + step[None, :]).ravel()
-        structured = self._structured_merge(reads, axes, grid, merge, unit_index, label)
-        if structured is not None:
-            layer, inputs = structured
-            node = self.graph.add(layer, inputs, label, _channels(shape, axes))
-        else:
-            rels: list[Relation] = []
-            locs: list[Relation | None] = []
-            for r in reads:
-                n_in = math.prod(self.grid(r.value.node))
-                rel = relation_for(r, unit_index, n_out, n_in)
-                rels.append(rel)
-                if r.local == "same":
-                    locs.append(rel)
-                elif r.local is None:
-                    locs.append(None)
-                else:
-                    locs.append(union_relation(r.local, shape, axes, n_in))
-            layer = Reads(
-                tuple(self.grid(r.value.node) for r in reads), grid, tuple(rels), tuple(locs),
-                what, out_channels=_channels(shape, axes), name=label,
-            )  # fmt: skip
-            node = self.graph.add(
-                layer, tuple(r.value.node for r in reads), label, _channels(shape, axes)
-            )
+        node = relation_node(self.graph, reads, shape, axes, what, label, merge)
         return Value(node, canonical_units(self.torch, shape, axes) if axes else
                      self.torch.zeros(shape, dtype=self.torch.float64))  # fmt: skip
-
-    def _structured_merge(self, reads, axes, grid, merge, unit_index, label):
-        """``(Add or Mul, inputs)`` where every operand reads the output's own unit or one
-        broadcast unit, else None."""
-        if merge is None or len(reads) < 2:
-            return None
-        gates = []
-        for k, r in enumerate(reads):
-            if r.sets is not None or isinstance(r.local, Read):
-                return None
-            # an operand's node must hold its tensor's channels (not a slice of them), and the
-            # operands' channels must agree (a product's single channel broadcasts)
-            own = _channels(tuple(r.value.units.shape), axes)
-            if self.graph.channels_of(r.value.node) != own:
-                return None
-            if own != _channels(tuple(r.ids.shape), axes) and not (merge == "mul" and own == 1):
-                return None
-            node_grid = self.grid(r.value.node)
-            picked = at(r.ids, unit_index)
-            if node_grid == grid and np.array_equal(picked, np.arange(picked.size)):
-                if r.local is None:
-                    gates.append(k)
-                continue
-            if math.prod(node_grid) == 1 and len(node_grid) <= len(grid) and (picked == 0).all():
-                gates.append(k)
-                continue
-            return None
-        inputs = tuple(r.value.node for r in reads)
-        if merge == "add":
-            return Add(name=label), inputs
-        return Mul(gates=tuple(gates) if gates else None, name=label), inputs
-
-
-def _channels(shape: tuple[int, ...], axes: tuple[int, ...]) -> int:
-    """Elements per unit: the product of the non-grid axes but the batch."""
-    return max(1, math.prod(n for a, n in enumerate(shape) if a not in axes and a != 0))

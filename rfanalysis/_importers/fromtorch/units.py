@@ -3,8 +3,8 @@
 A :class:`Value` is the graph node whose units a tensor's elements belong to, and for every
 element which unit (``units``, an array of the tensor's shape; -1 where an element is a
 constant). Layout operations run on the units themselves; structured layers and relations
-read sets of them (:class:`Read`). The helpers here keep the units broadcast where they are
-(a map's units repeat along its channels) and compute on the distinct values only.
+read sets of them (:class:`~rfanalysis._importers.units.Read`). The numpy helpers both
+importers share are in :mod:`rfanalysis._importers.units`; here are those on torch tensors.
 """
 
 from __future__ import annotations
@@ -15,12 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from ..._graph import Node
 from ..._ops import Layer
-from ..._ops.reads import Relation
-
-#: an additive constant at or below this masks a softmax input (exp(-25) ~ 1e-11)
-MASK_BELOW = -25.0
+from ..units import Graph as BaseGraph
+from ..units import compact, expand_np
 
 
 class Unmapped(ValueError):
@@ -53,38 +50,18 @@ class Value:
 
 
 @dataclass
-class Graph:
+class Graph(BaseGraph):
     """The network graph under construction."""
 
-    nodes: list[Node] = field(default_factory=lambda: [Node(None, (), "input")])
-    grids: list[tuple[int, ...]] = field(default_factory=list)
     labels: list[str] = field(default_factory=lambda: ["input"])  # fx node behind each node
 
-    input_grid: tuple[int, ...] = ()
-    input_channels: int = 1
-    channels: list[int] = field(default_factory=list)  # elements per unit of each node
-
-    def grid(self, node: int) -> tuple[int, ...]:
-        return self.grids[node - 1] if node else self.input_grid
-
-    def channels_of(self, node: int) -> int:
-        return self.channels[node - 1] if node else self.input_channels
+    def refusal(self, label: str, layer: Layer, exc: ValueError) -> Exception:
+        return ValueError(f"from_torch: {label} ({layer.label}): {exc}")
 
     def add(self, layer: Layer, inputs: tuple[int, ...], label: str, channels: int) -> int:
-        """Append a node making ``channels`` channels; its grid follows from the layer's shape
-        rule."""
-        in_grids = tuple(self.grid(j) for j in inputs)
-        layer = layer.expand(len(in_grids[0])) if layer.ndim is None else layer
-        try:
-            grid, _ = layer.resolve(in_grids)
-        except ValueError as exc:
-            raise ValueError(f"from_torch: {label} ({layer.label}): {exc}") from None
-        assert grid is not None
-        self.nodes.append(Node(layer, tuple(inputs), str(len(self.nodes))))
-        self.grids.append(tuple(grid))
-        self.channels.append(channels)
+        node = super().add(layer, inputs, label, channels)
         self.labels.append(label)
-        return len(self.nodes) - 1
+        return node
 
 
 def canonical_units(torch: Any, shape: tuple[int, ...], axes: tuple[int, ...]) -> Any:
@@ -107,22 +84,6 @@ def as_units(torch: Any, arr: np.ndarray) -> Any:
     return units.expand(arr.shape) if small.shape != arr.shape else units
 
 
-# Units are mostly broadcast: a map's units repeat along its channel axes. These helpers
-# keep them so (a view with stride 0) and compute on the distinct values only; results are
-# those of the full arrays.
-def compact(x: Any) -> Any:
-    """``x`` (a numpy array or torch tensor) with every axis it is broadcast along (stride 0)
-    cut to length 1: broadcasting the result gives ``x`` back."""
-    strides = x.strides if isinstance(x, np.ndarray) else x.stride()
-    if all(st or n <= 1 for st, n in zip(strides, x.shape)):
-        return x
-    return x[tuple(slice(0, 1) if st == 0 else slice(None) for st in strides)]
-
-
-def expand_np(arr: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    return arr if arr.shape == shape else np.broadcast_to(arr, shape)
-
-
 def shifted_units(torch: Any, units: Any, by: float) -> Any:
     """``units + by``, broadcast where ``units`` is."""
     small = compact(units)
@@ -143,183 +104,7 @@ def is_canonical(torch: Any, units: Any, axes: tuple[int, ...]) -> bool:
     return bool(torch.equal(small, want.to(units.dtype)))
 
 
-def at(arr: np.ndarray, flat_index: np.ndarray) -> np.ndarray:
-    """``arr.ravel()[flat_index]`` without copying a broadcast ``arr``."""
-    if arr.ndim == 0:
-        return arr.reshape(1)[flat_index]
-    return arr[np.unravel_index(flat_index, arr.shape)]
-
-
-def varying_axes(arrays: list[np.ndarray]) -> tuple[int, ...]:
-    """Axes along which any of the arrays (one shape) changes."""
-    ndim = arrays[0].ndim
-    small = [compact(arr) for arr in arrays]
-    out = []
-    for a in range(ndim):
-        for arr in small:
-            if arr.shape[a] > 1 and (arr != np.take(arr, [0], axis=a)).any():
-                out.append(a)
-                break
-    return tuple(out)
-
-
-def dedupe_sets(rows: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Set ids for a list of unit sets, identical sets sharing one id (empty sets: -1)."""
-    index: dict[bytes, int] = {}
-    sets: list[np.ndarray] = []
-    ids = np.empty(len(rows), dtype=np.int64)
-    for k, row in enumerate(rows):
-        if row.size == 0:
-            ids[k] = -1
-            continue
-        key = row.tobytes()
-        if key not in index:
-            index[key] = len(sets)
-            sets.append(row)
-        ids[k] = index[key]
-    return ids, sets
-
-
-def row_sets(rows: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-    """The set of units of every row of ``rows`` (2-D; -1: none), as
-    ``dedupe_sets([np.unique(r[r >= 0]) for r in rows])`` gives them: identical sets share
-    one id, numbered in order of first appearance; empty sets have id -1."""
-    ids = np.full(rows.shape[0], -1, dtype=np.int64)
-    if rows.size == 0:
-        return ids, []
-    s = np.sort(rows, axis=1)
-    keep = s >= 0
-    keep[:, 1:] &= s[:, 1:] != s[:, :-1]
-    sizes = keep.sum(axis=1)
-    full = np.flatnonzero(sizes)
-    if full.size == 0:
-        return ids, []
-    # each set written as its sorted units, then a filler: equal sets give equal rows
-    filler = np.iinfo(np.int64).max
-    canon = np.sort(np.where(keep[full], s[full], filler), axis=1)[:, : int(sizes.max())]
-    uniq, first, inverse = np.unique(canon, axis=0, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    ids[full] = rank[inverse.ravel()]
-    counts = (uniq != filler).sum(axis=1)
-    return ids, [uniq[k, : counts[k]].astype(np.int64) for k in order]
-
-
-def fiber_sets(units: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Sets of units read along ``axes`` (a reduction's fibres): set ids of shape
-    ``units.shape`` with ``axes`` removed, and the sets (sorted unique units, no -1)."""
-    keep = [a for a in range(units.ndim) if a not in axes]
-    lead = tuple(units.shape[a] for a in keep)
-    small = compact(units)  # repeats change neither the sets nor the order of the rows
-    moved = np.transpose(small, keep + list(axes))
-    small_lead = moved.shape[: len(keep)]
-    rows = moved.reshape(math.prod(small_lead) if small_lead else 1, -1)
-    if rows.shape[1] == 1:  # one element per fibre: a plain unique (no row comparison)
-        flat, inverse = np.unique(rows[:, 0], return_inverse=True)
-        uniq = flat[:, None]
-    else:
-        uniq, inverse = np.unique(rows, axis=0, return_inverse=True)
-    ids, sets = row_sets(uniq)
-    return expand_np(ids[inverse.ravel()].reshape(small_lead), lead), sets
-
-
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (empty if it has none)."""
     text = str(exc)
     return text.splitlines()[0] if text else ""
-
-
-def set_units(ids: np.ndarray, sets: list[np.ndarray] | None) -> np.ndarray:
-    """Where every set holds one unit: the unit each set id names (-1 stays -1). Set ids
-    number the distinct sets, not units (``sets`` None: the ids are units already)."""
-    if sets is None:
-        return ids
-    units = np.array([s[0] for s in sets] or [-1], dtype=np.int64)
-    small = compact(ids)  # on the distinct ids: a broadcast stays one (a dense copy of a
-    # map's units repeated over its channels makes every later rule slow)
-    return expand_np(np.where(small >= 0, units[np.maximum(small, 0)], -1), ids.shape)
-
-
-@dataclass
-class Read:
-    """What every element of an output reads of one operand: set ids (an array of the
-    output's shape, -1: nothing) into ``sets``; ``sets`` None means singletons (the ids are
-    units)."""
-
-    value: Value
-    ids: np.ndarray
-    sets: list[np.ndarray] | None = None
-    local: Any = "same"  # "same", None (only modulates), or a Read
-
-    def as_sets(self) -> tuple[np.ndarray, list[np.ndarray]]:
-        if self.sets is not None:
-            return self.ids, self.sets
-        small = compact(self.ids)
-        uniq, inverse = np.unique(small, return_inverse=True)
-        inverse = inverse.reshape(small.shape)
-        sets = [np.asarray([u]) for u in uniq if u >= 0]
-        offset = 1 if uniq.size and uniq[0] < 0 else 0
-        return expand_np(np.where(small >= 0, inverse - offset, -1), self.ids.shape), sets
-
-    def covers(self, n_units: int) -> bool:
-        """Whether some element reads every unit of the operand's node."""
-        if self.sets is None:  # one unit per element
-            return n_units == 1 and bool((compact(self.ids) >= 0).any())
-        return any(len(s) == n_units for s in self.as_sets()[1])
-
-
-def union_relation(
-    read: Read, shape: tuple[int, ...], axes: tuple[int, ...], n_in: int
-) -> Relation:
-    """The relation in which every output unit (a position along ``axes``) reads every unit
-    its elements read (``read`` of singletons: one unit per element)."""
-    grid = tuple(shape[a] for a in axes) or (1,)
-    view = [shape[a] if a in axes else 1 for a in range(len(shape))]
-    position = np.broadcast_to(np.arange(math.prod(grid)).reshape(view), shape).ravel()
-    ids = np.broadcast_to(read.ids, shape).ravel()
-    ok = ids >= 0
-    pairs = np.unique(np.stack([position[ok], ids[ok]]), axis=1)
-    n_out = math.prod(grid)
-    bounds = np.searchsorted(pairs[0], np.arange(n_out + 1))
-    rows = [pairs[1, bounds[v] : bounds[v + 1]] for v in range(n_out)]
-    set_ids, sets = dedupe_sets(rows)
-    return Relation.from_sets(n_in, set_ids, sets)
-
-
-def singletons(n_in: int, set_of: np.ndarray, units: np.ndarray) -> Relation:
-    """The relation whose set ``k`` is the one unit ``units[k]`` (built without a list of
-    one-element arrays: maps have many units)."""
-    return Relation(
-        n_in,
-        np.asarray(set_of, dtype=np.intp),
-        np.arange(len(units) + 1, dtype=np.intp),
-        np.asarray(units, dtype=np.intp),
-    )
-
-
-def identity_relation(n: int) -> Relation:
-    """Every unit reads itself."""
-    return singletons(n, np.arange(n), np.arange(n))
-
-
-def relation_for(read: Read, unit_index: np.ndarray, n_out: int, n_in: int) -> Relation:
-    """The relation of one operand, given each output unit's position (an element index into
-    ``read.ids``' flat array)."""
-    if read.sets is None:  # one unit per element: the units read are the sets
-        flat = at(read.ids, unit_index)
-        used, set_of = np.unique(flat, return_inverse=True)
-        set_of = set_of.reshape(flat.shape)
-        if used.size and used[0] < 0:  # -1: reads nothing
-            used, set_of = used[1:], np.where(flat >= 0, set_of - 1, -1)
-        return singletons(n_in, set_of, used)
-    ids, sets = read.as_sets()
-    flat = at(ids, unit_index)
-    used = np.unique(flat[flat >= 0])
-    remap = np.full(len(sets) + 1, -1, dtype=np.int64)
-    remap[used] = np.arange(used.size)
-    set_of = np.where(flat >= 0, remap[flat], -1)
-    return Relation.from_sets(n_in, set_of, [sets[k] for k in used])
-
-
-# --------------------------------------------------------------------------- converter

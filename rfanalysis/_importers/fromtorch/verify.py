@@ -166,12 +166,35 @@ def _verify_two_sided(torch, module, found: _Found, shape, cin, name,
         )
 
 
+def _recorder(
+    torch: Any,
+    traced: set[str],
+    keep: dict[str, Any],
+    watch: str | None = None,
+    outputs: dict[str, Any] | None = None,
+) -> Any:
+    """An fx interpreter class that keeps the gradient of every tensor of a node named in
+    ``traced`` (the tensor into ``keep``, by node name) and, with ``watch``, that node's
+    output into ``outputs``."""
+
+    class Record(torch.fx.Interpreter):  # type: ignore[misc, name-defined]
+        def run_node(self, n: Any) -> Any:
+            out = super().run_node(n)
+            if n.name in traced and isinstance(out, torch.Tensor) and out.requires_grad:
+                out.retain_grad()
+                keep[n.name] = out
+            if outputs is not None and n.name == watch:
+                outputs[n.name] = out
+            return out
+
+    return Record
+
+
 def _weighted_grads(torch, gm, module, shape, cin, found, units, run, seed, per_node, only=None,
                     layout="channels_first"):  # fmt: skip
     """For each output unit (or only unit ``only``), the gradient of its channels weighted
     at random, for the random input of ``seed``: with respect to the input, and with
     ``per_node`` to every traced tensor that depends on it (by node name)."""
-    fx = torch.fx
     dtype, device = module_dtype_device(module)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     x = torch.randn(input_tensor_shape(cin, shape, layout), generator=gen, dtype=torch.float64)
@@ -180,21 +203,13 @@ def _weighted_grads(torch, gm, module, shape, cin, found, units, run, seed, per_
     outputs: dict[str, Any] = {}
     traced = {n.name for n in run.vals} if per_node else set()
 
-    class Record(fx.Interpreter):  # type: ignore[misc, name-defined]
-        def run_node(self, n: Any) -> Any:
-            out = super().run_node(n)
-            if n.name in traced and isinstance(out, torch.Tensor) and out.requires_grad:
-                out.retain_grad()
-                keep[n.name] = out
-            if n.name == found.fx_node.name:
-                outputs[n.name] = out
-            return out
+    record = _recorder(torch, traced, keep, found.fx_node.name, outputs)
 
     out: list[dict[str, Any]] = [{} for _ in units]
     state = ModuleState(module)
     try:
         with torch.inference_mode(False), torch.enable_grad():
-            Record(gm.root, garbage_collect_values=False, graph=gm.graph).run(x)
+            record(gm.root, garbage_collect_values=False, graph=gm.graph).run(x)
             y = outputs[found.fx_node.name]
             todo = [k for k in range(len(units)) if only is None or k == only]
             for k in todo:
@@ -223,25 +238,18 @@ def _autograd(torch, gm, module, shape, cin, fx_out, axes, unit, run, check=None
     every traced tensor that depends on it. With ``check`` (an :class:`~.output.Output`),
     None where the program's value of that map is not the module's own (compared on the same
     input, before the backward pass)."""
-    fx = torch.fx
     dtype, device = module_dtype_device(module)
     x = _random_input(torch, input_tensor_shape(cin, shape, layout), dtype, device)
     x.requires_grad_(True)
     keep: dict[str, Any] = {}  # by node name: the copy's nodes are other objects
     traced = {n.name for n in run.vals}
 
-    class Record(fx.Interpreter):  # type: ignore[misc, name-defined]
-        def run_node(self, n: Any) -> Any:
-            out = super().run_node(n)
-            if n.name in traced and isinstance(out, torch.Tensor) and out.requires_grad:
-                out.retain_grad()
-                keep[n.name] = out
-            return out
+    record = _recorder(torch, traced, keep)
 
     state = ModuleState(module)
     try:
         with torch.inference_mode(False), torch.enable_grad():
-            interp = Record(gm.root, garbage_collect_values=False, graph=gm.graph)
+            interp = record(gm.root, garbage_collect_values=False, graph=gm.graph)
             interp.run(x)
             if check is not None:
                 (own,) = references(torch, module, x.detach(), [check])

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from ...._ops import Attention
-from ..units import MASK_BELOW, Read, Unmapped, Value, dedupe_sets, fiber_sets
+from ...units import MASK_BELOW, Read, attended_sets, fiber_sets
+from ..units import Unmapped, Value
 from .base import Call, bind, function_rule, module_rule
 
 
@@ -39,25 +40,7 @@ def attention_reads(rules, run, q, k, v, allowed, out_shape) -> list[Read]:
     for val in (k, v):
         ku = val.np()
         kid, ksets = fiber_sets(ku, (ku.ndim - 1,))  # (..., S)
-        batch = np.broadcast_shapes(kid.shape[:-1], allowed.shape[:-2], out_shape[:-2])
-        kid_b = np.broadcast_to(kid, (*batch, kid.shape[-1])).reshape(-1, kid.shape[-1])
-        al = np.broadcast_to(allowed, (*batch, *allowed.shape[-2:]))
-        al = al.reshape(-1, *allowed.shape[-2:])
-        index: dict[bytes, int] = {}
-        found: list[np.ndarray] = []
-        out_ids = np.empty(al.shape[:2], dtype=np.int64)
-        for b in range(al.shape[0]):
-            for i in range(al.shape[1]):
-                key = kid_b[b].tobytes() + al[b, i].tobytes()
-                if key not in index:
-                    cols = kid_b[b][al[b, i]]
-                    members = [ksets[c] for c in np.unique(cols[cols >= 0])]
-                    merged = np.unique(np.concatenate(members)) if members else np.zeros(0)
-                    index[key] = len(found)
-                    found.append(merged.astype(np.int64))
-                out_ids[b, i] = index[key]
-        set_ids, deduped = dedupe_sets(found)
-        ids = set_ids[out_ids].reshape(*batch, al.shape[1])
+        ids, deduped = attended_sets(kid, ksets, allowed, out_shape[:-2])
         ids = np.broadcast_to(ids[..., None], out_shape)
         read = run.conv.read(val, ids, deduped)
         reads.append(read)

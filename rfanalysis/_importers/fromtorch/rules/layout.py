@@ -10,15 +10,8 @@ from typing import Any
 import numpy as np
 
 from ...._ops import Cat
-from ..units import (
-    Read,
-    Unmapped,
-    Value,
-    as_units,
-    canonical_units,
-    shifted_units,
-    varying_axes,
-)
+from ...units import Read, varying_axes
+from ..units import Unmapped, Value, as_units, canonical_units, shifted_units
 from .base import Call, bind, function_rule, module_rule, op_name
 
 #: methods whose second tensor is only a shape (or dtype) to follow

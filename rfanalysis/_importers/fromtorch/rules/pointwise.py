@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from ..units import MASK_BELOW, Read, Value, as_units, compact
+from ...units import MASK_BELOW, Read, compact
+from ..units import Value, as_units
 from .base import Call, function_rule, is_tensor, module_rule
 
 #: torch.nn modules that keep every position's value at its position (channels may mix)

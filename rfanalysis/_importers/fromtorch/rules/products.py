@@ -10,15 +10,8 @@ from typing import Any
 import numpy as np
 
 from ...._ops import Dense
-from ..units import (
-    Read,
-    Unmapped,
-    Value,
-    as_units,
-    canonical_units,
-    fiber_sets,
-    set_units,
-)
+from ...units import Read, fiber_sets, set_units
+from ..units import Unmapped, Value, as_units, canonical_units
 from .base import Call, bind, function_rule, module_rule, op_name, target_rule
 
 

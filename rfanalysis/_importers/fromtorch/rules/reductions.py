@@ -5,15 +5,15 @@ space."""
 
 from __future__ import annotations
 
-import itertools
 import math
 from typing import Any
 
 import numpy as np
 
 from ...._ops import GlobalPool, SpatialNorm
-from ...._ops.reads import Reads, Relation
-from ..units import Value, dedupe_sets, fiber_sets, identity_relation, is_canonical
+from ...._ops.reads import Reads
+from ...units import fiber_sets, identity_relation, norm_relation
+from ..units import Value, is_canonical
 from .base import (
     Call,
     as_tuple,
@@ -168,27 +168,10 @@ def norm_over(rules, run, value, out, dims, label) -> Value:
     ids = np.broadcast_to(np.expand_dims(ids, dims), units.shape)
     if all(len(s) == 1 for s in sets):
         return Value(value.node, value.units)
-    # every element stays in its unit (channels are collapsed: a unit whose channels
-    # span several positions of the tensor, as after a space-to-depth, is still one
-    # unit), which reads the units of every set its elements' statistics read
     graph = run.conv.graph
     grid = graph.grid(value.node)
     n = math.prod(grid)
-    present = units >= 0
-    keys = np.unique(units[present] * len(sets) + ids[present])  # (unit, set), by unit
-    unit_of, set_id = np.divmod(keys, len(sets))
-    if np.array_equal(unit_of, np.arange(n)):  # one set per unit (the usual case)
-        set_of, unique = set_id, sets
-    else:
-        bounds = np.searchsorted(unit_of, np.arange(n + 1))
-        rows = [
-            np.unique(np.concatenate([sets[k] for k in set_id[lo:hi]]))
-            if hi > lo
-            else np.zeros(0, np.int64)
-            for lo, hi in itertools.pairwise(bounds)
-        ]
-        set_of, unique = dedupe_sets(rows)
-    rel = Relation.from_sets(n, set_of, unique)
+    rel = norm_relation(units, ids, sets, n)
     own = identity_relation(n)
     channels = graph.channels_of(value.node)
     layer = Reads((grid,), grid, (rel,), (own,), "layer norm", out_channels=channels,

@@ -19,7 +19,8 @@ from ...._ops import (
     Pool,
     Upsample,
 )
-from ..units import Read, Unmapped, Value, compact, dedupe_sets, is_canonical
+from ...units import Read, compact, dedupe_sets
+from ..units import Unmapped, Value, is_canonical
 from .base import Call, as_tuple, bind, module_rule, op_name, target_rule
 
 
