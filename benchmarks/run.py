@@ -415,7 +415,13 @@ def exact_section(quick: bool) -> Section:
     net2 = rfa.parse(f"conv3p1*{depth2}")
     best, size = None, 64
     while True:
-        ms2, _ = timed(1, rfa.coverage, net2, (size, size), exact=True)
+        try:
+            ms2, _ = timed(1, rfa.coverage, net2, (size, size), exact=True)
+        except ValueError as exc:  # the memory guard: the next size does not fit this machine
+            sec.rows.append(
+                Row(f"2-D {size}^2 x {depth2}", "rfanalysis exact", None, note=f"refused: {exc}")
+            )
+            break
         if ms2 > budget:
             sec.rows.append(
                 Row(f"2-D {size}^2 x {depth2}", "rfanalysis exact", ms2, note="over the budget")
