@@ -93,22 +93,23 @@ def normalise_input_shape(input_shape: Any, ndim: int | None) -> Shape:
     if isinstance(input_shape, (list, tuple)):
         if not input_shape:
             raise ValueError("`input_shape` must not be empty")
-        shape = tuple(_positive(v) for v in input_shape)
+        shape = tuple(positive_size(v) for v in input_shape)
     else:
-        n = _positive(input_shape)
+        n = positive_size(input_shape)
         shape = (n,) * (ndim or DEFAULT_NDIM)
     return shape
 
 
-def _positive(v: Any) -> int:
+def positive_size(v: Any, what: str = "input_shape") -> int:
+    """``v`` as a size of at least 1 (an integer, not a bool); ``what`` names the argument."""
     if isinstance(v, bool):
-        raise TypeError(f"`input_shape` must contain integers, got {v!r}")
+        raise TypeError(f"`{what}` must contain integers, got {v!r}")
     try:
         n = operator.index(v)
     except TypeError:
-        raise TypeError(f"`input_shape` must contain integers, got {v!r}") from None
+        raise TypeError(f"`{what}` must contain integers, got {v!r}") from None
     if n < 1:
-        raise ValueError(f"`input_shape` sizes must be >= 1, got {v!r}")
+        raise ValueError(f"`{what}` sizes must be >= 1, got {v!r}")
     return n
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import operator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -33,7 +32,15 @@ from ._graph import Network
 from ._ops.base import GLOBAL, Field, OpError, ReadsWholeMap, fmt_shape
 from ._ops.merges import Merge, Mul
 from ._ops.windows import LocallyConnected
-from ._plan import DEFAULT_NDIM, Plan, _plan_cached, axis_network, network_of, plan
+from ._plan import (
+    DEFAULT_NDIM,
+    Plan,
+    _plan_cached,
+    axis_network,
+    network_of,
+    plan,
+    positive_size,
+)
 from ._table import text as table_text
 
 CONTEXTS = ("global", "local")
@@ -288,17 +295,7 @@ def sizes(value: Any, what: str, ndim: int | None) -> tuple[int, ...]:
         items = list(value)
     else:
         items = [value] * (ndim or 1)
-    out = []
-    for v in items:
-        if isinstance(v, bool):
-            raise TypeError(f"`{what}` must contain integers, got {value!r}")
-        try:
-            n = operator.index(v)
-        except TypeError:
-            raise TypeError(f"`{what}` must contain integers, got {value!r}") from None
-        if n < 1:
-            raise ValueError(f"`{what}` sizes must be >= 1, got {value!r}")
-        out.append(n)
+    out = [positive_size(v, what) for v in items]
     if ndim is not None and len(out) != ndim:
         raise ValueError(f"`{what}` has {len(out)} axes; the tiling has {ndim}: got {value!r}")
     return tuple(out)
