@@ -34,6 +34,7 @@ import numpy as np
 
 from . import zoo
 from ._graph import Network, check_context, is_torch_module
+from ._importers.fromonnx import from_onnx
 from ._importers.fromtorch import from_torch
 from ._io import load
 from ._parse import parse
@@ -215,12 +216,7 @@ def _from_module(
     kwargs: dict[str, Any] = {"output": output, "context": context or "global", "verify": verify}
     if in_channels is not None:
         kwargs["in_channels"] = in_channels
-    if layout not in (None, "channels_first"):
-        if "layout" not in inspect.signature(from_torch).parameters:
-            raise ValueError(
-                f"layout {layout!r}: from_torch traces channels-first models only "
-                "(input (batch, C, *spatial)) in this version"
-            )
+    if layout is not None:
         kwargs["layout"] = layout
     return from_torch(module, input_shape, **kwargs)
 
@@ -240,19 +236,11 @@ def _from_onnx(
             f"`{'in_channels' if in_channels is not None else 'layout'}` applies to torch "
             "models; an ONNX file fixes its input channels and layout"
         )
-    try:
-        onnx_importer = importlib.import_module("rfanalysis._importers.fromonnx")
-    except ModuleNotFoundError as exc:  # pragma: no cover - the importer ships with the package
-        raise ImportError(f"no ONNX importer in this rfanalysis: {exc}") from None
     if isinstance(model, Path):
         stat = model.stat()
         key = (str(model.resolve()), stat.st_mtime_ns, stat.st_size)
-        return _onnx_file(
-            onnx_importer.from_onnx, key, _hashable(input_shape), output, context, verify
-        )
-    return onnx_importer.from_onnx(
-        model, input_shape, output=output, context=context or "global", verify=verify
-    )
+        return _onnx_file(from_onnx, key, _hashable(input_shape), output, context, verify)
+    return from_onnx(model, input_shape, output=output, context=context or "global", verify=verify)
 
 
 @functools.lru_cache(maxsize=16)

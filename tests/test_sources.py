@@ -83,19 +83,6 @@ def _library(name: str) -> None:
         pytest.skip(f"{name} does not import here: {type(exc).__name__}: {exc}")
 
 
-def _has_onnx_importer() -> bool:
-    try:
-        importlib.import_module("rfanalysis._importers.fromonnx")
-    except ModuleNotFoundError:
-        return False
-    return True
-
-
-needs_onnx_importer = pytest.mark.skipif(
-    not _has_onnx_importer(), reason="rfanalysis._importers.fromonnx is not in this checkout"
-)
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> Path:
     """A folder with tiny.py, a package rfa_i21b_models.tiny, net.json and tiny.onnx."""
@@ -160,8 +147,6 @@ KINDS = {
 
 
 def _needs(kind: str) -> None:
-    if kind == "onnx" and not _has_onnx_importer():
-        pytest.skip("rfanalysis._importers.fromonnx is not in this checkout")
     if kind.endswith(":") and not kind.startswith("file"):
         _library(kind[:-1])
 
@@ -404,7 +389,6 @@ def test_influence_runs_a_referenced_module_itself(in_models):
     np.testing.assert_array_equal(got, rfa.influence(module, SIZE, trials=1))
 
 
-@needs_onnx_importer
 def test_onnx_models_and_files(in_models):
     onnx = pytest.importorskip("onnx")
     expected = rfa.coverage(TINY_SPEC, SIZE)
@@ -432,9 +416,7 @@ def test_onnx_sources_reach_from_onnx(in_models, monkeypatch):
         calls.append((model, input_shape, output, context, verify))
         return rfa.parse(TINY_SPEC)
 
-    fake = types.ModuleType("rfanalysis._importers.fromonnx")
-    fake.from_onnx = from_onnx
-    monkeypatch.setitem(sys.modules, "rfanalysis._importers.fromonnx", fake)
+    monkeypatch.setattr(_sources, "from_onnx", from_onnx)
     _sources._onnx_file.cache_clear()
     path = str((in_models / "tiny.onnx").resolve())
     rfa.coverage("tiny.onnx", SIZE)
